@@ -1,0 +1,137 @@
+"""Nightly Prefect flow: new recordings in an inbox -> scored calls in DuckDB.
+
+    salescalls run data/demo                   # the same flow from the CLI
+    python flows/nightly.py data/demo          # or directly
+
+Tasks pass paths and ids, never audio or models. Workers (`analyse`) stage each result as a
+JSON file; the flow itself is the single DuckDB writer and stores results as they complete, so
+a run that is killed loses at most the calls in flight, and the next run stores whatever was
+staged and skips every call already stored (calls are keyed by the sha256 of their audio).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from salescalls import analytics, audio, inbox, store
+from salescalls.config import Settings
+from salescalls.pipeline import CallRecord, analyse_call
+from salescalls.script import load_script
+from salescalls.transcribe import ModelMissingError
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NONE, task_run_name="fingerprint {path}")
+def fingerprint(path: str) -> str:
+    """sha256 of the file: the call's identity (retried: network shares hiccup)."""
+    return audio.content_hash(path)
+
+
+@task(cache_policy=NONE, task_run_name="analyse {path}")
+def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Settings) -> dict:
+    """Run the speech and stage pipeline on one recording; stage the result, return its path.
+
+    A file that is not usable audio, or that makes the pipeline fail, comes back with an
+    `error` (the flow quarantines it and goes on); missing models stop the run instead, since
+    every other call would fail the same way.
+    """
+    started = time.perf_counter()
+    try:
+        record = analyse_call(path, settings, load_script(settings.script), call_id, metadata)
+    except ModelMissingError:
+        raise
+    except audio.AudioError as error:
+        return {"path": path, "call_id": call_id, "error": str(error)}
+    except Exception as error:  # one bad call must not stop the night
+        return {"path": path, "call_id": call_id, "error": f"processing failed: {type(error).__name__}: {error}"}
+    staged = inbox.stage_result(settings.work_dir, record)
+    return {"path": path, "call_id": call_id, "staged": str(staged), "duration": record.duration,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _store_staged(settings: Settings, staged: Path, run_id: str) -> CallRecord:
+    record = CallRecord.from_json(staged.read_text(encoding="utf-8"))
+    with store.writer(settings.database) as con:
+        store.save_call(con, record, run_id)
+    staged.unlink()
+    return record
+
+
+@flow(name="salescalls-nightly", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def nightly(inbox_dir: str, database: str | None = None, metadata: str | None = None, script: str | None = None,
+            language: str | None = None) -> dict:
+    """Process every new recording in `inbox_dir`; returns counts of what happened."""
+    logger = get_run_logger()
+    settings = Settings.from_env(database=database, script=script, language=language)
+    call_script = load_script(settings.script)  # a broken script stops the run before any work
+    run_id = str(uuid.uuid4())
+    inbox_path = Path(inbox_dir)
+    crm = inbox.read_metadata(metadata or inbox_path / "calls.csv")
+    for problem in crm.problems:
+        logger.warning(problem)
+
+    with store.writer(settings.database) as con:
+        store.start_run(con, run_id, str(inbox_path))
+        store.save_script(con, call_script)
+    counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0}
+    try:
+        for staged in inbox.staged_results(settings.work_dir):  # left by a run that was stopped
+            record = _store_staged(settings, staged, run_id)
+            counts["calls_added"] += 1
+            logger.info(f"stored {record.file} staged by an earlier run")
+        with store.writer(settings.database) as con:
+            known = store.known_call_ids(con)
+
+        files = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
+        counts["files_seen"] = len(files)
+        hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
+        todo = []
+        for path, call_id in zip(files, hashes):
+            if call_id in known:
+                counts["calls_skipped"] += 1
+                continue
+            known.add(call_id)  # a second copy of the same audio in this batch is skipped too
+            todo.append((path, call_id))
+        logger.info(f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored")
+
+        futures = [
+            analyse.submit(str(path), call_id, crm.rows.get(path.name, {}), settings) for path, call_id in todo
+        ]
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            name = Path(result["path"]).name
+            if "error" in result:
+                moved = inbox.quarantine(result["path"], settings.quarantine_dir, result["error"], run_id,
+                                         result["call_id"])
+                with store.writer(settings.database) as con:
+                    store.save_quarantine(con, result["path"], result["call_id"], result["error"], run_id, str(moved))
+                counts["quarantined"] += 1
+                logger.warning(f"[{done}/{len(todo)}] {name}: quarantined: {result['error']}")
+                continue
+            record = _store_staged(settings, Path(result["staged"]), run_id)
+            counts["calls_added"] += 1
+            logger.info(
+                f"[{done}/{len(todo)}] {name}: {record.duration:.0f} s of audio in {result['seconds']:.1f} s, "
+                f"ends at {record.score.end_stage} ({record.score.ended_by}), {len(record.utterances)} utterances"
+            )
+    except BaseException as error:
+        with store.writer(settings.database) as con:
+            store.finish_run(con, run_id, "failed", message=f"{type(error).__name__}: {error}", **counts)
+        raise
+    with store.writer(settings.database) as con:
+        store.finish_run(con, run_id, "completed", **counts)
+    with store.reader(settings.database) as con:
+        table = analytics.dropoff_table(analytics.dropoff(con, call_script.id))
+    logger.info("drop-off by script stage:\n" + table)
+    return {"run_id": run_id, "database": str(settings.database), **counts}
+
+
+if __name__ == "__main__":
+    print(nightly(sys.argv[1] if len(sys.argv) > 1 else "data/demo"))

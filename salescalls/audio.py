@@ -1,0 +1,118 @@
+"""Audio I/O at the edge: probe and decode any recording with ffmpeg into float32 at 16 kHz."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000  # what whisper and pyannote expect
+MIN_DURATION = 0.1  # seconds; shorter recordings hold no words
+PEAK = 0.9  # loudest sample after normalisation (about -1 dBFS)
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as a call recording; the message is the one-line reason."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: str  # the file as given
+    duration: float  # seconds
+    channels: int  # in the file (loading keeps 1 or 2, more are mixed down)
+    sample_rate: int  # of the file, before resampling
+    codec: str  # ffmpeg's codec name, e.g. flac, vorbis, pcm_s16le
+
+
+def require_ffmpeg() -> None:
+    for tool in ("ffmpeg", "ffprobe"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} not found: install it (Debian: apt-get install -y ffmpeg)")
+
+
+def content_hash(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """sha256 of the file's bytes: the call's identity, whatever its name."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Describe the first audio stream, or raise AudioError saying why the file is unusable."""
+    require_ffmpeg()
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"not a file: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=codec_name,channels,sample_rate,duration:format=duration", "-of", "json", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
+        raise AudioError(f"not decodable audio: {detail}")
+    meta = json.loads(result.stdout or "{}")
+    streams = meta.get("streams") or []
+    if not streams:
+        raise AudioError("no audio stream in the file")
+    stream = streams[0]
+    duration = _as_float(stream.get("duration")) or _as_float(meta.get("format", {}).get("duration"))
+    return AudioInfo(
+        path=str(path),
+        duration=duration or 0.0,
+        channels=int(stream.get("channels") or 0),
+        sample_rate=int(stream.get("sample_rate") or 0),
+        codec=str(stream.get("codec_name") or "unknown"),
+    )
+
+
+def load(path: str | Path, info: AudioInfo | None = None) -> np.ndarray:
+    """Decode to float32 (channels, samples) at SAMPLE_RATE, peak-normalised across channels.
+
+    Mono and stereo are kept as they are (stereo calls carry one party per channel); files with
+    more channels are mixed down to mono, as no channel convention exists for them.
+    """
+    info = info or probe(path)
+    channels = 2 if info.channels == 2 else 1
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path),
+           "-map", "0:a:0", "-f", "f32le", "-ac", str(channels), "-ar", str(SAMPLE_RATE), "-"]
+    result = subprocess.run(cmd, capture_output=True)
+    if result.returncode != 0:
+        detail = result.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioError(f"decoding failed: {detail[-1] if detail else 'ffmpeg error'}")
+    samples = np.frombuffer(result.stdout, dtype=np.float32)
+    samples = samples[: samples.size - samples.size % channels].reshape(-1, channels).T
+    if samples.shape[1] < MIN_DURATION * SAMPLE_RATE:
+        raise AudioError(f"too short: {samples.shape[1] / SAMPLE_RATE:.2f} s of audio")
+    return normalise(samples)
+
+
+def normalise(samples: np.ndarray) -> np.ndarray:
+    """Remove DC offset and scale all channels by one gain so the loudest sample is PEAK.
+
+    One gain for all channels keeps their level relation, which stereo speaker detection uses.
+    """
+    samples = samples - samples.mean(axis=1, keepdims=True)
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > 1e-6:
+        samples = samples * (PEAK / peak)
+    return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def mixdown(samples: np.ndarray) -> np.ndarray:
+    """(channels, samples) -> (samples,) mono."""
+    return samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
+
+
+def _as_float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,67 @@
+"""Compare scored calls with ground truth (the demo's <call>.json files, or a team's labelled calls).
+
+Ground truth is a JSON object with `turns` (start, end, role, stage, text), `end_stage`,
+`ended_by` and optionally `outcome`. Utterances are matched to the truth turn they overlap most
+in time, so the comparison does not depend on how either side splits sentences.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .score import ScoredUtterance
+
+
+@dataclass(frozen=True)
+class CallComparison:
+    call: str  # truth file stem
+    utterances: int  # scored utterances matched to a truth turn
+    stage_correct: int  # of those, with the truth turn's stage
+    role_correct: int  # of those, with the truth turn's role
+    end_stage: str | None  # found
+    end_stage_truth: str
+    ended_by: str | None  # found
+    ended_by_truth: str
+
+    @property
+    def end_stage_ok(self) -> bool:
+        return self.end_stage == self.end_stage_truth
+
+
+def load_truth(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def match_turns(utterances: list[ScoredUtterance], turns: list[dict]) -> list[int | None]:
+    """Index of the truth turn each utterance overlaps most (None when it overlaps none)."""
+    if not turns:
+        return [None] * len(utterances)
+    starts = np.array([t["start"] for t in turns])
+    ends = np.array([t["end"] for t in turns])
+    matches = []
+    for utterance in utterances:
+        overlap = np.minimum(ends, utterance.end) - np.maximum(starts, utterance.start)
+        best = int(np.argmax(overlap))
+        matches.append(best if overlap[best] > 0 else None)
+    return matches
+
+
+def compare_call(name: str, utterances: list[ScoredUtterance], end_stage: str | None, ended_by: str | None,
+                 truth: dict) -> CallComparison:
+    spoken = [u for u in utterances if not u.backchannel]
+    matches = match_turns(spoken, truth["turns"])
+    pairs = [(u, truth["turns"][m]) for u, m in zip(spoken, matches) if m is not None]
+    return CallComparison(
+        call=name,
+        utterances=len(pairs),
+        stage_correct=sum(u.stage == t["stage"] for u, t in pairs),
+        role_correct=sum(u.role == t["role"] for u, t in pairs),
+        end_stage=end_stage,
+        end_stage_truth=truth["end_stage"],
+        ended_by=ended_by,
+        ended_by_truth=truth["ended_by"],
+    )

@@ -1,0 +1,89 @@
+-- salescalls database schema, as numbered migrations.
+--
+-- Each "-- migration N: title" block runs once, in order, inside a transaction; the database
+-- records what it applied in schema_version and upgrades itself on the next write connection.
+-- Never edit a migration that has shipped: add a new one below.
+
+-- migration 1: calls, utterances, call results, script stages, runs, quarantine
+CREATE TABLE runs (
+    run_id        VARCHAR PRIMARY KEY,   -- uuid of one nightly run
+    started_at    TIMESTAMP NOT NULL,
+    finished_at   TIMESTAMP,
+    inbox         VARCHAR NOT NULL,      -- folder that was scanned
+    status        VARCHAR NOT NULL,      -- running, completed, failed
+    files_seen    INTEGER DEFAULT 0,     -- recordings found in the inbox
+    calls_added   INTEGER DEFAULT 0,     -- new calls stored
+    calls_skipped INTEGER DEFAULT 0,     -- already stored (same audio hash)
+    quarantined   INTEGER DEFAULT 0,     -- files moved to quarantine
+    message       VARCHAR                -- error or note
+);
+
+CREATE TABLE calls (
+    call_id         VARCHAR PRIMARY KEY, -- sha256 of the recording's bytes
+    file            VARCHAR NOT NULL,    -- file name as it arrived
+    external_id     VARCHAR,             -- the CRM's id of the call (calls.csv call_id)
+    rep             VARCHAR,             -- rep name from the CRM metadata
+    started_at      TIMESTAMP,           -- when the call took place (CRM), else when processed
+    duration        DOUBLE NOT NULL,     -- seconds
+    channels        INTEGER NOT NULL,
+    sample_rate     INTEGER NOT NULL,
+    codec           VARCHAR,
+    language        VARCHAR,
+    segment         VARCHAR,             -- client temperature: cold, warm, hot
+    campaign        VARCHAR,
+    crm_outcome     VARCHAR,             -- sale, meeting, callback, refusal (from the CRM)
+    script_id       VARCHAR NOT NULL,
+    script_version  INTEGER NOT NULL,
+    stage_model     VARCHAR NOT NULL,    -- which stage model labelled the utterances
+    whisper_model   VARCHAR NOT NULL,
+    diarization     VARCHAR NOT NULL,    -- channels (stereo) or pyannote (mono)
+    role_method     VARCHAR NOT NULL,    -- channel or text
+    role_confidence DOUBLE,
+    run_id          VARCHAR,             -- run that stored it
+    processed_at    TIMESTAMP NOT NULL,
+    timings         JSON                 -- seconds per pipeline step
+);
+
+CREATE TABLE utterances (
+    call_id     VARCHAR NOT NULL,
+    idx         INTEGER NOT NULL,        -- position in the call
+    speaker     VARCHAR NOT NULL,        -- diarization label
+    role        VARCHAR NOT NULL,        -- rep or customer
+    start_s     DOUBLE NOT NULL,
+    end_s       DOUBLE NOT NULL,
+    text        VARCHAR NOT NULL,
+    stage       VARCHAR NOT NULL,
+    confidence  DOUBLE NOT NULL,
+    backchannel BOOLEAN NOT NULL,
+    PRIMARY KEY (call_id, idx)
+);
+
+CREATE TABLE call_results (
+    call_id          VARCHAR PRIMARY KEY,
+    end_stage        VARCHAR,            -- last stage before the sign-off
+    ended_by         VARCHAR,            -- rep or customer
+    detected_outcome VARCHAR,            -- from outcome marker phrases
+    stages_reached   VARCHAR[],          -- in the order first reached
+    stages_skipped   VARCHAR[],          -- required stages passed over
+    out_of_order     VARCHAR[],
+    forbidden        JSON                -- forbidden phrases the rep said
+);
+
+CREATE TABLE script_stages (
+    script_id      VARCHAR NOT NULL,
+    script_version INTEGER NOT NULL,
+    position       INTEGER NOT NULL,     -- 0-based order in the script
+    stage          VARCHAR NOT NULL,
+    required       BOOLEAN NOT NULL,
+    speaker        VARCHAR NOT NULL,
+    PRIMARY KEY (script_id, script_version, stage)
+);
+
+CREATE TABLE quarantine (
+    file           VARCHAR NOT NULL,     -- original path
+    content_hash   VARCHAR,
+    reason         VARCHAR NOT NULL,     -- one line: why the file was not used
+    quarantined_at TIMESTAMP NOT NULL,
+    run_id         VARCHAR,
+    moved_to       VARCHAR               -- where the file is now
+);

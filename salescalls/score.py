@@ -1,0 +1,114 @@
+"""Call-level results from stage-labelled utterances: where the call went, where it ended, who ended it.
+
+Definitions (also in the README):
+- A stage is *reached* when at least one utterance (not a back-channel) is labelled with it.
+- The script's last stage is the sign-off (farewell). The *end stage* is the last stage before
+  the sign-off: where the conversation was when the call ended.
+- *Who ended* the call is whoever started the final sign-off; with no sign-off, the last speaker.
+- A required stage is *skipped* when the call got past it (its end stage comes later in the
+  script) without reaching it.
+- A required stage is *out of order* when it was first reached after a later required stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .script import Script
+from .stages import normalise_text
+
+
+@dataclass(frozen=True)
+class ScoredUtterance:
+    speaker: str  # diarization label
+    role: str  # rep or customer
+    start: float  # seconds
+    end: float  # seconds
+    text: str  # what was said
+    stage: str  # script stage
+    confidence: float  # stage posterior, 0..1
+    backchannel: bool = False  # listener's "uh-huh"; ignored by call-level results
+
+
+@dataclass(frozen=True)
+class PhraseHit:
+    rule: str  # forbidden rule name or outcome name
+    phrase: str  # the phrase that matched
+    utterance: int  # index into the call's utterances
+    start: float  # seconds
+    role: str  # who said it
+
+
+@dataclass(frozen=True)
+class CallScore:
+    stages_reached: tuple[str, ...]  # in the order they were first reached
+    stages_skipped: tuple[str, ...]  # required stages the call went past without
+    out_of_order: tuple[str, ...]  # required stages reached after a later required stage
+    end_stage: str | None  # last stage before the sign-off
+    ended_by: str | None  # rep or customer
+    detected_outcome: str | None  # last outcome marker said in the call
+    forbidden: tuple[PhraseHit, ...]  # forbidden phrases said by the rep
+
+
+def find_phrases(utterances: list[ScoredUtterance], rules: dict[str, list[str]]) -> list[PhraseHit]:
+    """Whole-word, case- and punctuation-insensitive phrase matches, in call order."""
+    normalised = {name: [(p, f" {normalise_text(p)} ") for p in phrases] for name, phrases in rules.items()}
+    hits = []
+    for index, utterance in enumerate(utterances):
+        text = f" {normalise_text(utterance.text)} "
+        for name, phrases in normalised.items():
+            for phrase, needle in phrases:
+                if needle.strip() and needle in text:
+                    hits.append(PhraseHit(name, phrase, index, utterance.start, utterance.role))
+    return hits
+
+
+def _all_languages(by_language: dict[str, tuple[str, ...]]) -> list[str]:
+    return [phrase for phrases in by_language.values() for phrase in phrases]
+
+
+def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
+    spoken = [u for u in utterances if not u.backchannel]
+    sign_off = script.stage_names[-1]
+    reached: list[str] = []
+    for utterance in spoken:
+        if utterance.stage not in reached and utterance.stage in script.stage_names:
+            reached.append(utterance.stage)
+
+    end_stage = next((u.stage for u in reversed(spoken) if u.stage != sign_off), None)
+    if end_stage is None and spoken:
+        end_stage = sign_off
+
+    ended_by = None
+    if spoken:
+        trailing = len(spoken)
+        while trailing > 0 and spoken[trailing - 1].stage == sign_off:
+            trailing -= 1
+        ended_by = spoken[trailing].role if trailing < len(spoken) else spoken[-1].role
+
+    required = [s.name for s in script.stages if s.required and s.name != sign_off]
+    skipped = []
+    if end_stage is not None:
+        end_position = script.position(end_stage)
+        skipped = [s for s in required if script.position(s) < end_position and s not in reached]
+    first_required = [s for s in reached if s in required]
+    out_of_order = [
+        stage for i, stage in enumerate(first_required)
+        if any(script.position(earlier) > script.position(stage) for earlier in first_required[:i])
+    ]
+
+    def said(rules: dict[str, list[str]], role: str | None = None) -> list[PhraseHit]:
+        hits = find_phrases(utterances, rules)  # indices refer to the call's utterances
+        return [h for h in hits if not utterances[h.utterance].backchannel and role in (None, h.role)]
+
+    outcome_hits = said({name: _all_languages(p) for name, p in script.outcomes.items()})
+    forbidden_hits = said({rule.name: _all_languages(rule.phrases) for rule in script.forbidden}, role="rep")
+    return CallScore(
+        stages_reached=tuple(reached),
+        stages_skipped=tuple(skipped),
+        out_of_order=tuple(out_of_order),
+        end_stage=end_stage,
+        ended_by=ended_by,
+        detected_outcome=outcome_hits[-1].rule if outcome_hits else None,
+        forbidden=tuple(forbidden_hits),
+    )

@@ -1,0 +1,228 @@
+"""The team's call script: a versioned YAML file, validated with file:line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROLES = ("rep", "customer")
+SPEAKERS = ("rep", "customer", "both")
+OFF_SCRIPT = "off_script"  # the label of an utterance no stage fits
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+_TOP_KEYS = {"script", "version", "title", "languages", "vocabulary", "stages", "outcomes", "forbidden"}
+_STAGE_KEYS = {"name", "required", "speaker", "description", "examples"}
+_RULE_KEYS = {"name", "description", "phrases"}
+
+Phrases = dict[str, tuple[str, ...]]  # language -> phrases
+
+
+class ScriptError(ValueError):
+    """An invalid script; the message starts with file:line."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # identifier used everywhere (analytics, labels)
+    required: bool  # a complete call must contain it
+    speaker: str  # who leads it: rep, customer or both
+    description: str  # what happens in this stage, for people
+    examples: dict[str, Phrases]  # role -> language -> example phrases
+
+
+@dataclass(frozen=True)
+class PhraseRule:
+    name: str  # e.g. unauthorised_discount
+    description: str  # why it matters
+    phrases: Phrases  # language -> phrases that trigger it
+
+
+@dataclass(frozen=True)
+class Script:
+    id: str  # script identifier, stored with every scored call
+    version: int  # bumped by the team on every meaningful edit
+    title: str  # human title
+    languages: tuple[str, ...]  # languages the examples are written in
+    stages: tuple[Stage, ...]  # in the order a call should go
+    outcomes: dict[str, Phrases]  # outcome -> language -> marker phrases
+    forbidden: tuple[PhraseRule, ...]  # phrases reps must not say
+    vocabulary: tuple[str, ...]  # names and terms to prime the speech recogniser with
+    sha256: str  # hash of the file's text, to tell edits apart
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(stage.name for stage in self.stages)
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+    def position(self, name: str) -> int:
+        """0-based order of a stage in the script."""
+        return self.stage_names.index(name)
+
+    def prompt(self, language: str | None = None) -> str | None:
+        """Whisper initial prompt: the script's vocabulary, so names are spelled the team's way."""
+        return ", ".join(self.vocabulary) + "." if self.vocabulary else None
+
+
+def load_script(path: str | Path) -> Script:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScriptError(f"{path}: cannot read the script: {error.strerror or error}") from None
+    return parse_script(text, str(path))
+
+
+def parse_script(text: str, source: str = "<script>") -> Script:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ScriptError(f"{source}{line}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if root is None:
+        raise ScriptError(f"{source}:1: the script is empty")
+    parser = _Parser(source)
+    top = parser.mapping(root, "the script", _TOP_KEYS)
+    script_id = parser.text(parser.need(top, "script", root), "script")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", script_id):
+        parser.fail(top["script"], "script id may hold letters, digits, '.', '_' and '-' only")
+    version = parser.value(parser.need(top, "version", root))
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        parser.fail(top["version"], "version must be a whole number >= 1")
+    languages = tuple(parser.text_list(parser.need(top, "languages", root), "languages"))
+    for language_node in top["languages"].value:
+        if not _LANGUAGE.match(str(language_node.value)):
+            parser.fail(language_node, f"'{language_node.value}' is not a language code like en, ru, hu")
+    parser.languages = languages
+
+    stages_node = parser.need(top, "stages", root)
+    if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
+        parser.fail(stages_node, "stages must be a non-empty list")
+    stages = [parser.stage(node) for node in stages_node.value]
+    seen: dict[str, int] = {}
+    for node, stage in zip(stages_node.value, stages):
+        if stage.name in seen:
+            parser.fail(node, f"stage '{stage.name}' is defined twice")
+        seen[stage.name] = 1
+
+    outcomes = {}
+    if "outcomes" in top:
+        for key_node, value_node in parser.pairs(top["outcomes"], "outcomes"):
+            name = str(key_node.value)
+            if not _NAME.match(name):
+                parser.fail(key_node, f"outcome '{name}' must be lower_case_with_underscores")
+            outcomes[name] = parser.phrases(value_node, f"outcome '{name}'")
+    forbidden = []
+    if "forbidden" in top:
+        node = top["forbidden"]
+        if not isinstance(node, yaml.SequenceNode):
+            parser.fail(node, "forbidden must be a list of rules")
+        forbidden = [parser.rule(item) for item in node.value]
+    vocabulary = tuple(parser.text_list(top["vocabulary"], "vocabulary")) if "vocabulary" in top else ()
+    return Script(
+        id=script_id,
+        version=version,
+        title=parser.text(top["title"], "title") if "title" in top else script_id,
+        languages=languages,
+        stages=tuple(stages),
+        outcomes=outcomes,
+        forbidden=tuple(forbidden),
+        vocabulary=vocabulary,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+class _Parser:
+    """Walks the composed YAML nodes so every error can name its line."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.languages: tuple[str, ...] = ()
+        self._loader = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node, message: str):
+        raise ScriptError(f"{self.source}:{node.start_mark.line + 1}: {message}")
+
+    def value(self, node: yaml.Node):
+        return self._loader.construct_object(node, deep=True)
+
+    def need(self, mapping: dict, key: str, parent: yaml.Node) -> yaml.Node:
+        if key not in mapping:
+            self.fail(parent, f"missing '{key}'")
+        return mapping[key]
+
+    def pairs(self, node: yaml.Node, where: str) -> list[tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"{where} must be a mapping")
+        return list(node.value)
+
+    def mapping(self, node: yaml.Node, where: str, allowed: set[str]) -> dict[str, yaml.Node]:
+        result = {}
+        for key_node, value_node in self.pairs(node, where):
+            key = str(key_node.value)
+            if key not in allowed:
+                self.fail(key_node, f"unknown key '{key}' in {where} (allowed: {', '.join(sorted(allowed))})")
+            result[key] = value_node
+        return result
+
+    def text(self, node: yaml.Node, where: str) -> str:
+        value = self.value(node)
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
+            self.fail(node, f"{where} must be non-empty text")
+        return str(value).strip()
+
+    def text_list(self, node: yaml.Node, where: str) -> list[str]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.fail(node, f"{where} must be a non-empty list")
+        return [self.text(item, f"an item of {where}") for item in node.value]
+
+    def phrases(self, node: yaml.Node, where: str) -> Phrases:
+        result = {}
+        for key_node, value_node in self.pairs(node, f"{where} (language -> phrases)"):
+            language = str(key_node.value)
+            if language not in self.languages:
+                self.fail(key_node, f"language '{language}' in {where} is not in the script's languages "
+                                    f"{list(self.languages)}")
+            result[language] = tuple(self.text_list(value_node, f"{where} [{language}]"))
+        return result
+
+    def stage(self, node: yaml.Node) -> Stage:
+        fields = self.mapping(node, "a stage", _STAGE_KEYS)
+        name = self.text(self.need(fields, "name", node), "stage name")
+        if not _NAME.match(name) or name == OFF_SCRIPT:
+            self.fail(fields["name"], f"stage name '{name}' must be lower_case_with_underscores "
+                                      f"and not '{OFF_SCRIPT}'")
+        required = self.value(self.need(fields, "required", node))
+        if not isinstance(required, bool):
+            self.fail(fields["required"], f"stage '{name}': required must be true or false")
+        speaker = self.text(self.need(fields, "speaker", node), "speaker")
+        if speaker not in SPEAKERS:
+            self.fail(fields["speaker"], f"stage '{name}': speaker must be one of {', '.join(SPEAKERS)}")
+        examples = {}
+        for role_node, phrases_node in self.pairs(self.need(fields, "examples", node), f"stage '{name}' examples"):
+            role = str(role_node.value)
+            if role not in ROLES:
+                self.fail(role_node, f"stage '{name}': examples are keyed by role ({', '.join(ROLES)}), not '{role}'")
+            examples[role] = self.phrases(phrases_node, f"stage '{name}' {role} examples")
+        if not any(examples.values()):
+            self.fail(node, f"stage '{name}' has no example phrases")
+        description = self.text(fields["description"], "description") if "description" in fields else ""
+        return Stage(name=name, required=required, speaker=speaker, description=description, examples=examples)
+
+    def rule(self, node: yaml.Node) -> PhraseRule:
+        fields = self.mapping(node, "a forbidden-phrase rule", _RULE_KEYS)
+        name = self.text(self.need(fields, "name", node), "rule name")
+        return PhraseRule(
+            name=name,
+            description=self.text(fields["description"], "description") if "description" in fields else "",
+            phrases=self.phrases(self.need(fields, "phrases", node), f"rule '{name}'"),
+        )

@@ -1,0 +1,172 @@
+"""DuckDB storage: one writer, idempotent upserts keyed by the audio hash, read-only readers.
+
+DuckDB allows one writing process per database file. The nightly flow is that writer (workers
+return CallRecords, the flow stores them); dashboards and analysts open it read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from .pipeline import CallRecord
+from .script import Script
+
+_MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, title, sql) from schema.sql, in order."""
+    text = resources.files("salescalls").joinpath("schema.sql").read_text(encoding="utf-8")
+    marks = list(_MIGRATION.finditer(text))
+    result = []
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        result.append((int(mark.group(1)), mark.group(2).strip(), text[mark.end() : end]))
+    versions = [v for v, _, _ in result]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"schema.sql migrations must be numbered 1..n in order, found {versions}")
+    return result
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply pending migrations; returns the schema version now in force."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, title VARCHAR, applied_at TIMESTAMP)"
+    )
+    current = schema_version(con)
+    for version, title, sql in migrations():
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, title, datetime.now()])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+@contextmanager
+def writer(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The one read-write connection; creates and upgrades the database as needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for analytics and reports; never writes, never migrates."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no database at {path}: run `salescalls run INBOX` first")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def known_call_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("SELECT call_id FROM calls").fetchall()}
+
+
+def save_script(con: duckdb.DuckDBPyConnection, script: Script) -> None:
+    rows = [[script.id, script.version, i, s.name, s.required, s.speaker] for i, s in enumerate(script.stages)]
+    con.executemany("INSERT OR REPLACE INTO script_stages VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | None = None) -> None:
+    """Insert or replace one call with its utterances and results, atomically."""
+    meta = record.metadata
+    processed_at = datetime.now()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                record.call_id, record.file, meta.get("call_id"), meta.get("rep"),
+                _timestamp(meta.get("started_at")) or processed_at, record.duration, record.channels,
+                record.sample_rate, record.codec, record.language, meta.get("segment"), meta.get("campaign"),
+                meta.get("crm_outcome"), record.script_id, record.script_version, record.stage_model,
+                record.whisper_model, record.diarization, record.role_method, record.role_confidence, run_id,
+                processed_at, json.dumps(record.timings),
+            ],
+        )
+        con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
+        if record.utterances:
+            con.executemany(
+                "INSERT INTO utterances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [record.call_id, i, u.speaker, u.role, u.start, u.end, u.text, u.stage, u.confidence, u.backchannel]
+                    for i, u in enumerate(record.utterances)
+                ],
+            )
+        score = record.score
+        con.execute(
+            "INSERT OR REPLACE INTO call_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                record.call_id, score.end_stage, score.ended_by, score.detected_outcome, list(score.stages_reached),
+                list(score.stages_skipped), list(score.out_of_order),
+                json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
+            ],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, inbox: str) -> None:
+    con.execute("INSERT INTO runs (run_id, started_at, inbox, status) VALUES (?, ?, ?, 'running')",
+                [run_id, datetime.now(), inbox])
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, files_seen: int, calls_added: int,
+               calls_skipped: int, quarantined: int, message: str | None = None) -> None:
+    con.execute(
+        "UPDATE runs SET finished_at = ?, status = ?, files_seen = ?, calls_added = ?, calls_skipped = ?, "
+        "quarantined = ?, message = ? WHERE run_id = ?",
+        [datetime.now(), status, files_seen, calls_added, calls_skipped, quarantined, message, run_id],
+    )
+
+
+def save_quarantine(con: duckdb.DuckDBPyConnection, file: str, content_hash: str | None, reason: str,
+                    run_id: str | None, moved_to: str | None) -> None:
+    con.execute("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
+                [file, content_hash, reason, datetime.now(), run_id, moved_to])

@@ -1,0 +1,85 @@
+import pytest
+
+from salescalls.script import ScriptError, load_script, parse_script
+from tests.conftest import DEMO_SCRIPT
+
+VALID = """\
+script: mini
+version: 2
+languages: [en, ru]
+stages:
+  - name: greeting
+    required: true
+    speaker: rep
+    examples:
+      rep:
+        en: ["Hello, this is Ann from Acme."]
+        ru: ["Здравствуйте, это Анна из Акме."]
+  - name: close
+    required: false
+    speaker: both
+    examples:
+      customer:
+        en: [Send me the contract.]
+outcomes:
+  sale:
+    en: [send me the contract]
+"""
+
+
+def test_demo_script_loads(demo_script):
+    assert demo_script.id == "demo-broadband"
+    assert demo_script.stage_names == (
+        "greeting", "qualification", "needs", "offer", "objection", "close", "farewell",
+    )
+    assert not demo_script.stage("objection").required
+    assert set(demo_script.languages) == {"en", "ru", "hu"}
+    assert demo_script.outcomes.keys() == {"sale", "meeting", "callback", "refusal"}
+    for stage in demo_script.stages:  # every stage can be recognised in every language
+        languages = {lang for by_language in stage.examples.values() for lang in by_language}
+        assert languages == {"en", "ru", "hu"}, stage.name
+
+
+def test_valid_minimal_script():
+    script = parse_script(VALID, "mini.yaml")
+    assert (script.id, script.version, script.stage_names) == ("mini", 2, ("greeting", "close"))
+    assert script.stage("greeting").examples["rep"]["ru"] == ("Здравствуйте, это Анна из Акме.",)
+    assert len(script.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("speaker: rep", "speaker: manager"), r"mini.yaml:7: stage 'greeting': speaker must be one of"),
+        (("version: 2", "version: two"), r"mini.yaml:2: version must be a whole number"),
+        (("  - name: close", "  - name: greeting"), r"mini.yaml:12: stage 'greeting' is defined twice"),
+        (("    required: false", "    required: maybe"), r"mini.yaml:13: stage 'close': required must be true or false"),
+        (("        en: [Send me", "        de: [Send me"), r"mini.yaml:17: language 'de' .* not in the script's languages"),
+        (("outcomes:", "outcome:"), r"mini.yaml:18: unknown key 'outcome' in the script"),
+        (("  - name: close", "  - name: off_script"), r"mini.yaml:12: stage name 'off_script'"),
+        (("      customer:", "      client:"), r"mini.yaml:16: stage 'close': examples are keyed by role"),
+        (("languages: [en, ru]", "languages: [en, ru"), r"mini.yaml:\d+: not valid YAML"),
+    ],
+)
+def test_errors_name_file_and_line(edit, message):
+    old, new = edit
+    assert old in VALID
+    with pytest.raises(ScriptError, match=message):
+        parse_script(VALID.replace(old, new, 1), "mini.yaml")
+
+
+def test_missing_stages_and_empty_files():
+    with pytest.raises(ScriptError, match=r"x.yaml:1: missing 'stages'"):
+        parse_script("script: a\nversion: 1\nlanguages: [en]\n", "x.yaml")
+    with pytest.raises(ScriptError, match=r"x.yaml:1: the script is empty"):
+        parse_script("", "x.yaml")
+
+
+def test_unreadable_file(tmp_path):
+    with pytest.raises(ScriptError, match="cannot read"):
+        load_script(tmp_path / "nope.yaml")
+
+
+def test_prompt_uses_vocabulary():
+    assert "BrightLine" in load_script(DEMO_SCRIPT).prompt()
+    assert parse_script(VALID).prompt() is None
