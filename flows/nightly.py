@@ -9,14 +9,17 @@ a run that is killed loses at most the calls in flight, and the next run stores 
 staged and skips every call already stored (calls are keyed by the sha256 of their audio).
 """
 
+# ruff: noqa: I001  (salescalls first: it switches telemetry off before Prefect reads its settings)
 from __future__ import annotations
 
+import salescalls  # noqa: F401
 import sys
 import time
 import uuid
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -52,8 +55,13 @@ def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Setting
     except Exception as error:  # one bad call must not stop the night
         return {"path": path, "call_id": call_id, "error": f"processing failed: {type(error).__name__}: {error}"}
     staged = inbox.stage_result(settings.work_dir, record)
-    return {"path": path, "call_id": call_id, "staged": str(staged), "duration": record.duration,
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "path": path,
+        "call_id": call_id,
+        "staged": str(staged),
+        "duration": record.duration,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 def _store_staged(settings: Settings, staged: Path, run_id: str) -> CallRecord:
@@ -65,8 +73,13 @@ def _store_staged(settings: Settings, staged: Path, run_id: str) -> CallRecord:
 
 
 @flow(name="salescalls-nightly", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def nightly(inbox_dir: str, database: str | None = None, metadata: str | None = None, script: str | None = None,
-            language: str | None = None) -> dict:
+def nightly(
+    inbox_dir: str,
+    database: str | None = None,
+    metadata: str | None = None,
+    script: str | None = None,
+    language: str | None = None,
+) -> dict:
     """Process every new recording in `inbox_dir`; returns counts of what happened."""
     logger = get_run_logger()
     settings = Settings.from_env(database=database, script=script, language=language)
@@ -93,23 +106,24 @@ def nightly(inbox_dir: str, database: str | None = None, metadata: str | None = 
         counts["files_seen"] = len(files)
         hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
         todo = []
-        for path, call_id in zip(files, hashes):
+        for path, call_id in zip(files, hashes, strict=True):
             if call_id in known:
                 counts["calls_skipped"] += 1
                 continue
             known.add(call_id)  # a second copy of the same audio in this batch is skipped too
             todo.append((path, call_id))
-        logger.info(f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored")
+        logger.info(
+            f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored"
+        )
 
-        futures = [
-            analyse.submit(str(path), call_id, crm.rows.get(path.name, {}), settings) for path, call_id in todo
-        ]
+        futures = [analyse.submit(str(path), call_id, crm.rows.get(path.name, {}), settings) for path, call_id in todo]
         for done, future in enumerate(as_completed(futures), start=1):
             result = future.result()
             name = Path(result["path"]).name
             if "error" in result:
-                moved = inbox.quarantine(result["path"], settings.quarantine_dir, result["error"], run_id,
-                                         result["call_id"])
+                moved = inbox.quarantine(
+                    result["path"], settings.quarantine_dir, result["error"], run_id, result["call_id"]
+                )
                 with store.writer(settings.database) as con:
                     store.save_quarantine(con, result["path"], result["call_id"], result["error"], run_id, str(moved))
                 counts["quarantined"] += 1
@@ -129,7 +143,14 @@ def nightly(inbox_dir: str, database: str | None = None, metadata: str | None = 
         store.finish_run(con, run_id, "completed", **counts)
     with store.reader(settings.database) as con:
         table = analytics.dropoff_table(analytics.dropoff(con, call_script.id))
-    logger.info("drop-off by script stage:\n" + table)
+    create_markdown_artifact(
+        key="salescalls-run-summary",
+        markdown=f"# salescalls run {run_id}\n\nInbox `{inbox_path}`: {counts['files_seen']} recordings, "
+        f"{counts['calls_added']} added, {counts['calls_skipped']} already stored, {counts['quarantined']} "
+        f"quarantined.\n\n## Drop-off by script stage\n\n```\n{table}\n```\n",
+        description="Calls processed by the nightly run and the script drop-off table",
+    )
+    logger.info(f"stored in {settings.database}; `salescalls dropoff` prints the drop-off table")
     return {"run_id": run_id, "database": str(settings.database), **counts}
 
 

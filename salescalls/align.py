@@ -126,7 +126,7 @@ def build_utterances(words: list[Word] | tuple[Word, ...], speakers: list[str]) 
     utterances: list[Utterance] = []
     current: list[Word] = []
     current_speaker = None
-    for word, speaker, is_backchannel in zip(words, speakers, backchannel):
+    for word, speaker, is_backchannel in zip(words, speakers, backchannel, strict=True):
         if is_backchannel:
             utterances.append(_utterance([word], speaker, backchannel=True))
             continue
@@ -145,8 +145,14 @@ def build_utterances(words: list[Word] | tuple[Word, ...], speakers: list[str]) 
     for utterance in sorted(utterances, key=lambda u: u.start):
         previous = merged[-1] if merged else None
         if previous and utterance.backchannel and previous.backchannel and previous.speaker == utterance.speaker:
-            merged[-1] = Utterance(previous.speaker, previous.start, utterance.end,
-                                   f"{previous.text} {utterance.text}", previous.n_words + 1, True)
+            merged[-1] = Utterance(
+                previous.speaker,
+                previous.start,
+                utterance.end,
+                f"{previous.text} {utterance.text}",
+                previous.n_words + 1,
+                True,
+            )
         else:
             merged.append(utterance)
     return merged

@@ -39,9 +39,9 @@ ORDER BY s.script_id, s.script_version, s.position
 """
 
 
-def _outcome_mix(outcomes: str | None) -> str:
-    """'refusal, refusal, sale' -> 'refusal 2, sale 1'."""
-    if not outcomes:
+def _outcome_mix(outcomes) -> str:
+    """'refusal, refusal, sale' -> 'refusal 2, sale 1' (empty for stages no call ended at)."""
+    if not isinstance(outcomes, str) or not outcomes:
         return ""
     counts: dict[str, int] = {}
     for outcome in outcomes.split(", "):
@@ -73,7 +73,7 @@ def format_table(frame: pd.DataFrame, columns: dict[str, str], floats: dict[str,
                 row.append("" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value))
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -85,10 +85,18 @@ def dropoff_table(frame: pd.DataFrame) -> str:
     for (script_id, version), group in frame.groupby(["script_id", "script_version"], sort=True):
         calls = int(group["calls"].iloc[0])
         parts.append(f"Script {script_id} v{version}: {calls} calls")
-        parts.append(format_table(
-            group,
-            {"stage": "stage", "reached": "reached", "ended_here": "ended here", "share_ended": "share ended",
-             "ended_by_customer": "by customer", "outcomes_of_ended": "outcomes of calls ended here"},
-            {"share_ended": ".0%"},
-        ))
+        parts.append(
+            format_table(
+                group,
+                {
+                    "stage": "stage",
+                    "reached": "reached",
+                    "ended_here": "ended here",
+                    "share_ended": "share ended",
+                    "ended_by_customer": "by customer",
+                    "outcomes_of_ended": "outcomes of calls ended here",
+                },
+                {"share_ended": ".0%"},
+            )
+        )
     return "\n".join(parts)

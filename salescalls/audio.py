@@ -52,12 +52,22 @@ def probe(path: str | Path) -> AudioInfo:
         raise AudioError(f"not a file: {path}")
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-           "stream=codec_name,channels,sample_rate,duration:format=duration", "-of", "json", str(path)]
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=codec_name,channels,sample_rate,duration:format=duration",
+        "-of",
+        "json",
+        str(path),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unknown error"
-        raise AudioError(f"not decodable audio: {detail}")
+        raise AudioError(f"not decodable audio: {detail.removeprefix(f'{path}: ')}")
     meta = json.loads(result.stdout or "{}")
     streams = meta.get("streams") or []
     if not streams:
@@ -81,8 +91,25 @@ def load(path: str | Path, info: AudioInfo | None = None) -> np.ndarray:
     """
     info = info or probe(path)
     channels = 2 if info.channels == 2 else 1
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-threads", "0", "-i", str(path),
-           "-map", "0:a:0", "-f", "f32le", "-ac", str(channels), "-ar", str(SAMPLE_RATE), "-"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-threads",
+        "0",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-f",
+        "f32le",
+        "-ac",
+        str(channels),
+        "-ar",
+        str(SAMPLE_RATE),
+        "-",
+    ]
     result = subprocess.run(cmd, capture_output=True)
     if result.returncode != 0:
         detail = result.stderr.decode(errors="replace").strip().splitlines()

@@ -43,8 +43,13 @@ def run(
     if not inbox.is_dir():
         _fail(f"inbox is not a folder: {inbox}")
     try:
-        summary = nightly(str(inbox), database=str(db) if db else None, metadata=str(metadata) if metadata else None,
-                          script=str(script) if script else None, language=language)
+        summary = nightly(
+            str(inbox),
+            database=str(db) if db else None,
+            metadata=str(metadata) if metadata else None,
+            script=str(script) if script else None,
+            language=language,
+        )
     except (ScriptError, ModelMissingError, FileNotFoundError) as error:
         _fail(str(error))
     typer.echo(

@@ -48,7 +48,7 @@ def regions(active: np.ndarray) -> list[tuple[float, float]]:
     """Boolean frame mask -> smoothed (start, end) speech regions in seconds."""
     padded = np.concatenate([[False], active, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    spans = [(s * HOP, e * HOP + FRAME) for s, e in zip(edges[::2], edges[1::2])]
+    spans = [(s * HOP, e * HOP + FRAME) for s, e in zip(edges[::2], edges[1::2], strict=True)]
     merged: list[list[float]] = []
     for start, end in spans:
         if merged and start - merged[-1][1] < MIN_GAP:
@@ -111,10 +111,12 @@ def load_pipeline(models_dir: Path, device: str = "cpu"):
             plda=NoPLDA(),
             clustering="AgglomerativeClustering",
         )
-        pipeline.instantiate({
-            "segmentation": {"min_duration_off": 0.0},
-            "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.6},
-        })
+        pipeline.instantiate(
+            {
+                "segmentation": {"min_duration_off": 0.0},
+                "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.6},
+            }
+        )
     return pipeline.to(torch.device(device))
 
 

@@ -26,8 +26,14 @@ class CAMPPlusEmbedding(Model):
     StatsPool so the per-speaker frame weights the pipeline passes are honoured.
     """
 
-    def __init__(self, sample_rate: int = 16000, num_channels: int = 1, num_mel_bins: int = 80,
-                 embedding_size: int = 192, task=None):
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        num_channels: int = 1,
+        num_mel_bins: int = 80,
+        embedding_size: int = 192,
+        task=None,
+    ):
         super().__init__(sample_rate=sample_rate, num_channels=num_channels, task=task)
         self.save_hyperparameters("num_mel_bins", "embedding_size")
         self.campplus = CAMPPlus(feat_dim=num_mel_bins, embedding_size=embedding_size)
@@ -46,11 +52,17 @@ class CAMPPlusEmbedding(Model):
         return self.hparams.embedding_size
 
     def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        fbank = torch.stack([
-            kaldi.fbank(waveform, num_mel_bins=self.hparams.num_mel_bins,
-                        sample_frequency=self.hparams.sample_rate, dither=0.0)
-            for waveform in waveforms
-        ])
+        fbank = torch.stack(
+            [
+                kaldi.fbank(
+                    waveform,
+                    num_mel_bins=self.hparams.num_mel_bins,
+                    sample_frequency=self.hparams.sample_rate,
+                    dither=0.0,
+                )
+                for waveform in waveforms
+            ]
+        )
         fbank = fbank - fbank.mean(dim=1, keepdim=True)
         x = self.campplus.head(fbank.permute(0, 2, 1))
         for name, layer in self.campplus.xvector.named_children():

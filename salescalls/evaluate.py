@@ -50,11 +50,12 @@ def match_turns(utterances: list[ScoredUtterance], turns: list[dict]) -> list[in
     return matches
 
 
-def compare_call(name: str, utterances: list[ScoredUtterance], end_stage: str | None, ended_by: str | None,
-                 truth: dict) -> CallComparison:
+def compare_call(
+    name: str, utterances: list[ScoredUtterance], end_stage: str | None, ended_by: str | None, truth: dict
+) -> CallComparison:
     spoken = [u for u in utterances if not u.backchannel]
     matches = match_turns(spoken, truth["turns"])
-    pairs = [(u, truth["turns"][m]) for u, m in zip(spoken, matches) if m is not None]
+    pairs = [(u, truth["turns"][m]) for u, m in zip(spoken, matches, strict=True) if m is not None]
     return CallComparison(
         call=name,
         utterances=len(pairs),
@@ -65,3 +66,29 @@ def compare_call(name: str, utterances: list[ScoredUtterance], end_stage: str | 
         ended_by=ended_by,
         ended_by_truth=truth["ended_by"],
     )
+
+
+def compare_database(con, truth_dir: str | Path) -> list[CallComparison]:
+    """Every stored call that has a ground-truth file (matched by file name) in truth_dir."""
+    truths = {}
+    for path in sorted(Path(truth_dir).glob("*.json")):
+        truth = load_truth(path)
+        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
+            truths[truth["file"]] = (path.stem, truth)
+    comparisons = []
+    calls = con.execute(
+        "SELECT c.call_id, c.file, r.end_stage, r.ended_by FROM calls c JOIN call_results r "
+        "USING (call_id) ORDER BY c.file"
+    ).fetchall()
+    for call_id, file, end_stage, ended_by in calls:
+        if file not in truths:
+            continue
+        rows = con.execute(
+            "SELECT speaker, role, start_s, end_s, text, stage, confidence, backchannel "
+            "FROM utterances WHERE call_id = ? ORDER BY idx",
+            [call_id],
+        ).fetchall()
+        utterances = [ScoredUtterance(*row) for row in rows]
+        name, truth = truths[file]
+        comparisons.append(compare_call(name, utterances, end_stage, ended_by, truth))
+    return comparisons

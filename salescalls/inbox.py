@@ -46,7 +46,7 @@ def scan(inbox: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
                 continue
             if path.is_file():
                 found.append(path)
-    return found
+    return sorted(found)
 
 
 def read_metadata(path: str | Path | None) -> Metadata:
@@ -76,8 +76,9 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
-def quarantine(path: str | Path, folder: str | Path, reason: str, run_id: str | None = None,
-               content_hash: str | None = None) -> Path:
+def quarantine(
+    path: str | Path, folder: str | Path, reason: str, run_id: str | None = None, content_hash: str | None = None
+) -> Path:
     """Move a file that cannot be processed out of the inbox, with a reason file beside it."""
     path, folder = Path(path), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -62,8 +62,13 @@ def _timed(timings: dict[str, float], step: str):
     timings[step] = round(time.perf_counter() - started, 3)
 
 
-def analyse_call(path: str | Path, settings: Settings, script: Script, call_id: str | None = None,
-                 metadata: dict[str, str] | None = None) -> CallRecord:
+def analyse_call(
+    path: str | Path,
+    settings: Settings,
+    script: Script,
+    call_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> CallRecord:
     """Run the whole speech and stage pipeline on one recording."""
     path = Path(path)
     timings: dict[str, float] = {}
@@ -72,8 +77,9 @@ def analyse_call(path: str | Path, settings: Settings, script: Script, call_id: 
         samples = audio.load(path, info)
         call_id = call_id or audio.content_hash(path)
     with _timed(timings, "load_models"):
-        whisper_model = transcribe.load_model(settings.models_dir, settings.whisper_model, settings.device,
-                                              settings.threads)
+        whisper_model = transcribe.load_model(
+            settings.models_dir, settings.whisper_model, settings.device, settings.threads
+        )
         stage_model = stages.train_from_script(script)
     stereo = samples.shape[0] == 2
     with _timed(timings, "diarize"):
@@ -85,8 +91,9 @@ def analyse_call(path: str | Path, settings: Settings, script: Script, call_id: 
     with _timed(timings, "transcribe"):
         duration = samples.shape[1] / audio.SAMPLE_RATE
         clips = transcribe.speech_clips([(t.start, t.end) for t in turns], duration)
-        transcript = transcribe.transcribe(audio.mixdown(samples), whisper_model, settings.language,
-                                           script.prompt(settings.language), clips)
+        transcript = transcribe.transcribe(
+            audio.mixdown(samples), whisper_model, settings.language, script.prompt(settings.language), clips
+        )
     with _timed(timings, "align"):
         speakers = assign_speakers(transcript.words, turns)
         utterances = build_utterances(transcript.words, speakers)
@@ -97,12 +104,21 @@ def analyse_call(path: str | Path, settings: Settings, script: Script, call_id: 
             assignment = roles.roles_from_text(utterances, roles.role_classifier(script))
         speaker_roles = [assignment.roles.get(u.speaker, "customer") for u in utterances]
     with _timed(timings, "stages"):
-        labels = stage_model.label([u.text for u in utterances], speaker_roles,
-                                   informative=[not u.backchannel for u in utterances])
+        labels = stage_model.label(
+            [u.text for u in utterances], speaker_roles, informative=[not u.backchannel for u in utterances]
+        )
         scored = tuple(
-            ScoredUtterance(u.speaker, role, round(u.start, 3), round(u.end, 3), u.text, label.stage,
-                            round(label.confidence, 4), u.backchannel)
-            for u, role, label in zip(utterances, speaker_roles, labels)
+            ScoredUtterance(
+                u.speaker,
+                role,
+                round(u.start, 3),
+                round(u.end, 3),
+                u.text,
+                label.stage,
+                round(label.confidence, 4),
+                u.backchannel,
+            )
+            for u, role, label in zip(utterances, speaker_roles, labels, strict=True)
         )
         call_score = score_call(list(scored), script)
     return CallRecord(

@@ -72,7 +72,10 @@ def roles_from_text(utterances: list[Utterance], classifier: RoleClassifier) -> 
         return RoleAssignment({}, 0.5, "text")
     log_odds = classifier.rep_log_odds([u.text for u in spoken])
     weights = np.array([min(u.n_words, MAX_WEIGHT_WORDS) / MAX_WEIGHT_WORDS for u in spoken])
-    evidence = {s: float(sum(w * lo for w, lo, u in zip(weights, log_odds, spoken) if u.speaker == s)) for s in speakers}
+    evidence = {
+        s: float(sum(w * lo for w, lo, u in zip(weights, log_odds, spoken, strict=True) if u.speaker == s))
+        for s in speakers
+    }
     ranked = sorted(speakers, key=lambda s: evidence[s], reverse=True)
     if len(ranked) == 1:
         role = "rep" if evidence[ranked[0]] > 0 else "customer"

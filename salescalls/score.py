@@ -93,7 +93,8 @@ def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
         skipped = [s for s in required if script.position(s) < end_position and s not in reached]
     first_required = [s for s in reached if s in required]
     out_of_order = [
-        stage for i, stage in enumerate(first_required)
+        stage
+        for i, stage in enumerate(first_required)
         if any(script.position(earlier) > script.position(stage) for earlier in first_required[:i])
     ]
 

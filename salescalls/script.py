@@ -109,7 +109,7 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         parser.fail(stages_node, "stages must be a non-empty list")
     stages = [parser.stage(node) for node in stages_node.value]
     seen: dict[str, int] = {}
-    for node, stage in zip(stages_node.value, stages):
+    for node, stage in zip(stages_node.value, stages, strict=True):
         if stage.name in seen:
             parser.fail(node, f"stage '{stage.name}' is defined twice")
         seen[stage.name] = 1
@@ -190,8 +190,10 @@ class _Parser:
         for key_node, value_node in self.pairs(node, f"{where} (language -> phrases)"):
             language = str(key_node.value)
             if language not in self.languages:
-                self.fail(key_node, f"language '{language}' in {where} is not in the script's languages "
-                                    f"{list(self.languages)}")
+                self.fail(
+                    key_node,
+                    f"language '{language}' in {where} is not in the script's languages {list(self.languages)}",
+                )
             result[language] = tuple(self.text_list(value_node, f"{where} [{language}]"))
         return result
 
@@ -199,8 +201,7 @@ class _Parser:
         fields = self.mapping(node, "a stage", _STAGE_KEYS)
         name = self.text(self.need(fields, "name", node), "stage name")
         if not _NAME.match(name) or name == OFF_SCRIPT:
-            self.fail(fields["name"], f"stage name '{name}' must be lower_case_with_underscores "
-                                      f"and not '{OFF_SCRIPT}'")
+            self.fail(fields["name"], f"stage name '{name}' must be lower_case_with_underscores and not '{OFF_SCRIPT}'")
         required = self.value(self.need(fields, "required", node))
         if not isinstance(required, bool):
             self.fail(fields["required"], f"stage '{name}': required must be true or false")

@@ -34,12 +34,30 @@ def normalise_text(text: str) -> str:
 
 
 def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2)) -> FeatureUnion:
-    return FeatureUnion([
-        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=char_ngrams, sublinear_tf=True,
-                                  preprocessor=normalise_text, min_df=1)),
-        ("words", TfidfVectorizer(analyzer="word", ngram_range=word_ngrams, sublinear_tf=True,
-                                  preprocessor=normalise_text, token_pattern=r"(?u)\b\w[\w']*\b")),
-    ])
+    return FeatureUnion(
+        [
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=char_ngrams,
+                    sublinear_tf=True,
+                    preprocessor=normalise_text,
+                    min_df=1,
+                ),
+            ),
+            (
+                "words",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=word_ngrams,
+                    sublinear_tf=True,
+                    preprocessor=normalise_text,
+                    token_pattern=r"(?u)\b\w[\w']*\b",
+                ),
+            ),
+        ]
+    )
 
 
 def _role_columns(roles, weight: float) -> csr_matrix:
@@ -53,8 +71,15 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
     X is a sequence of (text, role) pairs; role is "rep", "customer" or "" when unknown.
     """
 
-    def __init__(self, C: float = 4.0, char_ngrams=(2, 5), word_ngrams=(1, 2), role_weight: float = 1.0,
-                 calibrate: bool = True, random_state: int = 0):
+    def __init__(
+        self,
+        C: float = 4.0,
+        char_ngrams=(2, 5),
+        word_ngrams=(1, 2),
+        role_weight: float = 1.0,
+        calibrate: bool = True,
+        random_state: int = 0,
+    ):
         self.C = C
         self.char_ngrams = char_ngrams
         self.word_ngrams = word_ngrams
@@ -135,8 +160,14 @@ def script_training_data(script: Script) -> tuple[list[tuple[str, str]], list[st
     return X, y
 
 
-def order_prior(n_stages: int, required: list[bool] | None = None, stay: float = 0.8, back: float = 0.04,
-                sign_off: float = 0.05, forward_decay: float = 0.3) -> np.ndarray:
+def order_prior(
+    n_stages: int,
+    required: list[bool] | None = None,
+    stay: float = 0.8,
+    back: float = 0.04,
+    sign_off: float = 0.05,
+    forward_decay: float = 0.3,
+) -> np.ndarray:
     """Cold-start transition matrix from the script's order.
 
     From stage i: stay with probability `stay` (stages span several utterances); go back with
@@ -160,7 +191,7 @@ def order_prior(n_stages: int, required: list[bool] | None = None, stay: float =
         forward = 1 - stay - back_share
         if i + 1 < last:
             jumped = np.cumsum([0] + [int(r) for r in required[i + 1 : last - 1]])  # required stages passed
-            decay = forward_decay ** jumped
+            decay = forward_decay**jumped
             matrix[i, i + 1 : last] = (forward - sign_off) * decay / decay.sum()
             matrix[i, last] = sign_off
         else:
@@ -221,7 +252,7 @@ class StageModel:
 
     def emissions(self, texts: list[str], roles: list[str]) -> np.ndarray:
         """Per-utterance stage probabilities in script order (T, K)."""
-        proba = self.classifier.predict_proba(list(zip(texts, roles)))
+        proba = self.classifier.predict_proba(list(zip(texts, roles, strict=True)))
         column = {name: i for i, name in enumerate(self.classifier.classes_)}
         ordered = np.full((len(texts), len(self.stages)), 1e-6)
         for k, stage in enumerate(self.stages):
@@ -266,7 +297,7 @@ def _cold_start(script: Script, random_state: int) -> StageModel:
     X, y = script_training_data(script)
     classifier = StageClassifier(random_state=random_state).fit(X, y)
     n = len(script.stages)
-    initial = np.array([0.5 ** i for i in range(n)])
+    initial = np.array([0.5**i for i in range(n)])
     return StageModel(
         script_id=script.id,
         script_version=script.version,

@@ -120,12 +120,29 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
         con.execute(
             "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                record.call_id, record.file, meta.get("call_id"), meta.get("rep"),
-                _timestamp(meta.get("started_at")) or processed_at, record.duration, record.channels,
-                record.sample_rate, record.codec, record.language, meta.get("segment"), meta.get("campaign"),
-                meta.get("crm_outcome"), record.script_id, record.script_version, record.stage_model,
-                record.whisper_model, record.diarization, record.role_method, record.role_confidence, run_id,
-                processed_at, json.dumps(record.timings),
+                record.call_id,
+                record.file,
+                meta.get("call_id"),
+                meta.get("rep"),
+                _timestamp(meta.get("started_at")) or processed_at,
+                record.duration,
+                record.channels,
+                record.sample_rate,
+                record.codec,
+                record.language,
+                meta.get("segment"),
+                meta.get("campaign"),
+                meta.get("crm_outcome"),
+                record.script_id,
+                record.script_version,
+                record.stage_model,
+                record.whisper_model,
+                record.diarization,
+                record.role_method,
+                record.role_confidence,
+                run_id,
+                processed_at,
+                json.dumps(record.timings),
             ],
         )
         con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
@@ -141,8 +158,13 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
         con.execute(
             "INSERT OR REPLACE INTO call_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                record.call_id, score.end_stage, score.ended_by, score.detected_outcome, list(score.stages_reached),
-                list(score.stages_skipped), list(score.out_of_order),
+                record.call_id,
+                score.end_stage,
+                score.ended_by,
+                score.detected_outcome,
+                list(score.stages_reached),
+                list(score.stages_skipped),
+                list(score.out_of_order),
                 json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
             ],
         )
@@ -153,12 +175,22 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
 
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, inbox: str) -> None:
-    con.execute("INSERT INTO runs (run_id, started_at, inbox, status) VALUES (?, ?, ?, 'running')",
-                [run_id, datetime.now(), inbox])
+    con.execute(
+        "INSERT INTO runs (run_id, started_at, inbox, status) VALUES (?, ?, ?, 'running')",
+        [run_id, datetime.now(), inbox],
+    )
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, files_seen: int, calls_added: int,
-               calls_skipped: int, quarantined: int, message: str | None = None) -> None:
+def finish_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    status: str,
+    files_seen: int,
+    calls_added: int,
+    calls_skipped: int,
+    quarantined: int,
+    message: str | None = None,
+) -> None:
     con.execute(
         "UPDATE runs SET finished_at = ?, status = ?, files_seen = ?, calls_added = ?, calls_skipped = ?, "
         "quarantined = ?, message = ? WHERE run_id = ?",
@@ -166,7 +198,15 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, files_s
     )
 
 
-def save_quarantine(con: duckdb.DuckDBPyConnection, file: str, content_hash: str | None, reason: str,
-                    run_id: str | None, moved_to: str | None) -> None:
-    con.execute("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
-                [file, content_hash, reason, datetime.now(), run_id, moved_to])
+def save_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    file: str,
+    content_hash: str | None,
+    reason: str,
+    run_id: str | None,
+    moved_to: str | None,
+) -> None:
+    con.execute(
+        "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
+        [file, content_hash, reason, datetime.now(), run_id, moved_to],
+    )

@@ -68,8 +68,9 @@ def load_model(models_dir: Path, name: str = "base", device: str = "cpu", thread
     return model
 
 
-def speech_clips(regions: list[tuple[float, float]], duration: float, max_clip: float = MAX_CLIP,
-                 pad: float = CLIP_PAD) -> list[tuple[float, float]]:
+def speech_clips(
+    regions: list[tuple[float, float]], duration: float, max_clip: float = MAX_CLIP, pad: float = CLIP_PAD
+) -> list[tuple[float, float]]:
     """Pack speech regions into clips of at most `max_clip` seconds, cut in the pauses between them.
 
     A region longer than `max_clip` is a clip of its own (whisper seeks through it by itself).

@@ -23,8 +23,14 @@ def demo_script():
     return load_script(DEMO_SCRIPT)
 
 
-def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000, channels: int = 1, amplitude: float = 0.3,
-               frequency: float = 220.0) -> Path:
+def write_tone(
+    path: Path,
+    seconds: float = 1.0,
+    rate: int = 16000,
+    channels: int = 1,
+    amplitude: float = 0.3,
+    frequency: float = 220.0,
+) -> Path:
     """A sine tone (each channel its own frequency) written with soundfile."""
     t = np.arange(int(seconds * rate)) / rate
     data = np.stack([amplitude * np.sin(2 * np.pi * frequency * (c + 1) * t) for c in range(channels)], axis=1)
@@ -35,8 +41,9 @@ def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000, channels: in
 @pytest.fixture(scope="session")
 def model_settings() -> Settings:
     """Settings whose models must be in place: the speech tests fail (not skip) without them."""
-    settings = Settings.from_env(models_dir=ROOT / os.environ.get("SALESCALLS_MODELS_DIR", "models"),
-                                 script=DEMO_SCRIPT, language="en")
+    settings = Settings.from_env(
+        models_dir=ROOT / os.environ.get("SALESCALLS_MODELS_DIR", "models"), script=DEMO_SCRIPT, language="en"
+    )
     gaps = missing(settings.models_dir, settings.whisper_model)
     if gaps:
         pytest.fail(f"speech models missing ({'; '.join(gaps)}): run `make setup` or `salescalls models setup`")

@@ -66,28 +66,43 @@ def test_vectorised_assignment_matches_brute_force_on_random_calls():
 
 def test_utterances_split_at_speaker_change_sentence_end_and_long_pause():
     ws = words(
-        (0.0, 0.3, "Hello,"), (0.35, 0.6, "there."), (0.7, 0.9, "How"), (0.95, 1.2, "are"),
-        (3.0, 3.2, "you"), (3.5, 3.8, "Fine"), (3.9, 4.1, "thanks."),
+        (0.0, 0.3, "Hello,"),
+        (0.35, 0.6, "there."),
+        (0.7, 0.9, "How"),
+        (0.95, 1.2, "are"),
+        (3.0, 3.2, "you"),
+        (3.5, 3.8, "Fine"),
+        (3.9, 4.1, "thanks."),
     )
     speakers = ["A", "A", "A", "A", "A", "B", "B"]
     utterances = build_utterances(ws, speakers)
     assert [(u.speaker, u.text) for u in utterances] == [
-        ("A", "Hello, there."), ("A", "How are"), ("A", "you"), ("B", "Fine thanks."),
+        ("A", "Hello, there."),
+        ("A", "How are"),
+        ("A", "you"),
+        ("B", "Fine thanks."),
     ]
     assert utterances[0].start == 0.0 and utterances[0].end == 0.6
 
 
 def test_back_channel_does_not_break_the_speakers_utterance():
     ws = words(
-        (0.0, 0.4, "Our"), (0.45, 0.8, "plan"), (0.85, 1.2, "has"), (1.0, 1.3, "uh-huh"),
-        (1.3, 1.6, "five"), (1.65, 2.0, "hundred"), (2.05, 2.5, "megabits."),
-        (3.0, 3.3, "Sounds"), (3.35, 3.7, "good."),
+        (0.0, 0.4, "Our"),
+        (0.45, 0.8, "plan"),
+        (0.85, 1.2, "has"),
+        (1.0, 1.3, "uh-huh"),
+        (1.3, 1.6, "five"),
+        (1.65, 2.0, "hundred"),
+        (2.05, 2.5, "megabits."),
+        (3.0, 3.3, "Sounds"),
+        (3.35, 3.7, "good."),
     )
     speakers = ["A", "A", "A", "B", "A", "A", "A", "B", "B"]
     utterances = build_utterances(ws, speakers)
     main = [u for u in utterances if not u.backchannel]
     assert [(u.speaker, u.text) for u in main] == [
-        ("A", "Our plan has five hundred megabits."), ("B", "Sounds good."),
+        ("A", "Our plan has five hundred megabits."),
+        ("B", "Sounds good."),
     ]
     (backchannel,) = [u for u in utterances if u.backchannel]
     assert (backchannel.speaker, backchannel.text) == ("B", "uh-huh")

@@ -63,8 +63,9 @@ def test_too_short_audio_is_rejected(tmp_path):
 
 def test_video_without_audio_has_no_audio_stream(tmp_path):
     path = tmp_path / "video.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=32x32:d=0.5", "-an", str(path)],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=32x32:d=0.5", "-an", str(path)], check=True
+    )
     with pytest.raises(audio.AudioError, match="no audio stream"):
         audio.probe(path)
 

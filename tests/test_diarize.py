@@ -33,7 +33,7 @@ def test_each_channel_is_one_party_and_bleed_makes_no_turns():
     turns = channel_turns(samples)
     rep, customer = spans(turns, "ch0"), spans(turns, "ch1")
     assert len(rep) == 2 and len(customer) == 1
-    for (start, end), (true_start, true_end) in zip(rep + customer, [(0.5, 3.0), (5.5, 8.0), (3.5, 5.0)]):
+    for (start, end), (true_start, true_end) in zip(rep + customer, [(0.5, 3.0), (5.5, 8.0), (3.5, 5.0)], strict=True):
         assert start == pytest.approx(true_start, abs=0.1)
         assert end == pytest.approx(true_end, abs=0.1)
 

@@ -4,8 +4,9 @@ from salescalls.score import ScoredUtterance, find_phrases, score_call
 def call(*turns):
     """turns: (role, stage, text[, backchannel]) -> scored utterances one second apart."""
     return [
-        ScoredUtterance("ch0" if t[0] == "rep" else "ch1", t[0], float(i), i + 0.9, t[2], t[1], 0.9,
-                        t[3] if len(t) > 3 else False)
+        ScoredUtterance(
+            "ch0" if t[0] == "rep" else "ch1", t[0], float(i), i + 0.9, t[2], t[1], 0.9, t[3] if len(t) > 3 else False
+        )
         for i, t in enumerate(turns)
     ]
 
@@ -41,7 +42,8 @@ def test_customer_hangs_up_at_the_offer(demo_script):
     assert score.stages_skipped == ("qualification",)  # the call went past it without it
     assert score.detected_outcome == "refusal"
     assert [(hit.rule, hit.phrase, hit.utterance) for hit in score.forbidden] == [
-        ("unauthorised_discount", "half price", 2), ("unauthorised_discount", "special discount just for you", 2),
+        ("unauthorised_discount", "half price", 2),
+        ("unauthorised_discount", "special discount just for you", 2),
     ]
 
 

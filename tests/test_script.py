@@ -30,7 +30,13 @@ outcomes:
 def test_demo_script_loads(demo_script):
     assert demo_script.id == "demo-broadband"
     assert demo_script.stage_names == (
-        "greeting", "qualification", "needs", "offer", "objection", "close", "farewell",
+        "greeting",
+        "qualification",
+        "needs",
+        "offer",
+        "objection",
+        "close",
+        "farewell",
     )
     assert not demo_script.stage("objection").required
     assert set(demo_script.languages) == {"en", "ru", "hu"}
@@ -53,8 +59,14 @@ def test_valid_minimal_script():
         (("speaker: rep", "speaker: manager"), r"mini.yaml:7: stage 'greeting': speaker must be one of"),
         (("version: 2", "version: two"), r"mini.yaml:2: version must be a whole number"),
         (("  - name: close", "  - name: greeting"), r"mini.yaml:12: stage 'greeting' is defined twice"),
-        (("    required: false", "    required: maybe"), r"mini.yaml:13: stage 'close': required must be true or false"),
-        (("        en: [Send me", "        de: [Send me"), r"mini.yaml:17: language 'de' .* not in the script's languages"),
+        (
+            ("    required: false", "    required: maybe"),
+            r"mini.yaml:13: stage 'close': required must be true or false",
+        ),
+        (
+            ("        en: [Send me", "        de: [Send me"),
+            r"mini.yaml:17: language 'de' .* not in the script's languages",
+        ),
         (("outcomes:", "outcome:"), r"mini.yaml:18: unknown key 'outcome' in the script"),
         (("  - name: close", "  - name: off_script"), r"mini.yaml:12: stage name 'off_script'"),
         (("      customer:", "      client:"), r"mini.yaml:16: stage 'close': examples are keyed by role"),

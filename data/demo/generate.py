@@ -155,8 +155,10 @@ def main() -> int:
                     "crm_outcome": call["outcome"],
                 }
             )
-            print(f"{filename}: {info.duration:5.1f} s, {fmt['channels']} ch, {fmt['rate']} Hz, "
-                  f"ends at {truth['end_stage']} ({ended_by}), {call['outcome']}")
+            print(
+                f"{filename}: {info.duration:5.1f} s, {fmt['channels']} ch, {fmt['rate']} Hz, "
+                f"ends at {truth['end_stage']} ({ended_by}), {call['outcome']}"
+            )
     with open(HERE / "calls.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -1,0 +1,99 @@
+"""How the demo run did: stored results against the demo's ground truth, and time per step.
+
+    python -m bench.demo [--db data/salescalls.duckdb] [--truth data/demo] [--json bench/results/demo.json]
+
+Run `make demo` first. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import datetime
+from pathlib import Path
+
+from salescalls import store
+from salescalls.analytics import format_table
+from salescalls.evaluate import compare_database
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="data/salescalls.duckdb")
+    parser.add_argument("--truth", default="data/demo")
+    parser.add_argument("--json", default="bench/results/demo.json")
+    args = parser.parse_args(argv)
+
+    with store.reader(args.db) as con:
+        comparisons = compare_database(con, args.truth)
+        calls = con.execute("SELECT file, duration, channels, sample_rate, timings FROM calls ORDER BY file").df()
+    if not comparisons:
+        raise SystemExit(f"no stored call has a ground-truth file in {args.truth}: run `make demo` first")
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        [
+            {
+                "call": c.call,
+                "end stage": c.end_stage,
+                "truth": c.end_stage_truth,
+                "ok": "yes" if c.end_stage_ok else "NO",
+                "ended by": f"{c.ended_by}/{c.ended_by_truth}",
+                "stage acc": c.stage_correct / max(c.utterances, 1),
+                "role acc": c.role_correct / max(c.utterances, 1),
+                "utterances": c.utterances,
+            }
+            for c in comparisons
+        ]
+    )
+    print(format_table(rows, {k: k for k in rows.columns}, {"stage acc": ".0%", "role acc": ".0%"}))
+    matched = sum(c.utterances for c in comparisons)
+    summary = {
+        "calls": len(comparisons),
+        "end_stage_correct": sum(c.end_stage_ok for c in comparisons),
+        "ended_by_correct": sum(c.ended_by == c.ended_by_truth for c in comparisons),
+        "stage_accuracy": round(sum(c.stage_correct for c in comparisons) / matched, 4),
+        "role_accuracy": round(sum(c.role_correct for c in comparisons) / matched, 4),
+    }
+    steps: dict[str, float] = {}
+    for timings in calls["timings"]:
+        for step, seconds in json.loads(timings).items():
+            steps[step] = steps.get(step, 0.0) + seconds
+    audio_seconds = float(calls["duration"].sum())
+    mono, stereo = calls[calls["channels"] == 1], calls[calls["channels"] == 2]
+
+    def rtf(frame) -> float:
+        total = sum(sum(json.loads(t).values()) for t in frame["timings"])
+        return round(total / max(float(frame["duration"].sum()), 1e-9), 3)
+
+    summary["timing"] = {
+        "audio_seconds": round(audio_seconds, 1),
+        "seconds_per_step": {k: round(v, 1) for k, v in steps.items()},
+        "real_time_factor": {"all": rtf(calls), "mono": rtf(mono), "stereo": rtf(stereo)},
+    }
+    print(
+        f"\nend stage right for {summary['end_stage_correct']}/{summary['calls']} calls, who ended it for "
+        f"{summary['ended_by_correct']}/{summary['calls']}; utterance stage accuracy {summary['stage_accuracy']:.1%}, "
+        f"role accuracy {summary['role_accuracy']:.1%}"
+    )
+    print(
+        f"{audio_seconds:.0f} s of audio; seconds per step: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in summary["timing"]["seconds_per_step"].items())
+        + f"; real-time factor {summary['timing']['real_time_factor']}"
+    )
+    summary.update(
+        {
+            "date": datetime.now().isoformat(timespec="seconds"),
+            "machine": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+            "per_call": rows.to_dict(orient="records"),
+        }
+    )
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
