@@ -92,12 +92,13 @@ def fetch_official(models_dir: Path, whisper_model: str = "base", token: str | N
 
 def setup(models_dir: Path, whisper_model: str = "base") -> list[str]:
     """Make the models available: keep what is there, link a shared copy, else download."""
+    return setup_from(models_dir, whisper_model, find_shared())
+
+
+def setup_from(models_dir: Path, whisper_model: str, shared: Path | None) -> list[str]:
     if not missing(models_dir, whisper_model):
         return [f"models ready in {models_dir}"]
-    actions = []
-    shared = find_shared()
-    if shared is not None:
-        actions += link_shared(models_dir, shared)
+    actions = link_shared(models_dir, shared) if shared is not None else []
     if missing(models_dir, whisper_model):
         try:
             actions += fetch_official(models_dir, whisper_model, os.environ.get("HF_TOKEN"))

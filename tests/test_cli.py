@@ -1,0 +1,76 @@
+import pytest
+from typer.testing import CliRunner
+
+from salescalls import models, store
+from salescalls.cli import app
+from salescalls.transcribe import ModelMissingError
+from tests.conftest import DEMO_SCRIPT
+
+runner = CliRunner()
+
+
+def test_script_check_reports_stages_or_the_failing_line(tmp_path):
+    ok = runner.invoke(app, ["script", "check", str(DEMO_SCRIPT)])
+    assert ok.exit_code == 0 and "script demo-broadband v1" in ok.output and "objection (optional)" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEMO_SCRIPT.read_text().replace("speaker: rep", "speaker: robot", 1))
+    result = runner.invoke(app, ["script", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:" in result.output and "speaker must be one of" in result.output
+
+
+def test_dropoff_without_a_database_says_what_to_do(tmp_path):
+    result = runner.invoke(app, ["dropoff", "--db", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 1 and "run `salescalls run INBOX` first" in result.output
+
+
+def test_dropoff_on_an_empty_database(tmp_path):
+    with store.writer(tmp_path / "empty.duckdb"):
+        pass
+    result = runner.invoke(app, ["dropoff", "--db", str(tmp_path / "empty.duckdb")])
+    assert result.exit_code == 0 and "no scored calls yet" in result.output
+
+
+def test_run_needs_an_inbox_folder(tmp_path):
+    result = runner.invoke(app, ["run", str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "inbox is not a folder" in result.output
+
+
+def test_analyse_rejects_a_file_that_is_not_audio(tmp_path):
+    fake = tmp_path / "call.wav"
+    fake.write_text("hello")
+    result = runner.invoke(app, ["analyse", str(fake)])
+    assert result.exit_code == 1 and "not decodable audio" in result.output
+
+
+def test_models_check_lists_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(tmp_path / "empty"))
+    result = runner.invoke(app, ["models", "check"])
+    assert result.exit_code == 1
+    assert "whisper 'base'" in result.output and "pyannote diarization" in result.output
+
+
+def test_models_are_linked_from_a_shared_offline_copy(tmp_path, monkeypatch):
+    shared = tmp_path / "shared" / "models"
+    (shared / "whisper").mkdir(parents=True)
+    (shared / "whisper" / "base.pt").write_bytes(b"weights")
+    (shared / "pyannote" / "segmentation-3.0").mkdir(parents=True)
+    (shared / "pyannote" / "segmentation-3.0" / "pytorch_model.bin").write_bytes(b"weights")
+    (shared / "pyannote" / "campplus_cn_en_common.pt").write_bytes(b"weights")
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.delenv(models.SHARED_ENV, raising=False)
+    assert models.find_shared(project) == shared  # ../shared/models beside the project
+    actions = models.setup_from(project / "models", "base", shared)
+    assert len(actions) == 2 and (project / "models" / "whisper").is_symlink()
+    assert models.missing(project / "models") == []
+    assert models.setup_from(project / "models", "base", shared) == [f"models ready in {project / 'models'}"]
+
+
+def test_without_a_copy_or_token_setup_says_what_is_missing(tmp_path, monkeypatch):
+    target = tmp_path / "models"
+    (target / "whisper").mkdir(parents=True)
+    (target / "whisper" / "base.pt").write_bytes(b"weights")  # present, so nothing is downloaded
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(ModelMissingError, match="no HF_TOKEN is set"):
+        models.setup_from(target, "base", shared=None)
