@@ -133,6 +133,19 @@ def normalise(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
+def is_dual_mono(samples: np.ndarray, threshold_db: float = -30.0) -> bool:
+    """A stereo file whose channels carry the same signal (a mono recording saved as stereo).
+
+    True when the channels' difference is `threshold_db` or more below the signal itself; such
+    files must be diarized as mono, since "one party per channel" does not hold.
+    """
+    if samples.shape[0] != 2:
+        return False
+    signal = float(np.mean(samples.astype(np.float64) ** 2)) + 1e-12
+    difference = float(np.mean((samples[0].astype(np.float64) - samples[1]) ** 2))
+    return 10 * np.log10(difference / signal + 1e-12) < threshold_db
+
+
 def mixdown(samples: np.ndarray) -> np.ndarray:
     """(channels, samples) -> (samples,) mono."""
     return samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]

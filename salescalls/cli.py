@@ -25,6 +25,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def _write(text: str, output: Path | None, done: str) -> None:
+    """To standard output, or to a file with a note on standard error."""
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(done, err=True)
+
+
 @app.command()
 def run(
     inbox: Path = typer.Argument(..., help="folder of new recordings (and optionally calls.csv)"),
@@ -105,6 +114,38 @@ def analyse(
     typer.echo("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.timings.items()))
 
 
+@app.command()
+def transcribe(
+    file: Path = typer.Argument(..., help="one recording"),
+    fmt: str = typer.Option("txt", "--format", "-f", help="json, srt, vtt, rttm or txt"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of standard output"),
+    script: Path | None = typer.Option(None, help="call script: rep/customer evidence and vocabulary"),
+    language: str | None = typer.Option(None, help="force a language (en, ru, hu); default: detect"),
+    vocabulary: bool | None = typer.Option(None, help="prompt whisper with the script's vocabulary"),
+    progress: bool = typer.Option(True, help="progress on standard error"),
+) -> None:
+    """Who said what, when, for one recording (no stages, nothing stored)."""
+    from . import audio, formats
+    from .pipeline import assign_roles, recognise
+    from .script import ScriptError, load_script
+    from .transcribe import ModelMissingError
+
+    if fmt not in formats.FORMATS:
+        _fail(f"unknown format '{fmt}': choose from {', '.join(formats.FORMATS)}")
+    settings = Settings.from_env(script=script, language=language, vocabulary_prompt=vocabulary)
+    try:
+        call_script = load_script(settings.script)
+        info = audio.probe(file)
+        samples = audio.load(file, info)
+        prompt = call_script.prompt(settings.language) if settings.vocabulary_prompt else None
+        speech = recognise(samples, settings, prompt, progress=progress)
+    except (audio.AudioError, ScriptError, ModelMissingError) as error:
+        _fail(f"{file}: {error}")
+    roles = assign_roles(speech, settings, call_script)
+    text = formats.render(fmt, speech, roles, samples.shape[1] / audio.SAMPLE_RATE, file.stem)
+    _write(text, output, f"wrote {output}")
+
+
 @models_app.command("setup")
 def models_setup(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
     """Use models in SALESCALLS_MODELS_DIR, else link a shared offline copy, else download the official ones."""
@@ -147,3 +188,112 @@ def script_check(file: Path) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
+
+
+labels_app = typer.Typer(no_args_is_help=True, help="Stage labels from people, for retraining.")
+app.add_typer(labels_app, name="labels")
+
+
+def _stored_calls_and_script(db: Path | None, script: Path | None):
+    """Settings and the loaded script for a command working on stored calls; clear errors otherwise."""
+    from .script import ScriptError, load_script
+
+    settings = Settings.from_env(database=db, script=script)
+    try:
+        call_script = load_script(settings.script)
+    except ScriptError as error:
+        _fail(str(error))
+    if not settings.database.is_file():
+        _fail(f"no database at {settings.database}: run `salescalls run INBOX` first")
+    return settings, call_script
+
+
+@app.command()
+def review(
+    db: Path | None = DB_OPTION,
+    limit: int = typer.Option(50, help="how many utterances"),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or json"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of standard output"),
+    script_id: str | None = typer.Option(None, help="only calls scored against this script"),
+) -> None:
+    """The utterances (and calls) the stage model is least sure of, with an empty `label` column to fill in."""
+    from . import review as qa
+    from . import store
+
+    if fmt not in ("csv", "json"):
+        _fail(f"unknown format '{fmt}': choose csv or json")
+    settings = Settings.from_env(database=db)
+    try:
+        with store.reader(settings.database) as con:
+            rows = qa.review_rows(con, limit, script_id)
+            calls = qa.review_calls(con, min(limit, 20))
+    except FileNotFoundError as error:
+        _fail(str(error))
+    text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
+    _write(text, output, f"wrote {len(rows)} utterances to review to {output}")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Path = typer.Argument(..., help="a review file (CSV or JSON) with the label column filled in"),
+    db: Path | None = DB_OPTION,
+    by: str | None = typer.Option(None, help="who labelled (stored with every label)"),
+) -> None:
+    """Store the labels of a review file; rows with an unknown call, utterance or stage are reported."""
+    from . import review as qa
+    from . import store
+
+    settings = Settings.from_env(database=db)
+    if not file.is_file():
+        _fail(f"no such file: {file}")
+    try:
+        rows = qa.read_label_file(file)
+    except (ValueError, UnicodeDecodeError) as error:
+        _fail(f"{file}: cannot read labels: {error}")
+    if not settings.database.is_file():
+        _fail(f"no database at {settings.database}: run `salescalls run INBOX` first")
+    with store.writer(settings.database) as con:
+        result = qa.import_labels(con, rows, file.name, by)
+    for line in result.errors:
+        typer.echo(line, err=True)
+    typer.echo(f"{result.stored} labels stored, {result.skipped} rows without a label, {len(result.errors)} rejected")
+    if result.errors and not result.stored:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Train a new stage-model version from the script's examples and every labelled call."""
+    from . import review as qa
+    from . import store
+
+    settings, call_script = _stored_calls_and_script(db, script)
+    with store.reader(settings.database) as con:
+        try:
+            folder, training = qa.train_from_labels(con, call_script, settings.models_dir)
+        except ValueError as error:
+            _fail(str(error))
+    typer.echo(
+        f"trained {folder} from {training['labelled_calls']} labelled calls "
+        f"({training['labelled_utterances']} utterances) and {training['script_examples']} script examples"
+    )
+    if training["cross_validation"]:
+        cv = training["cross_validation"]
+        typer.echo(
+            f"held-out accuracy ({cv['folds']}-fold over calls): trained {cv['trained_accuracy']:.1%}, "
+            f"cold start {cv['cold_start_accuracy']:.1%}"
+        )
+    typer.echo("run `salescalls rescore` to give the stored calls the new model's stages")
+
+
+@app.command()
+def rescore(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Give every stored call of the script the current stage model's stages (no re-transcribing)."""
+    from . import review as qa
+    from . import store
+
+    settings, call_script = _stored_calls_and_script(db, script)
+    with store.writer(settings.database) as con:
+        store.save_script(con, call_script)
+        count, name = qa.rescore(con, call_script, settings.models_dir)
+    typer.echo(f"rescored {count} calls of {call_script.id} with {name}")

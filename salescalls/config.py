@@ -24,8 +24,11 @@ class Settings:
     script: Path = Path("data/scripts/demo.yaml")  # the call script calls are scored against
     whisper_model: str = "base"  # whisper size name; weights in models_dir/whisper/<name>.pt
     language: str | None = None  # force a language code (en, ru, hu); None detects per call
+    vocabulary_prompt: bool = False  # prompt whisper with the script's vocabulary (measured: off is better)
     rep_channel: int = 0  # in stereo recordings, the channel that carries the rep
-    num_speakers: int | None = 2  # speakers in a mono call; None lets diarization decide
+    num_speakers: int | None = 2  # speakers in a mono call; None lets diarization decide...
+    min_speakers: int | None = None  # ...within these bounds
+    max_speakers: int | None = None
     device: str = "cpu"  # torch device for whisper and pyannote
     threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))  # torch threads
     workers: int = 1  # calls processed at once in one process
@@ -40,9 +43,11 @@ class Settings:
                 raw = _env("DB", raw)
             if raw is None:
                 continue
-            if f.name in ("rep_channel", "threads", "workers"):
+            if f.name == "vocabulary_prompt":
+                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif f.name in ("rep_channel", "threads", "workers"):
                 values[f.name] = int(raw)
-            elif f.name == "num_speakers":
+            elif f.name in ("num_speakers", "min_speakers", "max_speakers"):
                 values[f.name] = None if raw.lower() in ("auto", "none") else int(raw)
             elif f.name in _PATH_FIELDS:
                 values[f.name] = Path(raw)

@@ -51,7 +51,8 @@ class CAMPPlusEmbedding(Model):
     def dimension(self) -> int:
         return self.hparams.embedding_size
 
-    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_features(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """(batch, 1, samples) -> CAM++ frame-level features (batch, channels, frames)."""
         fbank = torch.stack(
             [
                 kaldi.fbank(
@@ -69,7 +70,31 @@ class CAMPPlusEmbedding(Model):
             if name == "stats":
                 break
             x = layer(x)
-        stats = self.pooling(x, weights=weights)  # (batch, 2C) or (batch, speakers, 2C)
+        return x
+
+    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings (batch, dimension), one per (waveform, weights) row.
+
+        The diarization pipeline asks for one embedding per (chunk, local speaker): the same
+        10 s waveform several times with different speaker masks. The network runs once per
+        distinct waveform and only the pooling runs per mask, which gives identical embeddings
+        for a fraction of the work.
+        """
+        if weights is None or waveforms.shape[0] == 1:
+            features = self.frame_features(waveforms)
+        else:
+            first_of_run = [0]
+            for row in range(1, waveforms.shape[0]):
+                if not torch.equal(waveforms[row], waveforms[row - 1]):
+                    first_of_run.append(row)
+            run_of_row = (
+                torch.cumsum(
+                    torch.tensor([1 if row in first_of_run else 0 for row in range(waveforms.shape[0])]), dim=0
+                )
+                - 1
+            )
+            features = self.frame_features(waveforms[first_of_run])[run_of_row]
+        stats = self.pooling(features, weights=weights)  # (batch, 2C) or (batch, speakers, 2C)
         embeddings = self.campplus.xvector.dense(stats.reshape(-1, stats.shape[-1]))
         return embeddings.reshape(*stats.shape[:-1], -1)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from . import audio, diarize, roles, stages, transcribe
-from .align import assign_speakers, build_utterances
+from .align import Utterance, assign_channels, assign_speakers, build_utterances
 from .config import Settings
 from .score import CallScore, PhraseHit, ScoredUtterance, score_call
 from .script import Script
@@ -62,6 +64,98 @@ def _timed(timings: dict[str, float], step: str):
     timings[step] = round(time.perf_counter() - started, 3)
 
 
+@dataclass(frozen=True)
+class Speech:
+    language: str  # transcription language
+    turns: tuple[diarize.Turn, ...]  # who spoke when
+    words: tuple[transcribe.Word, ...]  # in time order
+    speakers: tuple[str, ...]  # the speaker of each word
+    utterances: tuple[Utterance, ...]  # same-speaker runs of words
+    diarization: str  # "channels" for stereo, "pyannote" for mono
+
+
+def recognise(
+    samples: np.ndarray,
+    settings: Settings,
+    prompt: str | None = None,
+    timings: dict[str, float] | None = None,
+    progress: bool = False,
+) -> Speech:
+    """The speech layer: who spoke when, what was said, and which words each speaker said.
+
+    Speakers come first (stereo: channel energy; mono: pyannote), so whisper decodes only the
+    stretches where someone speaks; then every word is assigned to a speaker (stereo: the louder
+    channel while it is said; mono: the speaker whose turns overlap it most). A stereo file
+    whose channels are the same signal is treated as mono.
+    """
+    timings = {} if timings is None else timings
+    if audio.is_dual_mono(samples):
+        samples = audio.mixdown(samples)[None, :]
+    with _timed(timings, "load_models"):
+        whisper_model = transcribe.load_model(
+            settings.models_dir, settings.whisper_model, settings.device, settings.threads
+        )
+        pipeline = None if samples.shape[0] == 2 else diarize.load_pipeline(settings.models_dir, settings.device)
+    with _timed(timings, "diarize"):
+        if pipeline is None:
+            turns = diarize.channel_turns(samples)
+        else:
+            turns = diarize.pyannote_turns(
+                samples,
+                pipeline,
+                settings.num_speakers,
+                settings.min_speakers,
+                settings.max_speakers,
+                progress=progress,
+            )
+    with _timed(timings, "transcribe"):
+        regions = [(t.start, t.end) for t in turns]
+        transcript = transcribe.transcribe(
+            audio.mixdown(samples), whisper_model, settings.language, prompt, regions, progress=progress
+        )
+    with _timed(timings, "align"):
+        if pipeline is None:
+            speakers = assign_channels(transcript.words, samples)
+        else:
+            speakers = assign_speakers(transcript.words, turns)
+        utterances = build_utterances(transcript.words, speakers)
+    return Speech(
+        language=transcript.language,
+        turns=tuple(turns),
+        words=transcript.words,
+        speakers=tuple(speakers),
+        utterances=tuple(utterances),
+        diarization="pyannote" if pipeline is not None else "channels",
+    )
+
+
+def assign_roles(speech: Speech, settings: Settings, script: Script) -> roles.RoleAssignment:
+    """Stereo: the configured rep channel; mono: what each speaker says."""
+    if speech.diarization == "channels":
+        return roles.roles_from_channels(settings.rep_channel)
+    return roles.roles_from_text(list(speech.utterances), roles.role_classifier(script))
+
+
+def label_stages(
+    utterances: tuple[ScoredUtterance, ...] | list[ScoredUtterance],
+    script: Script,
+    model: stages.StageModel,
+    language: str | None = None,
+) -> tuple[tuple[ScoredUtterance, ...], CallScore]:
+    """Stages of a call's utterances and the call's score: what analysis and rescoring share."""
+    labels = model.label(
+        [u.text for u in utterances],
+        [u.role for u in utterances],
+        informative=[not u.backchannel for u in utterances],
+        language=language,
+    )
+    scored = tuple(
+        replace(u, stage=label.stage, confidence=round(label.confidence, 4))
+        for u, label in zip(utterances, labels, strict=True)
+    )
+    return scored, score_call(list(scored), script)
+
+
 def analyse_call(
     path: str | Path,
     settings: Settings,
@@ -76,51 +170,19 @@ def analyse_call(
         info = audio.probe(path)
         samples = audio.load(path, info)
         call_id = call_id or audio.content_hash(path)
-    with _timed(timings, "load_models"):
-        whisper_model = transcribe.load_model(
-            settings.models_dir, settings.whisper_model, settings.device, settings.threads
-        )
-        stage_model = stages.train_from_script(script)
-    stereo = samples.shape[0] == 2
-    with _timed(timings, "diarize"):
-        if stereo:
-            turns = diarize.channel_turns(samples)
-        else:
-            pipeline = diarize.load_pipeline(settings.models_dir, settings.device)
-            turns = diarize.pyannote_turns(samples, pipeline, settings.num_speakers)
-    with _timed(timings, "transcribe"):
-        duration = samples.shape[1] / audio.SAMPLE_RATE
-        clips = transcribe.speech_clips([(t.start, t.end) for t in turns], duration)
-        transcript = transcribe.transcribe(
-            audio.mixdown(samples), whisper_model, settings.language, script.prompt(settings.language), clips
-        )
-    with _timed(timings, "align"):
-        speakers = assign_speakers(transcript.words, turns)
-        utterances = build_utterances(transcript.words, speakers)
+    prompt = script.prompt(settings.language) if settings.vocabulary_prompt else None
+    speech = recognise(samples, settings, prompt, timings)
+    utterances = list(speech.utterances)
+    stage_model = stages.load_model(settings.models_dir, script)
     with _timed(timings, "roles"):
-        if stereo:
-            assignment = roles.roles_from_channels(settings.rep_channel)
-        else:
-            assignment = roles.roles_from_text(utterances, roles.role_classifier(script))
+        assignment = assign_roles(speech, settings, script)
         speaker_roles = [assignment.roles.get(u.speaker, "customer") for u in utterances]
     with _timed(timings, "stages"):
-        labels = stage_model.label(
-            [u.text for u in utterances], speaker_roles, informative=[not u.backchannel for u in utterances]
-        )
         scored = tuple(
-            ScoredUtterance(
-                u.speaker,
-                role,
-                round(u.start, 3),
-                round(u.end, 3),
-                u.text,
-                label.stage,
-                round(label.confidence, 4),
-                u.backchannel,
-            )
-            for u, role, label in zip(utterances, speaker_roles, labels, strict=True)
+            ScoredUtterance(u.speaker, role, round(u.start, 3), round(u.end, 3), u.text, "", 0.0, u.backchannel)
+            for u, role in zip(utterances, speaker_roles, strict=True)
         )
-        call_score = score_call(list(scored), script)
+        scored, call_score = label_stages(scored, script, stage_model, speech.language)
     return CallRecord(
         call_id=call_id,
         file=path.name,
@@ -128,12 +190,12 @@ def analyse_call(
         channels=info.channels,
         sample_rate=info.sample_rate,
         codec=info.codec,
-        language=transcript.language,
+        language=speech.language,
         script_id=script.id,
         script_version=script.version,
         stage_model=stage_model.name,
         whisper_model=settings.whisper_model,
-        diarization="channels" if stereo else "pyannote",
+        diarization=speech.diarization,
         role_method=assignment.method,
         role_confidence=round(assignment.confidence, 4),
         utterances=scored,

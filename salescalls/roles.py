@@ -52,6 +52,8 @@ def role_classifier(script: Script) -> RoleClassifier:
         texts, roles = [], []
         for stage in script.stages:
             for role, by_language in stage.examples.items():
+                if role not in ("rep", "customer"):
+                    continue  # examples of either side say nothing about who is the rep
                 for phrases in by_language.values():
                     texts.extend(phrases)
                     roles.extend([role] * len(phrases))

@@ -87,3 +87,16 @@ CREATE TABLE quarantine (
     run_id         VARCHAR,
     moved_to       VARCHAR               -- where the file is now
 );
+
+-- migration 2: stage labels from people (the review -> label -> retrain loop)
+CREATE TABLE labels (
+    call_id     VARCHAR NOT NULL,
+    idx         INTEGER NOT NULL,        -- utterance position in the call (utterances.idx)
+    stage       VARCHAR NOT NULL,        -- the right stage, or off_script
+    text        VARCHAR NOT NULL,        -- the utterance's text when it was labelled
+    labelled_by VARCHAR,                 -- who gave the label
+    labelled_at TIMESTAMP NOT NULL,
+    source      VARCHAR,                 -- file the label was imported from
+    PRIMARY KEY (call_id, idx)
+);
+ALTER TABLE calls ADD COLUMN scored_at TIMESTAMP;  -- when the stages were last (re)computed

@@ -68,7 +68,8 @@ def _all_languages(by_language: dict[str, tuple[str, ...]]) -> list[str]:
 
 
 def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
-    spoken = [u for u in utterances if not u.backchannel]
+    # Back-channels and off-script talk say nothing about where the call is in the script.
+    spoken = [u for u in utterances if not u.backchannel and u.stage in script.stage_names]
     sign_off = script.stage_names[-1]
     reached: list[str] = []
     for utterance in spoken:

@@ -90,6 +90,8 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         raise ScriptError(f"{source}{line}: not valid YAML: {getattr(error, 'problem', error)}") from None
     if root is None:
         raise ScriptError(f"{source}:1: the script is empty")
+    if isinstance(root, yaml.MappingNode) and {str(k.value) for k, _ in root.value} >= {"name", "stages"}:
+        return _labelled_set_script(root, text, source)
     parser = _Parser(source)
     top = parser.mapping(root, "the script", _TOP_KEYS)
     script_id = parser.text(parser.need(top, "script", root), "script")
@@ -137,6 +139,52 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         outcomes=outcomes,
         forbidden=tuple(forbidden),
         vocabulary=vocabulary,
+        sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+ANY_ROLE = "any"  # examples of a labelled-set script, which does not say who speaks them
+
+
+def _labelled_set_script(root: yaml.MappingNode, text: str, source: str) -> Script:
+    """The stage-set format of labelled dialogue collections (such as ../shared/eval/dialogues).
+
+    `name` (id, an `_vN` suffix is the version), `stages` with `name`, `order`, `required`,
+    `description` and a flat list of `examples` (either side), `outcomes` as name -> description.
+    Such a script has no per-role or per-language examples, no outcome phrases and no forbidden
+    phrases; its examples train the cold-start model without a role.
+    """
+    parser = _Parser(source)
+    top = {str(k.value): v for k, v in root.value}
+    script_id = parser.text(top["name"], "name")
+    match = re.search(r"_v(\d+)$", script_id)
+    languages = tuple(parser.text_list(top["languages"], "languages")) if "languages" in top else ("en",)
+    stages_node = top["stages"]
+    if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
+        parser.fail(stages_node, "stages must be a non-empty list")
+    stages = []
+    for node in stages_node.value:
+        fields = {str(k.value): v for k, v in parser.pairs(node, "a stage")}
+        name = parser.text(parser.need(fields, "name", node), "stage name")
+        order = parser.value(fields["order"]) if "order" in fields else len(stages) + 1
+        required = parser.value(fields["required"]) if "required" in fields else False
+        if not isinstance(required, bool):
+            parser.fail(fields["required"], f"stage '{name}': required must be true or false")
+        examples = parser.text_list(parser.need(fields, "examples", node), f"stage '{name}' examples")
+        description = parser.text(fields["description"], "description") if "description" in fields else ""
+        stages.append((order, Stage(name, required, "both", description, {ANY_ROLE: {languages[0]: tuple(examples)}})))
+    outcomes = {}
+    if "outcomes" in top:
+        outcomes = {str(k.value): {} for k, _ in parser.pairs(top["outcomes"], "outcomes")}
+    return Script(
+        id=script_id,
+        version=int(match.group(1)) if match else 1,
+        title=script_id,
+        languages=languages,
+        stages=tuple(stage for _, stage in sorted(stages, key=lambda pair: pair[0])),
+        outcomes=outcomes,
+        forbidden=(),
+        vocabulary=(),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
 

@@ -1,18 +1,24 @@
 """Utterances to call-script stages: a scikit-learn classifier plus order-aware decoding.
 
-The classifier (TF-IDF over character and word n-grams, plus the speaker's role, into a
-logistic regression) gives each utterance a probability per stage. A hidden-Markov decoder
-then picks the most likely stage *sequence*, with transitions that favour the script's order
-(stay in a stage, move to the next, rarely skip or go back), so a lone ambiguous sentence does
-not jump the call around the script. Cold start: the script's example phrases are the
-training data.
+The classifier (TF-IDF over spaCy-normalised words and characters, per speaker role, plus the
+neighbouring utterances, the speaker and the position in the call, into a logistic regression)
+gives each utterance a probability per stage. A hidden-Markov decoder then picks the most likely
+stage *sequence*, so a lone ambiguous sentence does not jump the call around the script. Cold
+start: the script's example phrases are the training data and the transitions follow the
+script's order (stay, move on, rarely skip or go back). With labelled calls the classifier also
+learns from them and the transitions are counted from them, smoothed towards the script's order.
+An utterance whose best stage is still unlikely is labelled off-script.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
@@ -21,7 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
-from .script import ROLES, Script
+from . import nlp
+from .script import OFF_SCRIPT, ROLES, Script
 
 _NON_WORD = re.compile(r"[^\w\s']+")
 _SPACES = re.compile(r"\s+")
@@ -33,7 +40,7 @@ def normalise_text(text: str) -> str:
     return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
 
 
-def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2)) -> FeatureUnion:
+def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2), preprocessor=normalise_text) -> FeatureUnion:
     return FeatureUnion(
         [
             (
@@ -42,7 +49,7 @@ def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2)) -> FeatureUnion:
                     analyzer="char_wb",
                     ngram_range=char_ngrams,
                     sublinear_tf=True,
-                    preprocessor=normalise_text,
+                    preprocessor=preprocessor,
                     min_df=1,
                 ),
             ),
@@ -52,7 +59,7 @@ def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2)) -> FeatureUnion:
                     analyzer="word",
                     ngram_range=word_ngrams,
                     sublinear_tf=True,
-                    preprocessor=normalise_text,
+                    preprocessor=preprocessor,
                     token_pattern=r"(?u)\b\w[\w']*\b",
                 ),
             ),
@@ -60,15 +67,53 @@ def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2)) -> FeatureUnion:
     )
 
 
-def _role_columns(roles, weight: float) -> csr_matrix:
-    columns = np.array([[weight * (role == r) for r in ROLES] for role in roles], dtype=np.float64)
-    return csr_matrix(columns.reshape(len(roles), len(ROLES)))
+@dataclass(frozen=True)
+class Context:
+    """One utterance as the stage classifier sees it: its words, who said it, where in the call."""
+
+    text: str  # what was said
+    role: str = ""  # rep, customer, or "" when unknown
+    language: str | None = None  # en, ru, hu...; None guesses from the text
+    previous: str = ""  # the utterance before it ("" at the start, or with no call around it)
+    following: str = ""  # the utterance after it
+    previous_role: str = ""  # who said the previous utterance
+    position: float | None = None  # 0 at the call's first utterance, 1 at its last; None: unknown
+
+
+def in_context(texts: list[str], roles: list[str], language: str | None = None) -> list[Context]:
+    """The utterances of one call, each with its neighbours and position."""
+    n = len(texts)
+    return [
+        Context(
+            text=texts[i],
+            role=roles[i] or "",
+            language=language,
+            previous=texts[i - 1] if i > 0 else "",
+            following=texts[i + 1] if i + 1 < n else "",
+            previous_role=(roles[i - 1] or "") if i > 0 else "",
+            position=i / (n - 1) if n > 1 else 0.0,
+        )
+        for i in range(n)
+    ]
+
+
+def _as_context(row) -> Context:
+    if isinstance(row, Context):
+        return row
+    return Context(text=row[0], role=row[1] or "", language=row[2] if len(row) > 2 else None)
+
+
+POSITION_BINS = 5  # the call's first fifth, second fifth, ...
 
 
 class StageClassifier(ClassifierMixin, BaseEstimator):
-    """Per-utterance stage probabilities from text and the speaker's role.
+    """Per-utterance stage probabilities from the words, the speaker and the context.
 
-    X is a sequence of (text, role) pairs; role is "rep", "customer" or "" when unknown.
+    X is a sequence of `Context` rows, or (text, role) pairs, which have no context. Features:
+    TF-IDF of the spaCy-normalised words and characters, once shared and once per role (so "the
+    reference number is" can mean one stage from the rep and another from the customer); the
+    neighbouring utterances' words, down-weighted; the speaker and the previous speaker; the
+    position in the call. A logistic regression with balanced classes, temperature-calibrated.
     """
 
     def __init__(
@@ -77,6 +122,8 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         char_ngrams=(2, 5),
         word_ngrams=(1, 2),
         role_weight: float = 1.0,
+        context_weight: float = 0.5,
+        position_weight: float = 0.5,
         calibrate: bool = True,
         random_state: int = 0,
     ):
@@ -84,14 +131,42 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         self.char_ngrams = char_ngrams
         self.word_ngrams = word_ngrams
         self.role_weight = role_weight
+        self.context_weight = context_weight
+        self.position_weight = position_weight
         self.calibrate = calibrate
         self.random_state = random_state
 
     def _features(self, X, fit: bool = False):
-        texts = [text for text, _ in X]
-        roles = [role for _, role in X]
-        text_matrix = self.features_.fit_transform(texts) if fit else self.features_.transform(texts)
-        return hstack([text_matrix, _role_columns(roles, self.role_weight)]).tocsr()
+        rows = [_as_context(row) for row in X]
+        # Every distinct text is normalised and vectorised once; neighbours reuse those rows.
+        index: dict[tuple[str, str | None], int] = {}
+        row_keys = []
+        for row in rows:
+            keys = tuple((text, row.language) for text in (row.text, row.previous, row.following))
+            for key in keys:
+                index.setdefault(key, len(index))
+            row_keys.append(keys)
+        normalised = [nlp.normalise(text, language) if text else "" for text, language in index]
+        if fit:
+            self.features_ = text_features(self.char_ngrams, self.word_ngrams, preprocessor=None)
+            self.features_.fit([n for n in normalised if n] or ["_"])
+        vectors = self.features_.transform(normalised).tocsr()
+        text_rows, previous_rows, following_rows = (vectors[[index[keys[k]] for keys in row_keys]] for k in range(3))
+        role = np.array([[r.role == name for name in ROLES] for r in rows], dtype=np.float64).reshape(-1, len(ROLES))
+        previous_role = np.array([[r.previous_role == name for name in ROLES] for r in rows], dtype=np.float64)
+        position = np.zeros((len(rows), POSITION_BINS))
+        for i, r in enumerate(rows):
+            if r.position is not None:
+                position[i, min(int(r.position * POSITION_BINS), POSITION_BINS - 1)] = 1.0
+        blocks = [text_rows] + [csr_matrix(text_rows.multiply(role[:, [k]])) for k in range(len(ROLES))]
+        blocks += [
+            self.context_weight * previous_rows,
+            self.context_weight * following_rows,
+            csr_matrix(self.role_weight * role),
+            csr_matrix(self.role_weight * previous_role.reshape(-1, len(ROLES))),
+            csr_matrix(self.position_weight * position),
+        ]
+        return hstack(blocks).tocsr()
 
     def _new_model(self) -> LogisticRegression:
         return LogisticRegression(C=self.C, max_iter=5000, class_weight="balanced", random_state=self.random_state)
@@ -100,7 +175,6 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         X, y = list(X), np.asarray(y)
         if len(X) != len(y) or not len(y):
             raise ValueError("StageClassifier.fit needs as many labels as utterances, and at least one")
-        self.features_ = text_features(self.char_ngrams, self.word_ngrams)
         features = self._features(X, fit=True)
         self.model_ = self._new_model().fit(features, y)
         self.classes_ = self.model_.classes_
@@ -126,6 +200,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
             if len(np.unique(y[train])) < len(self.classes_):
                 return 1.0
             scores[test] = self._scores(self._new_model().fit(features[train], y[train]), features[test])
+        self.held_out_scores_ = scores  # out-of-fold class scores of the training rows
         truth = np.searchsorted(self.classes_, y)
         loss = lambda t: -log_softmax(scores * t, axis=1)[np.arange(len(y)), truth].mean()  # noqa: E731
         return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
@@ -148,14 +223,14 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-def script_training_data(script: Script) -> tuple[list[tuple[str, str]], list[str]]:
+def script_training_data(script: Script) -> tuple[list[tuple[str, str, str]], list[str]]:
     """Every example phrase of every stage, role and language, labelled with its stage."""
     X, y = [], []
     for stage in script.stages:
         for role, by_language in stage.examples.items():
-            for phrases in by_language.values():
+            for language, phrases in by_language.items():
                 for phrase in phrases:
-                    X.append((phrase, role))
+                    X.append((phrase, role if role in ROLES else "", language))
                     y.append(stage.name)
     return X, y
 
@@ -216,26 +291,37 @@ def viterbi(log_emissions: np.ndarray, log_transitions: np.ndarray, log_initial:
 
 
 def posteriors(log_emissions: np.ndarray, log_transitions: np.ndarray, log_initial: np.ndarray) -> np.ndarray:
-    """Forward-backward state marginals (T, K): how sure the decoder is at each step."""
-    from scipy.special import logsumexp
+    """Forward-backward state marginals (T, K): how sure the decoder is at each step.
 
-    n_steps, n_states = log_emissions.shape
-    alpha = np.zeros((n_steps, n_states))
-    beta = np.zeros((n_steps, n_states))
-    alpha[0] = log_initial + log_emissions[0]
+    Scaled recursions in probability space (each step renormalised), which is exact and needs
+    no log-sum-exp: emissions are first divided by their row maximum so nothing underflows.
+    """
+    emissions = np.exp(log_emissions - log_emissions.max(axis=1, keepdims=True))
+    transitions = np.exp(log_transitions)
+    n_steps, n_states = emissions.shape
+    alpha = np.empty((n_steps, n_states))
+    beta = np.ones((n_steps, n_states))
+    alpha[0] = np.exp(log_initial - log_initial.max()) * emissions[0]
+    alpha[0] /= alpha[0].sum()
     for t in range(1, n_steps):
-        alpha[t] = log_emissions[t] + logsumexp(alpha[t - 1][:, None] + log_transitions, axis=0)
+        alpha[t] = (alpha[t - 1] @ transitions) * emissions[t]
+        alpha[t] /= alpha[t].sum()
     for t in range(n_steps - 2, -1, -1):
-        beta[t] = logsumexp(log_transitions + (log_emissions[t + 1] + beta[t + 1])[None, :], axis=1)
-    log_marginals = alpha + beta
-    log_marginals -= logsumexp(log_marginals, axis=1, keepdims=True)
-    return np.exp(log_marginals)
+        beta[t] = transitions @ (emissions[t + 1] * beta[t + 1])
+        beta[t] /= beta[t].sum()
+    marginals = alpha * beta
+    return marginals / marginals.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
 class StageLabel:
-    stage: str  # script stage name
+    stage: str  # script stage name, or "off_script" when no stage fits
     confidence: float  # decoder's posterior probability of that stage, 0..1
+
+
+OFF_SCRIPT_MARGIN = 1.5  # off-script: no stage is this many times likelier than a uniform guess...
+OFF_SCRIPT_BELOW = 0.5  # ...and the decoder too is less sure than this of the stage it chose
+SEQUENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # how much the transitions count, chosen from data
 
 
 @dataclass
@@ -249,34 +335,102 @@ class StageModel:
     transitions: np.ndarray  # (K, K) row-stochastic, in `stages` order
     initial: np.ndarray  # (K,) first-utterance stage distribution
     name: str  # model identity stored with every scored call
+    sequence_weight: float = 1.0  # 0: each utterance on its own; 1: full hidden-Markov decoding
 
-    def emissions(self, texts: list[str], roles: list[str]) -> np.ndarray:
-        """Per-utterance stage probabilities in script order (T, K)."""
-        proba = self.classifier.predict_proba(list(zip(texts, roles, strict=True)))
+    def _order(self, proba: np.ndarray) -> np.ndarray:
         column = {name: i for i, name in enumerate(self.classifier.classes_)}
-        ordered = np.full((len(texts), len(self.stages)), 1e-6)
+        ordered = np.full((proba.shape[0], len(self.stages)), 1e-6)
         for k, stage in enumerate(self.stages):
             if stage in column:
                 ordered[:, k] = np.maximum(proba[:, column[stage]], 1e-6)
         return ordered / ordered.sum(axis=1, keepdims=True)
 
-    def label(self, texts: list[str], roles: list[str], informative: list[bool] | None = None) -> list[StageLabel]:
-        """Stage of every utterance of one call, decoded as a sequence.
+    def emissions(self, texts: list[str], roles: list[str], language: str | None = None) -> np.ndarray:
+        """Per-utterance stage probabilities in script order (T, K)."""
+        return self._order(self.classifier.predict_proba(in_context(texts, roles, language)))
+
+    def label(
+        self,
+        texts: list[str],
+        roles: list[str],
+        informative: list[bool] | None = None,
+        language: str | None = None,
+    ) -> list[StageLabel]:
+        """Stage of every utterance of one call, decoded as a sequence (see `label_calls`)."""
+        return self.label_calls([(texts, roles, informative, language)])[0]
+
+    def label_calls(self, calls: list[tuple]) -> list[list[StageLabel]]:
+        """Stages of many calls at once: one classifier pass over all utterances, then each call
+        decoded as a sequence. A call is (texts, roles, informative or None, language or None).
 
         Utterances marked not informative (back-channels) get a flat emission: they take the
-        stage of the talk around them instead of pulling the sequence.
+        stage of the talk around them instead of pulling the sequence. An informative utterance
+        is off-script when no stage stands out in it and the decoder is unsure as well.
         """
-        if not texts:
-            return []
-        emission = self.emissions(texts, roles)
-        if informative is not None:
-            emission[~np.asarray(informative, dtype=bool)] = 1.0 / len(self.stages)
+        contexts, bounds = [], []
+        for texts, roles, _, language in calls:
+            bounds.append((len(contexts), len(contexts) + len(texts)))
+            contexts.extend(in_context(list(texts), list(roles), language))
+        if not contexts:
+            return [[] for _ in calls]
+        emission = self._order(self.classifier.predict_proba(contexts))
+        return [
+            self._decode(emission[a:b], call[2]) if b > a else [] for (a, b), call in zip(bounds, calls, strict=True)
+        ]
+
+    def _decode(self, emission: np.ndarray, informative) -> list[StageLabel]:
+        n_stages = len(self.stages)
+        emission = emission.copy()
+        flat = np.zeros(len(emission), dtype=bool) if informative is None else ~np.asarray(informative, dtype=bool)
+        emission[flat] = 1.0 / n_stages
+        nothing_fits = emission.max(axis=1) < OFF_SCRIPT_MARGIN / n_stages
         log_e = np.log(emission)
-        log_t = np.log(self.transitions)
-        log_i = np.log(self.initial)
+        log_t = self.sequence_weight * np.log(self.transitions)
+        log_i = self.sequence_weight * np.log(self.initial)
         path = viterbi(log_e, log_t, log_i)
         marginals = posteriors(log_e, log_t, log_i)
-        return [StageLabel(self.stages[k], float(marginals[t, k])) for t, k in enumerate(path)]
+        labels = []
+        for t, k in enumerate(path):
+            confidence = float(marginals[t, k])
+            off = nothing_fits[t] and confidence < OFF_SCRIPT_BELOW and not flat[t]
+            labels.append(StageLabel(OFF_SCRIPT if off else self.stages[k], confidence))
+        return labels
+
+
+@dataclass(frozen=True)
+class LabelledCall:
+    """A call whose utterances people labelled: the training data beyond the script's examples."""
+
+    texts: tuple[str, ...]  # utterances in call order
+    roles: tuple[str, ...]  # rep / customer / "" per utterance
+    stages: tuple[str | None, ...]  # stage per utterance; None where nobody labelled it
+    language: str | None = None  # the call's language
+
+
+def learn_transitions(
+    calls: list[LabelledCall], stages: tuple[str, ...], prior: np.ndarray, prior_weight: float = 20.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Transition matrix and initial distribution counted from labelled calls.
+
+    Each row is smoothed with `prior_weight` pseudo-counts spread like the script-order prior,
+    so a transition never seen in the labels stays possible, and a row with few observations
+    stays close to the script's order: the data decides only where there is data.
+    """
+    k = len(stages)
+    position = {name: i for i, name in enumerate(stages)}
+    counts = np.zeros((k, k))
+    first = np.zeros(k)
+    for call in calls:
+        sequence = [position[s] for s in call.stages if s in position]
+        if sequence:
+            first[sequence[0]] += 1
+        for a, b in zip(sequence, sequence[1:], strict=False):
+            counts[a, b] += 1
+    transitions = counts + prior_weight * prior
+    transitions /= transitions.sum(axis=1, keepdims=True)
+    initial_prior = np.array([0.5**i for i in range(k)])
+    initial = first + prior_weight * initial_prior / initial_prior.sum()
+    return transitions, initial / initial.sum()
 
 
 _cold_start_models: dict[tuple[str, int], StageModel] = {}
@@ -289,21 +443,157 @@ def train_from_script(script: Script, random_state: int = 0) -> StageModel:
     """
     key = (script.sha256, random_state)
     if key not in _cold_start_models:
-        _cold_start_models[key] = _cold_start(script, random_state)
+        _cold_start_models[key] = train(script, [], random_state=random_state)
     return _cold_start_models[key]
 
 
-def _cold_start(script: Script, random_state: int) -> StageModel:
+def training_rows(script: Script, calls: list[LabelledCall]) -> tuple[list[Context], list[str]]:
+    """The script's examples (no context) and every labelled utterance of the calls (in context)."""
     X, y = script_training_data(script)
-    classifier = StageClassifier(random_state=random_state).fit(X, y)
-    n = len(script.stages)
-    initial = np.array([0.5**i for i in range(n)])
-    return StageModel(
+    rows = [_as_context(row) for row in X]
+    for call in calls:
+        for context, stage in zip(
+            in_context(list(call.texts), list(call.roles), call.language), call.stages, strict=True
+        ):
+            if stage in script.stage_names:
+                rows.append(context)
+                y.append(stage)
+    return rows, y
+
+
+def train(
+    script: Script,
+    calls: list[LabelledCall],
+    random_state: int = 0,
+    name: str | None = None,
+    **classifier_params,
+) -> StageModel:
+    """A stage model from the script's examples plus labelled calls (none: cold start)."""
+    X, y = training_rows(script, calls)
+    classifier = StageClassifier(random_state=random_state, **classifier_params).fit(X, y)
+    prior = order_prior(len(script.stages), [stage.required for stage in script.stages])
+    if calls:
+        transitions, initial = learn_transitions(calls, script.stage_names, prior)
+    else:
+        transitions = prior
+        initial = np.array([0.5**i for i in range(len(script.stages))])
+        initial /= initial.sum()
+    kind = "trained" if calls else "cold-start"
+    model = StageModel(
         script_id=script.id,
         script_version=script.version,
         stages=script.stage_names,
         classifier=classifier,
-        transitions=order_prior(n, [stage.required for stage in script.stages]),
-        initial=initial / initial.sum(),
-        name=f"cold-start:{script.id}@{script.version}:{script.sha256[:8]}",
+        transitions=transitions,
+        initial=initial,
+        name=name or f"{kind}:{script.id}@{script.version}:{script.sha256[:8]}",
     )
+    if calls:
+        labelled_rows = sum(stage in script.stage_names for call in calls for stage in call.stages)
+        model.sequence_weight = _choose_sequence_weight(model, calls, len(X) - labelled_rows)
+    return model
+
+
+def _choose_sequence_weight(model: StageModel, calls: list[LabelledCall], first_call_row: int) -> float:
+    """How much the learned transitions should count, decided by the labelled calls themselves.
+
+    Decodes every labelled call from the classifier's out-of-fold probabilities (rows it was not
+    trained on) with each candidate weight and keeps the most accurate: a script whose calls
+    follow its order gains from decoding, data that jumps around does not ("where the data
+    supports it"). Without out-of-fold scores (too few labels) the full decoder is kept.
+    """
+    from scipy.special import softmax
+
+    held_out = getattr(model.classifier, "held_out_scores_", None)
+    if held_out is None:
+        return 1.0
+    proba = model._order(softmax(held_out * model.classifier.temperature_, axis=1))
+    best, best_right = 1.0, -1
+    for weight in sorted(SEQUENCE_WEIGHTS, reverse=True):  # ties keep the stronger order
+        model.sequence_weight = weight
+        right, row = 0, first_call_row
+        for call in calls:
+            labelled = [s in model.stages for s in call.stages]
+            n = sum(labelled)
+            emission = proba[row : row + n]
+            row += n
+            if not n:
+                continue
+            # Unlabelled utterances were not training rows: decode the labelled ones in order.
+            predicted = model._decode(emission, None)
+            truth = [s for s in call.stages if s in model.stages]
+            right += sum(p.stage == t for p, t in zip(predicted, truth, strict=True))
+        if right > best_right:
+            best, best_right = weight, right
+    return best
+
+
+# --- persistence: models/stages/<script id>/v<N>/{model.pkl, model.json} ---------------------------
+
+
+def _model_root(models_dir: Path, script_id: str) -> Path:
+    return Path(models_dir) / "stages" / script_id
+
+
+def saved_versions(models_dir: Path, script_id: str) -> list[int]:
+    root = _model_root(models_dir, script_id)
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name[1:]) for p in root.glob("v*") if p.name[1:].isdigit() and (p / "model.pkl").is_file())
+
+
+def save_model(model: StageModel, models_dir: Path, training: dict) -> Path:
+    """Store a trained model as the script's next version, with a JSON sidecar beside it.
+
+    `training` describes the data and its measurements (labelled calls, utterances, data hash,
+    cross-validated metrics); the sidecar adds library versions and the script it belongs to.
+    """
+    import pickle
+
+    import sklearn
+    import spacy
+
+    version = (saved_versions(models_dir, model.script_id) or [0])[-1] + 1
+    folder = _model_root(models_dir, model.script_id) / f"v{version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    model.name = f"{model.script_id}@{model.script_version}:stages-v{version}"
+    sidecar = {
+        "name": model.name,
+        "version": version,
+        "script_id": model.script_id,
+        "script_version": model.script_version,
+        "stages": list(model.stages),
+        "created_at": datetime.now().isoformat(timespec="seconds"),
+        "libraries": {"scikit-learn": sklearn.__version__, "spacy": spacy.__version__, "numpy": np.__version__},
+        "training": training,
+    }
+    temporary = folder / "model.pkl.partial"
+    temporary.write_bytes(pickle.dumps(model))
+    temporary.replace(folder / "model.pkl")
+    (folder / "model.json").write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def load_model(models_dir: Path, script: Script) -> StageModel:
+    """The newest trained model for this script (same id and stages), else the cold-start model.
+
+    A model trained for an older version of the script is used as long as the stages are the
+    same; when the team changes the stages, the cold-start model takes over until retraining.
+    """
+    for version in reversed(saved_versions(models_dir, script.id)):
+        folder = _model_root(models_dir, script.id) / f"v{version}"
+        sidecar = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        if tuple(sidecar["stages"]) != script.stage_names:
+            continue
+        model = _unpickle(folder / "model.pkl", (folder / "model.pkl").stat().st_mtime_ns)
+        model.script_version = script.version
+        return model
+    return train_from_script(script)
+
+
+@functools.lru_cache(maxsize=8)
+def _unpickle(path: Path, mtime_ns: int) -> StageModel:
+    """Loaded once per process and file version (the mtime is part of the cache key)."""
+    import pickle
+
+    return pickle.loads(path.read_bytes())  # our own file, written by save_model

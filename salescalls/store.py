@@ -18,8 +18,14 @@ from pathlib import Path
 import duckdb
 
 from .pipeline import CallRecord
+from .score import CallScore, ScoredUtterance
 from .script import Script
 
+_CALL_COLUMNS = (
+    "call_id, file, external_id, rep, started_at, duration, channels, sample_rate, codec, language, segment, "
+    "campaign, crm_outcome, script_id, script_version, stage_model, whisper_model, diarization, role_method, "
+    "role_confidence, run_id, processed_at, timings, scored_at"
+)
 _MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
 
 
@@ -118,7 +124,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
-            "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 24)})",
             [
                 record.call_id,
                 record.file,
@@ -143,6 +149,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
                 run_id,
                 processed_at,
                 json.dumps(record.timings),
+                processed_at,
             ],
         )
         con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
@@ -154,24 +161,62 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
                     for i, u in enumerate(record.utterances)
                 ],
             )
-        score = record.score
+        _save_result(con, record.call_id, record.score)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO call_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            call_id,
+            score.end_stage,
+            score.ended_by,
+            score.detected_outcome,
+            list(score.stages_reached),
+            list(score.stages_skipped),
+            list(score.out_of_order),
+            json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
+        ],
+    )
+
+
+def save_rescored(
+    con: duckdb.DuckDBPyConnection,
+    call_id: str,
+    utterances: tuple[ScoredUtterance, ...],
+    score: CallScore,
+    stage_model: str,
+    script: Script,
+) -> None:
+    """New stages for a stored call (after retraining), its words and speakers untouched."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.executemany(
+            "UPDATE utterances SET stage = ?, confidence = ? WHERE call_id = ? AND idx = ?",
+            [[u.stage, u.confidence, call_id, i] for i, u in enumerate(utterances)],
+        )
+        _save_result(con, call_id, score)
         con.execute(
-            "INSERT OR REPLACE INTO call_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                record.call_id,
-                score.end_stage,
-                score.ended_by,
-                score.detected_outcome,
-                list(score.stages_reached),
-                list(score.stages_skipped),
-                list(score.out_of_order),
-                json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
-            ],
+            "UPDATE calls SET stage_model = ?, script_id = ?, script_version = ?, scored_at = ? WHERE call_id = ?",
+            [stage_model, script.id, script.version, datetime.now(), call_id],
         )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def stored_utterances(con: duckdb.DuckDBPyConnection, call_id: str) -> list[ScoredUtterance]:
+    rows = con.execute(
+        "SELECT speaker, role, start_s, end_s, text, stage, confidence, backchannel "
+        "FROM utterances WHERE call_id = ? ORDER BY idx",
+        [call_id],
+    ).fetchall()
+    return [ScoredUtterance(*row) for row in rows]
 
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, inbox: str) -> None:

@@ -11,8 +11,12 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 
-MAX_CLIP = 24.0  # seconds of audio decoded as one stretch, cut at pauses
-CLIP_PAD = 0.2  # seconds of context kept around each speech region
+BLOCK = 600.0  # seconds of audio whisper gets at once: bounds its spectrogram's memory on long calls
+BLOCK_GAP = 8.0  # seconds of non-speech that split a call into separately decoded stretches
+BLOCK_PAD = 1.0  # seconds of audio kept around speech when cutting stretches
+TAIL = 1.0  # seconds of silence after each stretch (see _decode)
+WORD_SLACK = 0.3  # a word must come within this many seconds of a speech region to be kept
+MIN_HOLE = 1.0  # seconds of speech without any word that are decoded again on their own
 
 
 class ModelMissingError(RuntimeError):
@@ -68,23 +72,79 @@ def load_model(models_dir: Path, name: str = "base", device: str = "cpu", thread
     return model
 
 
-def speech_clips(
-    regions: list[tuple[float, float]], duration: float, max_clip: float = MAX_CLIP, pad: float = CLIP_PAD
+def merge_regions(
+    regions: list[tuple[float, float]], gap: float, pad: float = 0.0, duration: float | None = None
 ) -> list[tuple[float, float]]:
-    """Pack speech regions into clips of at most `max_clip` seconds, cut in the pauses between them.
-
-    A region longer than `max_clip` is a clip of its own (whisper seeks through it by itself).
-    """
-    clips: list[list[float]] = []
+    """Sorted, padded regions joined where less than `gap` seconds separate them."""
+    merged: list[list[float]] = []
     for start, end in sorted(regions):
-        start, end = max(0.0, start - pad), min(duration, end + pad)
+        start = max(0.0, start - pad)
+        end = end + pad if duration is None else min(duration, end + pad)
         if end <= start:
             continue
-        if clips and (start <= clips[-1][1] or end - clips[-1][0] <= max_clip):
-            clips[-1][1] = max(clips[-1][1], end)
+        if merged and start <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], end)
         else:
-            clips.append([start, end])
-    return [(round(s, 3), round(e, 3)) for s, e in clips]
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def speech_blocks(regions: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Stretches of the call to give whisper: speech regions joined across pauses shorter than
+    BLOCK_GAP seconds, so long silences and hold music are never decoded; a stretch longer than
+    BLOCK seconds is cut in a pause between regions, so memory does not grow with the call."""
+    blocks: list[tuple[float, float]] = []
+    for stretch_start, stretch_end in merge_regions(regions, BLOCK_GAP, BLOCK_PAD, duration):
+        # A short lead-in or tail is kept as recorded: whisper's output shifts with the window's
+        # alignment, and the whole call is what it was trained to read.
+        stretch_start = 0.0 if stretch_start < BLOCK_GAP else stretch_start
+        stretch_end = duration if duration - stretch_end < BLOCK_GAP else stretch_end
+        inside = merge_regions([(s, e) for s, e in regions if s < stretch_end and e > stretch_start], 0.0)
+        block_start, previous_end = stretch_start, None
+        for region_start, region_end in inside:
+            if previous_end is not None and region_end - block_start > BLOCK:
+                cut = (previous_end + region_start) / 2  # in the pause before this region
+                blocks.append((block_start, cut))
+                block_start = cut
+            while region_end - block_start > BLOCK:  # one region longer than a block: cut anywhere
+                blocks.append((block_start, block_start + BLOCK))
+                block_start += BLOCK
+            previous_end = region_end
+        blocks.append((block_start, stretch_end))
+    return blocks
+
+
+def _decode(
+    samples: np.ndarray, model, start: float, end: float, language: str | None, prompt: str | None, progress: bool
+) -> tuple[list[Word], str | None]:
+    """Whisper on one stretch, followed by TAIL seconds of silence.
+
+    The silent tail matters: whisper's loop can stall on a window of a few frames that ends in
+    speech (its next seek rounds back to the same frame); ending every stretch in silence gives
+    the last window nothing to decode.
+    """
+    first, last = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+    chunk = np.concatenate([samples[first:last], np.zeros(int(TAIL * SAMPLE_RATE), dtype=np.float32)])
+    with _model_lock:
+        result = model.transcribe(
+            chunk,
+            language=language,
+            initial_prompt=prompt,
+            word_timestamps=True,
+            condition_on_previous_text=True,
+            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+            fp16=False,
+            verbose=False if progress else None,  # False: whisper's own progress bar
+        )
+    words = []
+    for segment in result["segments"]:
+        for item in segment.get("words", []):
+            text = item["word"].strip()
+            if text:
+                words.append(
+                    Word(float(item["start"]) + start, float(item["end"]) + start, text, float(item["probability"]))
+                )
+    return words, result.get("language")
 
 
 def transcribe(
@@ -92,38 +152,43 @@ def transcribe(
     model,
     language: str | None = None,
     prompt: str | None = None,
-    clips: list[tuple[float, float]] | None = None,
+    regions: list[tuple[float, float]] | None = None,
+    progress: bool = False,
 ) -> Transcript:
-    """Transcribe mono float32 audio at 16 kHz into timed words.
+    """Transcribe mono float32 audio at 16 kHz into timed words, using where speech is.
 
-    With `clips` (from voice activity or diarization) whisper decodes only those stretches:
-    nothing is produced on silence, hold music or tones, and each clip starts where speech
-    starts, so whisper cannot skip the rest of a 30 s window when it decides early that speech
-    has ended. The previous window's text is not fed back (it makes whisper repeat itself on
-    long calls); the script's vocabulary is given as a prompt to every window.
+    `regions` (from diarization or channel activity) steer whisper: it decodes only the speech
+    stretches (see speech_blocks), in its usual sequential way inside each, conditioned on the
+    text before (measured on the demo calls: more accurate than decoding each pause-to-pause
+    clip separately); words that land outside every region are dropped (whisper's
+    hallucinations on silence); and a region of speech that got no words at all, which happens
+    when whisper decides a window has ended early, is decoded again on its own. No regions,
+    no text. Without `regions` the whole recording is one stretch.
     """
     if samples.ndim != 1:
         raise ValueError("transcribe expects mono audio (samples,)")
-    if samples.size < SAMPLE_RATE // 10 or clips == []:
+    duration = samples.size / SAMPLE_RATE
+    if regions is None:
+        regions = [(0.0, duration)]
+    regions = [(s, e) for s, e in regions if e > s]
+    if samples.size < SAMPLE_RATE // 10 or not regions:
         return Transcript(language=language or "", words=())
-    with _model_lock:
-        result = model.transcribe(
-            samples,
-            language=language,
-            initial_prompt=prompt,
-            carry_initial_prompt=bool(prompt),
-            clip_timestamps=[t for clip in clips for t in clip] if clips else "0",
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            hallucination_silence_threshold=2.0,
-            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-            fp16=False,
-            verbose=None,
-        )
-    words = []
-    for segment in result["segments"]:
-        for item in segment.get("words", []):
-            text = item["word"].strip()
-            if text:
-                words.append(Word(float(item["start"]), float(item["end"]), text, float(item["probability"])))
-    return Transcript(language=result.get("language") or language or "", words=tuple(words))
+    words: list[Word] = []
+    for start, end in speech_blocks(regions, duration):
+        found, detected = _decode(samples, model, start, end, language, prompt, progress)
+        language = language or detected
+        words.extend(found)
+    speech = merge_regions(regions, 0.0, WORD_SLACK, duration)
+    words = [w for w in words if _overlaps(w, speech)]
+    for start, end in merge_regions(regions, 0.5, 0.0, duration):
+        if end - start >= MIN_HOLE and not any(start <= (w.start + w.end) / 2 <= end for w in words):
+            found, _ = _decode(
+                samples, model, max(0.0, start - BLOCK_PAD), min(duration, end + BLOCK_PAD), language, None, False
+            )
+            words.extend(w for w in found if _overlaps(w, speech))
+    words.sort(key=lambda w: (w.start, w.end))
+    return Transcript(language=language or "", words=tuple(words))
+
+
+def _overlaps(word: Word, regions: list[tuple[float, float]]) -> bool:
+    return any(word.start <= end and word.end >= start for start, end in regions)

@@ -61,7 +61,22 @@ def test_vectorised_assignment_matches_brute_force_on_random_calls():
         for _ in range(rng.integers(1, 60)):
             start = rng.uniform(0, t + 2)
             ws.append(Word(start, start + rng.uniform(0, 0.6), "w", 1.0))
-        assert assign_speakers(ws, turns) == brute_force(ws, turns)
+        assert assign_speakers(ws, turns, by_sentence=False) == brute_force(ws, turns)
+
+
+def test_a_sentence_start_stretched_into_the_pause_goes_with_its_sentence():
+    # Whisper starts "We" in the pause, over the end of the customer's last turn: by overlap alone
+    # it is the customer's; its sentence, which the rep's turn clearly holds, decides.
+    turns = [Turn(22.0, 24.8, "customer"), Turn(25.2, 29.0, "rep")]
+    ws = words((23.5, 24.6, "area."), (24.6, 25.3, "We"), (25.3, 25.6, "can"), (25.6, 26.0, "install"))
+    assert assign_speakers(ws, turns, by_sentence=False)[1] == "customer"
+    assert assign_speakers(ws, turns) == ["customer", "rep", "rep", "rep"]
+
+
+def test_a_well_placed_word_keeps_its_speaker_inside_a_run_on_sentence():
+    turns = [Turn(0.0, 1.0, "A"), Turn(1.0, 3.0, "B")]
+    ws = words((0.1, 0.9, "yes"), (1.1, 1.5, "and"), (1.5, 2.0, "then"))  # no sentence end
+    assert assign_speakers(ws, turns) == ["A", "B", "B"]
 
 
 def test_utterances_split_at_speaker_change_sentence_end_and_long_pause():

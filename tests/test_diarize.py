@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from salescalls.audio import SAMPLE_RATE
-from salescalls.diarize import Turn, channel_turns, to_rttm
+from salescalls.diarize import Turn, channel_turns, recheck_turns, to_rttm
 
 
 def voice(seconds: float, frequency: float, rng) -> np.ndarray:
@@ -62,3 +62,39 @@ def test_channel_turns_needs_stereo():
 def test_rttm_lines():
     rttm = to_rttm([Turn(0.5, 1.75, "ch0")], "call_1")
     assert rttm == "SPEAKER call_1 1 0.500 1.250 <NA> <NA> ch0 <NA> <NA>\n"
+
+
+def tone_embedding(clip: np.ndarray) -> np.ndarray:
+    """A stand-in speaker embedding for tones: energy near 180 Hz and near 260 Hz."""
+    spectrum = np.abs(np.fft.rfft(clip))
+    hz = np.fft.rfftfreq(clip.size, 1 / SAMPLE_RATE)
+    return np.array([spectrum[np.abs(hz - 180) < 20].sum(), spectrum[np.abs(hz - 260) < 20].sum()])
+
+
+def test_a_short_turn_given_to_the_wrong_speaker_is_moved_to_the_voice_it_matches():
+    rng = np.random.default_rng(0)
+    mono = np.zeros(20 * SAMPLE_RATE, np.float32)
+    for start, end, frequency in [(0, 5, 180), (5.5, 9, 260), (10, 15, 180), (16, 17, 260), (17.5, 19.5, 260)]:
+        sound = voice(end - start, frequency, rng)
+        mono[int(start * SAMPLE_RATE) : int(start * SAMPLE_RATE) + sound.size] = sound
+    turns = [
+        Turn(0, 5, "A"),
+        Turn(5.5, 9, "B"),
+        Turn(10, 15, "A"),
+        Turn(16, 17, "A"),  # B's voice, clustered with A
+        Turn(17.5, 17.8, "A"),  # B's voice but too short to judge
+        Turn(17.8, 19.5, "B"),
+    ]
+    rechecked = recheck_turns(mono, turns, tone_embedding)
+    assert [t.speaker for t in rechecked] == ["A", "B", "A", "B", "A", "B"]
+    assert recheck_turns(mono, [Turn(0, 5, "A"), Turn(16, 17, "A")], tone_embedding)[1].speaker == "A"  # one voice
+
+
+def test_an_overlapped_turn_is_left_alone():
+    rng = np.random.default_rng(0)
+    mono = np.zeros(12 * SAMPLE_RATE, np.float32)
+    for start, end, frequency in [(0, 5, 180), (5, 10, 260)]:
+        sound = voice(end - start, frequency, rng)
+        mono[int(start * SAMPLE_RATE) : int(start * SAMPLE_RATE) + sound.size] = sound
+    turns = [Turn(0, 5, "A"), Turn(5, 10, "B"), Turn(7, 8, "A")]  # A speaks over B
+    assert recheck_turns(mono, turns, tone_embedding) == turns

@@ -95,3 +95,41 @@ def test_unreadable_file(tmp_path):
 def test_prompt_uses_vocabulary():
     assert "BrightLine" in load_script(DEMO_SCRIPT).prompt()
     assert parse_script(VALID).prompt() is None
+
+
+LABELLED_SET = """\
+name: booking_service_call_v2
+unit: turn
+speakers: [agent, customer]
+stages:
+  - name: needs
+    order: 2
+    required: true
+    examples: ["I need a hotel .", "What area ?"]
+  - name: greeting
+    order: 1
+    required: false
+    description: Hello.
+    examples: ["Hi , can you help me ?"]
+outcomes:
+  sale: a booking was made
+"""
+
+
+def test_a_labelled_set_script_is_read_in_its_order():
+    from salescalls.script import ANY_ROLE, parse_script
+
+    script = parse_script(LABELLED_SET, "set.yaml")
+    assert (script.id, script.version, script.stage_names) == ("booking_service_call_v2", 2, ("greeting", "needs"))
+    assert script.stage("needs").required and script.stage("needs").examples == {
+        ANY_ROLE: {"en": ("I need a hotel .", "What area ?")}
+    }
+    assert list(script.outcomes) == ["sale"]
+
+
+def test_a_labelled_set_script_with_a_bad_stage_names_the_line():
+    from salescalls.script import ScriptError, parse_script
+
+    bad = LABELLED_SET.replace("    required: false\n", "    required: maybe\n")
+    with pytest.raises(ScriptError, match=r"set.yaml:\d+: stage 'greeting': required must be true or false"):
+        parse_script(bad, "set.yaml")
