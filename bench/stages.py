@@ -39,6 +39,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold
 
 from salescalls import nlp
+from salescalls.outcomes import CallEnd, OutcomeClassifier
 from salescalls.script import OFF_SCRIPT, Script, load_script
 from salescalls.stages import LabelledCall, script_training_data, train
 
@@ -52,6 +53,7 @@ class Dialogue:
     call: LabelledCall  # texts, roles, stages (None where unlabelled)
     end_stage: str | None  # the labelled drop-off stage (last stage before the farewell)
     call_id: str
+    outcome: str | None = None  # the call's labelled outcome, if any
 
 
 def load_dialogues(path: Path) -> list[Dialogue]:
@@ -71,7 +73,7 @@ def load_dialogues(path: Path) -> list[Dialogue]:
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise SystemExit(f"{path}:{number}: not a labelled dialogue ({error})") from None
         end = (record.get("meta") or {}).get("last_stage_before_farewell")
-        dialogues.append(Dialogue(call, end, record.get("call_id", f"line{number}")))
+        dialogues.append(Dialogue(call, end, record.get("call_id", f"line{number}"), record.get("outcome")))
     return dialogues
 
 
@@ -235,6 +237,49 @@ def evaluate(system_factory, script: Script, dialogues: list[Dialogue], folds: i
     }
 
 
+def _call_end(dialogue: Dialogue, stages: list[str | None], sign_off: str) -> CallEnd:
+    spoken = [i for i, s in enumerate(stages) if s and s != OFF_SCRIPT]
+    last_speaker = dialogue.call.roles[spoken[-1]] if spoken else None
+    return CallEnd(
+        dialogue.call.texts,
+        dialogue.call.roles,
+        tuple(s or "" for s in stages),
+        end_stage([s for s in stages if s], sign_off),
+        last_speaker,
+        dialogue.call.language,
+    )
+
+
+def evaluate_outcomes(script: Script, dialogues: list[Dialogue], folds: int, seed: int) -> dict | None:
+    """The outcome model, cross-validated over calls: trained on the other folds' labelled stages
+    and outcomes, it predicts each held-out call from the stages salescalls predicted for it."""
+    labelled = [d for d in dialogues if d.outcome]
+    if len(labelled) < 2 * folds or len({d.outcome for d in labelled}) < 2:
+        return None
+    sign_off = script.stage_names[-1]
+    truth = np.array([d.outcome for d in labelled])
+    predicted = np.empty(len(labelled), dtype=object)
+    majority = np.empty(len(labelled), dtype=object)
+    for train_index, test_index in KFold(folds, shuffle=True, random_state=seed).split(truth):
+        train_set = [labelled[i] for i in train_index]
+        stage_model = train(script, [d.call for d in train_set])
+        outcome_model = OutcomeClassifier().fit(
+            [_call_end(d, list(d.call.stages), sign_off) for d in train_set], truth[train_index]
+        )
+        held_out = [labelled[i] for i in test_index]
+        labels = stage_model.label_calls([(d.call.texts, d.call.roles, None, d.call.language) for d in held_out])
+        ends = [_call_end(d, [x.stage for x in ls], sign_off) for d, ls in zip(held_out, labels, strict=True)]
+        predicted[test_index] = outcome_model.predict(ends)
+        majority[test_index] = Counter(truth[train_index]).most_common(1)[0][0]
+    return {
+        "calls": len(labelled),
+        "accuracy": round(float(accuracy_score(truth, predicted)), 4),
+        "macro_f1": round(float(f1_score(truth, predicted, average="macro")), 4),
+        "majority_baseline_accuracy": round(float(accuracy_score(truth, majority)), 4),
+        "majority_baseline_macro_f1": round(float(f1_score(truth, majority, average="macro")), 4),
+    }
+
+
 def print_table(results: dict, stages: list[str]) -> None:
     header = ["system", "setting", "accuracy", "macro-F1", "drop-off", "off-script", *stages, "utt/s", "batched"]
     rows = []
@@ -311,7 +356,14 @@ def main(argv: list[str] | None = None) -> dict:
             f"{results['salescalls']['utterances_per_second_batched']:,.0f} utterances/s batched, "
             f"{results['salescalls']['utterances_per_second']:,.0f} call by call (sequence decoding included)"
         )
-        report["sets"][str(path)] = {"script": f"{script.id}@{script.version}", "results": results}
+        outcome = evaluate_outcomes(script, dialogues, args.folds, args.seed)
+        if outcome:
+            print(
+                f"outcome model ({outcome['calls']} calls, from predicted stages): accuracy {outcome['accuracy']:.1%}, "
+                f"macro-F1 {outcome['macro_f1']:.3f}; always the most common outcome: "
+                f"{outcome['majority_baseline_accuracy']:.1%}, macro-F1 {outcome['majority_baseline_macro_f1']:.3f}"
+            )
+        report["sets"][str(path)] = {"script": f"{script.id}@{script.version}", "results": results, "outcomes": outcome}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwritten {args.json}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from .outcomes import MIN_CONFIDENCE
+
 DROPOFF_SQL = """
 WITH scored AS (
-    SELECT c.call_id, c.script_id, c.script_version, r.end_stage, r.ended_by, r.stages_reached,
-           coalesce(c.crm_outcome, r.detected_outcome, 'unknown') AS outcome
+    SELECT c.call_id, c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
+           coalesce(c.crm_outcome, r.detected_outcome,
+                    CASE WHEN r.outcome_confidence >= ? THEN r.predicted_outcome END, 'unknown') AS outcome
     FROM calls c JOIN call_results r USING (call_id)
     WHERE (CAST(? AS VARCHAR) IS NULL OR c.script_id = ?)
 ),
@@ -24,8 +27,12 @@ ended AS (
     FROM scored
     GROUP BY ALL
 ),
-totals AS (SELECT script_id, script_version, count(*) AS calls FROM scored GROUP BY ALL)
-SELECT s.script_id, s.script_version, s.position, s.stage, s.required, t.calls,
+totals AS (
+    SELECT script_id, script_version, count(*) AS calls,
+           string_agg(DISTINCT stage_model, ', ' ORDER BY stage_model) AS stage_models
+    FROM scored GROUP BY ALL
+)
+SELECT s.script_id, s.script_version, s.position, s.stage, s.required, t.calls, t.stage_models,
        coalesce(reached.n, 0) AS reached,
        coalesce(ended.n, 0) AS ended_here,
        coalesce(ended.n, 0) / nullif(coalesce(reached.n, 0), 0) AS share_ended,
@@ -54,7 +61,7 @@ def dropoff(con: duckdb.DuckDBPyConnection, script_id: str | None = None) -> pd.
 
     One row per stage of every script version that has scored calls, in script order.
     """
-    frame = con.execute(DROPOFF_SQL, [script_id, script_id]).df()
+    frame = con.execute(DROPOFF_SQL, [MIN_CONFIDENCE, script_id, script_id]).df()
     frame["outcomes_of_ended"] = frame["outcomes_of_ended"].map(_outcome_mix)
     return frame
 
@@ -84,7 +91,7 @@ def dropoff_table(frame: pd.DataFrame) -> str:
     parts = []
     for (script_id, version), group in frame.groupby(["script_id", "script_version"], sort=True):
         calls = int(group["calls"].iloc[0])
-        parts.append(f"Script {script_id} v{version}: {calls} calls")
+        parts.append(f"Script {script_id} v{version}: {calls} calls, stages by {group['stage_models'].iloc[0]}")
         parts.append(
             format_table(
                 group,

@@ -91,6 +91,7 @@ def analyse(
 ) -> None:
     """Transcribe and score one recording without storing it: who said what, in which stage."""
     from .audio import AudioError
+    from .outcomes import reconcile
     from .pipeline import analyse_call
     from .script import ScriptError, load_script
     from .transcribe import ModelMissingError
@@ -107,9 +108,13 @@ def analyse(
         marker = " (back-channel)" if u.backchannel else ""
         typer.echo(f"{u.start:7.2f}-{u.end:7.2f}  {u.role:8}  {u.stage:13} {u.confidence:4.2f}  {u.text}{marker}")
     score = record.score
+    outcome, source = reconcile(
+        record.metadata.get("crm_outcome"), score.detected_outcome, score.predicted_outcome, score.outcome_confidence
+    )
     typer.echo(
         f"\nended at: {score.end_stage} (by {score.ended_by}); reached: {', '.join(score.stages_reached)}; "
-        f"skipped: {', '.join(score.stages_skipped) or '-'}; outcome: {score.detected_outcome or '-'}"
+        f"skipped: {', '.join(score.stages_skipped) or '-'}; outcome: {outcome or '-'}"
+        + (f" (from {source})" if source else "")
     )
     typer.echo("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.timings.items()))
 
@@ -225,6 +230,7 @@ def review(
     settings = Settings.from_env(database=db)
     try:
         with store.reader(settings.database) as con:
+            store.require_current_schema(con)
             rows = qa.review_rows(con, limit, script_id)
             calls = qa.review_calls(con, min(limit, 20))
     except FileNotFoundError as error:
@@ -283,6 +289,14 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
             f"held-out accuracy ({cv['folds']}-fold over calls): trained {cv['trained_accuracy']:.1%}, "
             f"cold start {cv['cold_start_accuracy']:.1%}"
         )
+    outcome = training["outcome_model"]
+    if isinstance(outcome, dict):
+        typer.echo(
+            f"outcome model from {outcome['calls']} calls with a CRM outcome: held-out accuracy "
+            f"{outcome['accuracy']:.1%} (always the most common outcome: {outcome['majority_baseline_accuracy']:.1%})"
+        )
+    else:
+        typer.echo(f"outcome model {outcome}")
     typer.echo("run `salescalls rescore` to give the stored calls the new model's stages")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, diarize, roles, stages, transcribe
+from . import audio, diarize, outcomes, roles, stages, transcribe
 from .align import Utterance, assign_channels, assign_speakers, build_utterances
 from .config import Settings
 from .score import CallScore, PhraseHit, ScoredUtterance, score_call
@@ -51,6 +51,7 @@ class CallRecord:
         data["utterances"] = tuple(ScoredUtterance(**u) for u in data["utterances"])
         score = data["score"]
         score["forbidden"] = tuple(PhraseHit(**h) for h in score["forbidden"])
+        score["controlled"] = tuple(PhraseHit(**h) for h in score.get("controlled", ()))
         for key in ("stages_reached", "stages_skipped", "out_of_order"):
             score[key] = tuple(score[key])
         data["score"] = CallScore(**score)
@@ -153,7 +154,24 @@ def label_stages(
         replace(u, stage=label.stage, confidence=round(label.confidence, 4))
         for u, label in zip(utterances, labels, strict=True)
     )
-    return scored, score_call(list(scored), script)
+    score = score_call(list(scored), script)
+    if model.outcome_model is not None and scored:
+        ending = outcomes.CallEnd(
+            tuple(u.text for u in scored),
+            tuple(u.role for u in scored),
+            tuple(u.stage for u in scored),
+            score.end_stage,
+            score.ended_by,
+            language,
+        )
+        proba = model.outcome_model.predict_proba([ending])[0]
+        best = int(np.argmax(proba))
+        score = replace(
+            score,
+            predicted_outcome=str(model.outcome_model.classes_[best]),
+            outcome_confidence=round(float(proba[best]), 4),
+        )
+    return scored, score
 
 
 def analyse_call(

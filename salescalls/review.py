@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from . import stages, store
+from . import outcomes, stages, store
 from .pipeline import label_stages
 from .script import OFF_SCRIPT, Script
 
@@ -203,12 +203,69 @@ def cross_validate(script: Script, calls: list[stages.LabelledCall], folds: int 
     return {f"{name}_accuracy": round(count / total, 4) for name, count in right.items()} | {"folds": folds}
 
 
+MIN_OUTCOME_CALLS = 10  # stored calls with a CRM outcome needed to train the outcome model
+
+
+def calls_with_outcomes(con: duckdb.DuckDBPyConnection, script_id: str) -> tuple[list[outcomes.CallEnd], list[str]]:
+    """Every stored call of the script whose CRM outcome is known, as the outcome model sees it."""
+    rows = con.execute(
+        "SELECT c.call_id, c.language, c.crm_outcome, r.end_stage, r.ended_by FROM calls c "
+        "JOIN call_results r USING (call_id) WHERE c.script_id = ? AND c.crm_outcome IS NOT NULL "
+        "AND c.crm_outcome <> '' ORDER BY c.call_id",
+        [script_id],
+    ).fetchall()
+    ends, known = [], []
+    for call_id, language, crm_outcome, end_stage, ended_by in rows:
+        utterances = [u for u in store.stored_utterances(con, call_id) if not u.backchannel]
+        ends.append(
+            outcomes.CallEnd(
+                tuple(u.text for u in utterances),
+                tuple(u.role for u in utterances),
+                tuple(u.stage for u in utterances),
+                end_stage,
+                ended_by,
+                language,
+            )
+        )
+        known.append(crm_outcome)
+    return ends, known
+
+
+def cross_validate_outcomes(ends: list[outcomes.CallEnd], known: list[str], folds: int = 5, seed: int = 0) -> dict:
+    """Held-out accuracy of the outcome model (k-fold over calls) next to always guessing the most common."""
+    from collections import Counter
+
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(known)
+    folds = max(2, min(folds, min(Counter(known).values())))
+    right = majority_right = 0
+    for train_index, test_index in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        if len(set(y[train_index])) < 2:
+            continue
+        model = outcomes.OutcomeClassifier().fit([ends[i] for i in train_index], y[train_index])
+        right += int((model.predict([ends[i] for i in test_index]) == y[test_index]).sum())
+        common = Counter(y[train_index]).most_common(1)[0][0]
+        majority_right += int((y[test_index] == common).sum())
+    return {
+        "calls": len(known),
+        "folds": folds,
+        "accuracy": round(right / len(known), 4),
+        "majority_baseline_accuracy": round(majority_right / len(known), 4),
+    }
+
+
 def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path) -> tuple[Path, dict]:
     """Train a new model version from the script and every labelled call; returns (folder, sidecar training)."""
     calls = labelled_calls(con, script.id)
     if not calls:
         raise ValueError(f"no labelled calls for script {script.id}: import labels first (salescalls labels import)")
     model = stages.train(script, calls)
+    ends, known_outcomes = calls_with_outcomes(con, script.id)
+    outcome_metrics = None
+    if len(ends) >= MIN_OUTCOME_CALLS and len(set(known_outcomes)) >= 2:
+        outcome_metrics = cross_validate_outcomes(ends, known_outcomes)
+        model.outcome_model = outcomes.OutcomeClassifier().fit(ends, known_outcomes)
     digest = hashlib.sha256(
         json.dumps([[c.texts, c.roles, c.stages] for c in calls], ensure_ascii=False).encode("utf-8")
     ).hexdigest()
@@ -219,6 +276,7 @@ def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir
         "script_sha256": script.sha256,
         "data_sha256": digest,
         "cross_validation": cross_validate(script, calls),
+        "outcome_model": outcome_metrics or f"not trained: needs {MIN_OUTCOME_CALLS} calls with 2+ CRM outcomes",
     }
     return stages.save_model(model, models_dir, training), training
 

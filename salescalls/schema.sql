@@ -100,3 +100,6 @@ CREATE TABLE labels (
     PRIMARY KEY (call_id, idx)
 );
 ALTER TABLE calls ADD COLUMN scored_at TIMESTAMP;  -- when the stages were last (re)computed
+ALTER TABLE call_results ADD COLUMN predicted_outcome VARCHAR;  -- the outcome model's guess
+ALTER TABLE call_results ADD COLUMN outcome_confidence DOUBLE;  -- its probability
+ALTER TABLE call_results ADD COLUMN controlled JSON;  -- controlled phrases (allowed only with approval) the rep said

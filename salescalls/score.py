@@ -48,6 +48,9 @@ class CallScore:
     ended_by: str | None  # rep or customer
     detected_outcome: str | None  # last outcome marker said in the call
     forbidden: tuple[PhraseHit, ...]  # forbidden phrases said by the rep
+    controlled: tuple[PhraseHit, ...] = ()  # controlled phrases (allowed only with approval) the rep said
+    predicted_outcome: str | None = None  # the outcome model's guess, when a trained model has one
+    outcome_confidence: float | None = None  # its probability
 
 
 def find_phrases(utterances: list[ScoredUtterance], rules: dict[str, list[str]]) -> list[PhraseHit]:
@@ -113,4 +116,5 @@ def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
         ended_by=ended_by,
         detected_outcome=outcome_hits[-1].rule if outcome_hits else None,
         forbidden=tuple(forbidden_hits),
+        controlled=tuple(said({rule.name: _all_languages(rule.phrases) for rule in script.controlled}, role="rep")),
     )

@@ -14,7 +14,7 @@ SPEAKERS = ("rep", "customer", "both")
 OFF_SCRIPT = "off_script"  # the label of an utterance no stage fits
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
-_TOP_KEYS = {"script", "version", "title", "languages", "vocabulary", "stages", "outcomes", "forbidden"}
+_TOP_KEYS = {"script", "version", "title", "languages", "vocabulary", "stages", "outcomes", "forbidden", "controlled"}
 _STAGE_KEYS = {"name", "required", "speaker", "description", "examples"}
 _RULE_KEYS = {"name", "description", "phrases"}
 
@@ -52,6 +52,7 @@ class Script:
     forbidden: tuple[PhraseRule, ...]  # phrases reps must not say
     vocabulary: tuple[str, ...]  # names and terms to prime the speech recogniser with
     sha256: str  # hash of the file's text, to tell edits apart
+    controlled: tuple[PhraseRule, ...] = ()  # phrases allowed only with approval (special offers)
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -123,12 +124,14 @@ def parse_script(text: str, source: str = "<script>") -> Script:
             if not _NAME.match(name):
                 parser.fail(key_node, f"outcome '{name}' must be lower_case_with_underscores")
             outcomes[name] = parser.phrases(value_node, f"outcome '{name}'")
-    forbidden = []
-    if "forbidden" in top:
-        node = top["forbidden"]
-        if not isinstance(node, yaml.SequenceNode):
-            parser.fail(node, "forbidden must be a list of rules")
-        forbidden = [parser.rule(item) for item in node.value]
+    rules: dict[str, list[PhraseRule]] = {"forbidden": [], "controlled": []}
+    for kind in rules:
+        if kind in top:
+            node = top[kind]
+            if not isinstance(node, yaml.SequenceNode):
+                parser.fail(node, f"{kind} must be a list of rules")
+            rules[kind] = [parser.rule(item) for item in node.value]
+    forbidden = rules["forbidden"]
     vocabulary = tuple(parser.text_list(top["vocabulary"], "vocabulary")) if "vocabulary" in top else ()
     return Script(
         id=script_id,
@@ -138,6 +141,7 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         stages=tuple(stages),
         outcomes=outcomes,
         forbidden=tuple(forbidden),
+        controlled=tuple(rules["controlled"]),
         vocabulary=vocabulary,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
@@ -268,7 +272,7 @@ class _Parser:
         return Stage(name=name, required=required, speaker=speaker, description=description, examples=examples)
 
     def rule(self, node: yaml.Node) -> PhraseRule:
-        fields = self.mapping(node, "a forbidden-phrase rule", _RULE_KEYS)
+        fields = self.mapping(node, "a phrase rule", _RULE_KEYS)
         name = self.text(self.need(fields, "name", node), "rule name")
         return PhraseRule(
             name=name,

@@ -336,6 +336,7 @@ class StageModel:
     initial: np.ndarray  # (K,) first-utterance stage distribution
     name: str  # model identity stored with every scored call
     sequence_weight: float = 1.0  # 0: each utterance on its own; 1: full hidden-Markov decoding
+    outcome_model: object | None = None  # outcomes.OutcomeClassifier trained with it, if any
 
     def _order(self, proba: np.ndarray) -> np.ndarray:
         column = {name: i for i, name in enumerate(self.classifier.classes_)}

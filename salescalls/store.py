@@ -99,6 +99,16 @@ def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def require_current_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Readers never migrate: an older database gets a clear instruction instead of an SQL error."""
+    current, latest = schema_version(con), migrations()[-1][0]
+    if current < latest:
+        raise FileNotFoundError(
+            f"the database has schema version {current}, this salescalls needs {latest}: "
+            "run `salescalls rescore` (or the nightly run) once to upgrade it"
+        )
+
+
 def known_call_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.execute("SELECT call_id FROM calls").fetchall()}
 
@@ -170,7 +180,9 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
 
 def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
     con.execute(
-        "INSERT OR REPLACE INTO call_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO call_results (call_id, end_stage, ended_by, detected_outcome, stages_reached, "
+        "stages_skipped, out_of_order, forbidden, predicted_outcome, outcome_confidence, controlled) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             call_id,
             score.end_stage,
@@ -180,6 +192,9 @@ def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore)
             list(score.stages_skipped),
             list(score.out_of_order),
             json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
+            score.predicted_outcome,
+            score.outcome_confidence,
+            json.dumps([asdict(hit) for hit in score.controlled], ensure_ascii=False),
         ],
     )
 

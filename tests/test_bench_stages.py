@@ -16,7 +16,12 @@ def demo_dialogues(path):
         ]
         lines.append(
             json.dumps(
-                {"call_id": truth_file.stem, "turns": turns, "meta": {"last_stage_before_farewell": truth["end_stage"]}}
+                {
+                    "call_id": truth_file.stem,
+                    "turns": turns,
+                    "outcome": truth["outcome"],
+                    "meta": {"last_stage_before_farewell": truth["end_stage"]},
+                }
             )
         )
     path.write_text("\n".join(lines) + "\n")
@@ -35,6 +40,8 @@ def test_bench_reports_every_system_cold_and_trained(tmp_path):
     # On the demo's own (error-free) transcripts the cold-start model must place most turns.
     assert results["salescalls"]["cold"]["accuracy"] >= 0.8
     assert json.loads((tmp_path / "r.json").read_text())["folds"] == 2
+    outcome = report["sets"][str(data)]["outcomes"]
+    assert outcome["calls"] == 14 and 0.0 <= outcome["accuracy"] <= 1.0
 
 
 def test_bad_dialogue_line_names_the_line(tmp_path):

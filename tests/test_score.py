@@ -78,3 +78,15 @@ def test_phrases_match_whole_words_only():
     hits = find_phrases(utterances, {"callback": ["call me back"]})
     assert [hit.utterance for hit in hits] == [0, 1]  # "back-up" normalises to "back up": a word match
     assert find_phrases(call(("rep", "x", "nothalf price")), {"d": ["half price"]}) == []
+
+
+def test_controlled_phrases_are_reported_apart_from_forbidden(demo_script):
+    utterances = [
+        ScoredUtterance("a", "rep", 0.0, 2.0, "Our plan comes with free installation.", "offer", 0.9),
+        ScoredUtterance("b", "customer", 2.0, 3.0, "Installation is free? Great.", "offer", 0.9),
+    ]
+    score = score_call(utterances, demo_script)
+    assert [(h.rule, h.phrase, h.role) for h in score.controlled] == [
+        ("free_installation_offer", "free installation", "rep")
+    ]  # the customer repeating it is not the rep's promise
+    assert score.forbidden == ()

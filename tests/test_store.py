@@ -139,3 +139,11 @@ def test_dropoff_of_an_empty_database(tmp_path):
 def test_call_record_round_trips_through_json():
     original = record()
     assert CallRecord.from_json(original.to_json()) == original
+
+
+def test_a_reader_on_an_older_schema_gets_an_instruction(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with store.writer(path) as con:
+        con.execute("DELETE FROM schema_version WHERE version > 1")
+    with store.reader(path) as con, pytest.raises(FileNotFoundError, match="run `salescalls rescore`"):
+        store.require_current_schema(con)
