@@ -70,16 +70,111 @@ def run(
 
 
 @app.command()
-def dropoff(db: Path | None = DB_OPTION, script_id: str | None = typer.Option(None, help="only this script")) -> None:
-    """Per script stage: calls that reached it, ended there, and the share that ended (read-only)."""
+def dropoff(
+    db: Path | None = DB_OPTION,
+    script_id: str | None = typer.Option(None, help="only this script"),
+    script_version: int | None = typer.Option(None, help="only this script version"),
+    since: str | None = typer.Option(None, help="calls on or after this date (YYYY-MM-DD)"),
+    until: str | None = typer.Option(None, help="calls before this date (YYYY-MM-DD)"),
+    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
+    campaign: str | None = typer.Option(None, help="only this campaign"),
+    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    min_calls: int | None = typer.Option(None, help="stages reached by fewer calls are not ranked (default 10)"),
+) -> None:
+    """Per script stage: calls that reached it, ended there, the share that ended with its 95 % interval,
+    and the stages where calls end much more often than at the stage before (read-only)."""
+    from datetime import date
+
+    from . import analytics, store
+
+    for name, value in (("since", since), ("until", until)):
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                _fail(f"--{name} must be a date like 2026-11-01, not '{value}'")
+    settings = Settings.from_env(database=db)
+    filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
+    filters |= {"campaign": campaign, "rep": rep}
+    try:
+        with store.reader(settings.database) as con:
+            frame = analytics.dropoff(con, script_id, **filters)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    typer.echo(analytics.dropoff_table(frame))
+    minimum = analytics.MIN_CALLS if min_calls is None else min_calls
+    ranked = analytics.weakest_stages(frame, minimum)
+    if not frame.empty:
+        typer.echo(f"\nweakest stages (share ended minus the previous stage's; reached by >= {minimum} calls):")
+        if ranked.empty:
+            typer.echo("  none: no stage was reached by enough calls to judge")
+        for _, row in ranked.head(3).iterrows():
+            typer.echo(
+                f"  {row['stage']}: {row['share_ended']:.0%} of {int(row['reached'])} calls end here "
+                f"({row['share_low']:.0%}-{row['share_high']:.0%}), {row['worse_by'] * 100:+.0f} points"
+            )
+
+
+@app.command()
+def metrics(
+    db: Path | None = DB_OPTION,
+    by: str = typer.Option("rep", help="rep (averages per rep) or call"),
+) -> None:
+    """Conversation metrics: talk ratio, longest monologue and customer story, interruptions, questions,
+    words per minute, silence (read-only)."""
+    from . import analytics, store
+
+    if by not in ("rep", "call"):
+        _fail(f"--by must be rep or call, not '{by}'")
+    settings = Settings.from_env(database=db)
+    try:
+        with store.reader(settings.database) as con:
+            frame = analytics.rep_conversation_metrics(con) if by == "rep" else analytics.conversation_metrics(con)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    if frame.empty:
+        typer.echo("no scored calls yet")
+        return
+    columns = {"rep": "rep", "calls": "calls"} if by == "rep" else {"file": "call", "rep": "rep"}
+    columns |= {
+        "talk_ratio": "rep talk",
+        "longest_monologue": "longest monologue s",
+        "longest_customer_story": "customer story s",
+        "rep_interruptions": "rep interrupts",
+        "customer_interruptions": "customer interrupts",
+        "rep_questions": "questions",
+        "rep_words_per_minute": "words/min",
+        "silence_share": "silence",
+    }
+    floats = {"talk_ratio": ".0%", "silence_share": ".0%", "longest_monologue": ".1f"}
+    floats |= {"longest_customer_story": ".1f", "rep_words_per_minute": ".0f"}
+    floats |= {k: ".1f" for k in ("rep_interruptions", "customer_interruptions", "rep_questions")}
+    typer.echo(analytics.format_table(frame, columns, floats))
+
+
+@app.command()
+def profile(rep: str = typer.Argument(..., help="the rep's name as in calls.csv"), db: Path | None = DB_OPTION) -> None:
+    """A rep's error profile against the rest of the team; differences flagged only when significant."""
     from . import analytics, store
 
     settings = Settings.from_env(database=db)
     try:
         with store.reader(settings.database) as con:
-            typer.echo(analytics.dropoff_table(analytics.dropoff(con, script_id)))
+            frame = analytics.error_profile(con, rep)
     except FileNotFoundError as error:
         _fail(str(error))
+    if frame.empty:
+        _fail(f"no scored calls of a rep named '{rep}'")
+
+    def rate(prefix: str) -> list[str]:
+        columns = zip(frame[f"{prefix}rate"], frame[f"{prefix}low"], frame[f"{prefix}high"], strict=True)
+        return [f"{r:.0%} ({lo:.0%}-{hi:.0%})" if r == r else "-" for r, lo, hi in columns]
+
+    frame = frame.assign(rep_rate=rate(""), team=rate("team_"), flag=["WORSE" if f else "" for f in frame["flagged"]])
+    calls, team_calls = int(frame["calls"].iloc[0]), int(frame["team_calls"].iloc[0])
+    typer.echo(f"{rep}: {calls} calls; team (everyone else): {team_calls} calls; rates with 95 % intervals")
+    columns = {"error": "error", "rep_rate": rep, "team": "team", "p_value": "p (Fisher)", "flag": ""}
+    typer.echo(analytics.format_table(frame, columns, {"p_value": ".3f"}))
 
 
 @app.command()

@@ -31,6 +31,53 @@ def test_dropoff_on_an_empty_database(tmp_path):
     assert result.exit_code == 0 and "no scored calls yet" in result.output
 
 
+def test_dropoff_filters_and_names_the_weakest_stages(tmp_path, demo_script):
+    from tests.test_store import record
+
+    path = tmp_path / "calls.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        for n in range(12):
+            reached = ("greeting", "qualification", "needs", "offer")
+            store.save_call(con, record(f"{n:064d}", "offer" if n < 9 else "needs", "customer", reached, "refusal"))
+    result = runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "warm", "--since", "2026-11-01"])
+    assert result.exit_code == 0, result.output
+    assert "95% interval" in result.output and "offer: 75% of 12 calls end here" in result.output
+    result = runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "hot"])
+    assert "no scored calls yet" in result.output
+    result = runner.invoke(app, ["dropoff", "--db", str(path), "--since", "last tuesday"])
+    assert result.exit_code == 1 and "--since must be a date" in result.output
+
+
+def test_metrics_per_rep_and_per_call(tmp_path, demo_script):
+    from tests.test_store import record
+
+    path = tmp_path / "calls.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        store.save_call(con, record("1" * 64, utterances=3))
+    by_rep = runner.invoke(app, ["metrics", "--db", str(path)])
+    assert by_rep.exit_code == 0 and "Ann O'Neil" in by_rep.output and "longest monologue s" in by_rep.output
+    by_call = runner.invoke(app, ["metrics", "--db", str(path), "--by", "call"])
+    assert by_call.exit_code == 0 and "111111.wav" in by_call.output
+    assert runner.invoke(app, ["metrics", "--db", str(path), "--by", "team"]).exit_code == 1
+
+
+def test_profile_of_a_rep_and_of_an_unknown_one(tmp_path, demo_script):
+    from tests.test_store import record
+
+    path = tmp_path / "calls.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        for n in range(6):
+            store.save_call(con, record(f"{n:064d}", rep="Ann" if n < 3 else "Bob"))
+    result = runner.invoke(app, ["profile", "Ann", "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Ann: 3 calls; team (everyone else): 3 calls" in result.output and "no_close_attempt" in result.output
+    result = runner.invoke(app, ["profile", "Zed", "--db", str(path)])
+    assert result.exit_code == 1 and "no scored calls of a rep named 'Zed'" in result.output
+
+
 def test_run_needs_an_inbox_folder(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "inbox is not a folder" in result.output

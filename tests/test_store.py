@@ -1,4 +1,5 @@
 import duckdb
+import numpy as np
 import pytest
 
 from salescalls import analytics, store
@@ -147,3 +148,105 @@ def test_a_reader_on_an_older_schema_gets_an_instruction(tmp_path):
         con.execute("DELETE FROM schema_version WHERE version > 1")
     with store.reader(path) as con, pytest.raises(FileNotFoundError, match="run `salescalls rescore`"):
         store.require_current_schema(con)
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = analytics.wilson_interval([2, 0, 5], [3, 10, 0])
+    assert (round(float(low[0]), 4), round(float(high[0]), 4)) == (0.2077, 0.9385)  # 2 of 3
+    assert low[1] == 0.0 and round(float(high[1]), 4) == 0.2775  # 0 of 10: not a zero-width interval
+    assert np.isnan(low[2]) and np.isnan(high[2])  # no calls, no interval
+
+
+def test_dropoff_filters_and_ranks_the_weakest_stage(tmp_path, demo_script):
+    path = tmp_path / "calls.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        n = 0
+        for rep, end, reached, count in [
+            ("Ann", "offer", ("greeting", "qualification", "needs", "offer"), 8),
+            ("Ann", "close", ("greeting", "qualification", "needs", "offer", "close"), 4),
+            ("Bob", "greeting", ("greeting",), 3),
+        ]:
+            for _ in range(count):
+                n += 1
+                call = record(f"{n:064d}", end, "customer", reached, "refusal", rep=rep)
+                store.save_call(con, call)
+    with store.reader(path) as con:
+        everyone = analytics.dropoff(con).set_index("stage")
+        ann = analytics.dropoff(con, rep="Ann").set_index("stage")
+        later = analytics.dropoff(con, since="2027-01-01")
+        ranked = analytics.weakest_stages(analytics.dropoff(con), min_calls=10)
+    assert everyone.loc["greeting", ["reached", "ended_here"]].tolist() == [15, 3]
+    assert ann.loc["greeting", ["reached", "ended_here"]].tolist() == [12, 0]
+    assert ann.loc["offer", "share_ended"] == pytest.approx(8 / 12)
+    assert 0 < ann.loc["offer", "share_low"] < 8 / 12 < ann.loc["offer", "share_high"] < 1
+    assert later.empty  # every call is from November 2026
+    assert ranked["stage"].tolist()[0] == "offer"  # 67 % end there after 0 % at needs
+    assert "close" not in ranked["stage"].tolist()  # reached by 4 calls: too few to judge
+
+
+def conversation(tmp_path, demo_script, turns, duration=30.0):
+    """A stored call from (role, start, end, text, backchannel) tuples."""
+    path = tmp_path / "talk.duckdb"
+    call = record("9" * 64)
+    utterances = tuple(
+        ScoredUtterance("ch0" if role == "rep" else "ch1", role, start, end, text, "offer", 0.9, back)
+        for role, start, end, text, back in turns
+    )
+    call = CallRecord(**{**call.__dict__, "utterances": utterances, "duration": duration})
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        store.save_call(con, call)
+    return path
+
+
+def test_conversation_metrics_of_one_call(tmp_path, demo_script):
+    path = conversation(
+        tmp_path,
+        demo_script,
+        [
+            ("rep", 0.0, 4.0, "Hello, this is Sam from BrightLine. How are you?", False),
+            ("rep", 4.5, 10.0, "I am calling about your internet. Do you have a minute?", False),  # one turn
+            ("customer", 9.5, 12.0, "Yes.", False),  # starts 0.5 s before the rep ends: interrupts
+            ("rep", 11.0, 11.3, "Mhm.", True),  # a back-channel is listening, not talking
+            ("customer", 12.5, 20.0, "We have six people and the line drops every day", False),
+            ("rep", 22.0, 26.0, "Our fibre plan fixes that.", False),
+        ],
+    )
+    with store.reader(path) as con:
+        row = analytics.conversation_metrics(con).iloc[0]
+        per_rep = analytics.rep_conversation_metrics(con)
+    assert row["rep_seconds"] == pytest.approx(4.0 + 5.5 + 4.0)
+    assert row["customer_seconds"] == pytest.approx(2.5 + 7.5)
+    assert row["talk_ratio"] == pytest.approx(13.5 / 23.5)
+    assert row["longest_monologue"] == pytest.approx(10.0)  # 0-4 and 4.5-10: no reply between
+    assert row["longest_customer_story"] == pytest.approx(20.0 - 9.5)  # "Yes." and the story: one turn
+    assert (row["customer_interruptions"], row["rep_interruptions"]) == (1, 0)
+    assert row["rep_questions"] == 2  # rep utterances that end with a question mark
+    assert row["silence_share"] == pytest.approx(1 - 23.0 / 30.0)  # speech 0-4, 4.5-12, 12.5-20, 22-26
+    assert row["rep_words_per_minute"] == pytest.approx((9 + 11 + 5) / (13.5 / 60))
+    assert per_rep.iloc[0]["calls"] == 1 and per_rep.iloc[0]["rep"] == "Ann O'Neil; DROP TABLE calls;--"
+
+
+def test_error_profile_flags_only_significant_differences(tmp_path, demo_script):
+    path = tmp_path / "calls.duckdb"
+    full = ("greeting", "qualification", "needs", "offer", "close", "farewell")
+    no_close = ("greeting", "qualification", "needs", "offer", "farewell")
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        n = 0
+        for rep, reached, count in [("Cleo", no_close, 12), ("Dan", full, 20), ("Eve", full, 18), ("Eve", no_close, 2)]:
+            for _ in range(count):
+                n += 1
+                call = record(f"{n:064d}", reached[-2], "rep", reached, "sale", rep=rep)
+                store.save_call(con, call)
+    with store.reader(path) as con:
+        cleo = analytics.error_profile(con, "Cleo").set_index("error")
+        eve = analytics.error_profile(con, "Eve").set_index("error")
+        assert analytics.error_profile(con, "Nobody").empty
+    assert cleo.loc["no_close_attempt", ["rate", "team_rate"]].tolist() == [1.0, 2 / 40]
+    assert cleo.loc["no_close_attempt", "flagged"] and cleo.loc["no_close_attempt", "p_value"] < 0.001
+    assert cleo.loc["no_close_attempt", "low"] < 1.0 == cleo.loc["no_close_attempt", "high"]
+    assert not eve.loc["no_close_attempt", "flagged"]  # 2 of 20 vs 12 of 32: lower, not flagged
+    assert cleo.loc["forbidden_phrase", "rate"] == 1.0 and not cleo.loc["forbidden_phrase", "flagged"]  # all do
+    assert set(cleo.index) == set(analytics.ERRORS)
