@@ -36,7 +36,7 @@ import numpy as np
 from bench.metrics import align_words, normaliser, speaker_attributed_error, tokens_with_speakers
 from salescalls import audio, diarize, transcribe
 from salescalls.config import Settings
-from salescalls.evaluate import match_turns
+from salescalls.evaluate import compare_call
 from salescalls.pipeline import assign_roles, recognise
 from salescalls.score import ScoredUtterance
 from salescalls.script import load_script
@@ -125,15 +125,14 @@ def run_salescalls(item: Item, samples: np.ndarray, settings: Settings, script) 
     )
     if item.truth and script:
         assignment = assign_roles(speech, settings, script)
-        spoken = [
-            ScoredUtterance(u.speaker, assignment.roles.get(u.speaker, "customer"), u.start, u.end, u.text, "", 0.0)
+        utterances = [
+            ScoredUtterance(
+                u.speaker, assignment.roles.get(u.speaker, "customer"), u.start, u.end, u.text, "", 0.0, u.backchannel
+            )
             for u in speech.utterances
-            if not u.backchannel
         ]
-        matches = match_turns(spoken, item.truth["turns"])
-        pairs = [(u, item.truth["turns"][m]) for u, m in zip(spoken, matches, strict=True) if m is not None]
-        result.roles_correct = sum(u.role == t["role"] for u, t in pairs)
-        result.roles_total = len(pairs)
+        comparison = compare_call(item.uri, utterances, None, None, item.truth)
+        result.roles_correct, result.roles_total = comparison.role_correct, comparison.utterances
     return result
 
 

@@ -116,18 +116,14 @@ def weakest_stages(frame: pd.DataFrame, min_calls: int = MIN_CALLS) -> pd.DataFr
     previous stage that also was); the sign-off stage is left out, since ending there is how a
     complete call ends. `worse_by` is the difference in drop-off share, in points of 1.
     """
-    rows = []
-    for _, group in frame.groupby(["script_id", "script_version"], sort=True):
-        group = group.sort_values("position")
-        judged = group[(group["reached"] >= min_calls) & (group["position"] < group["position"].max())]
-        previous = None
-        for _, stage in judged.iterrows():
-            base = previous["share_ended"] if previous is not None else 0.0
-            rows.append({**stage.to_dict(), "worse_by": stage["share_ended"] - base})
-            previous = stage
-    ranked = pd.DataFrame(rows)
-    if ranked.empty:
-        return ranked
+    script = ["script_id", "script_version"]
+    last = frame.groupby(script)["position"].transform("max")
+    judged = frame[(frame["reached"] >= min_calls) & (frame["position"] < last)].sort_values([*script, "position"])
+    if judged.empty:
+        return judged.reset_index(drop=True)
+    # The first judged stage of a script is compared with no drop-off at all.
+    worse_by = judged["share_ended"] - judged.groupby(script)["share_ended"].shift(fill_value=0.0)
+    ranked = judged.assign(worse_by=worse_by)
     return ranked.sort_values("worse_by", ascending=False, kind="stable").reset_index(drop=True)
 
 

@@ -14,8 +14,10 @@ from .config import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Find, link or download the speech models.")
 script_app = typer.Typer(no_args_is_help=True, help="Check call-script files.")
+labels_app = typer.Typer(no_args_is_help=True, help="Stage labels from people, for retraining.")
 app.add_typer(models_app, name="models")
 app.add_typer(script_app, name="script")
+app.add_typer(labels_app, name="labels")
 
 DB_OPTION = typer.Option(None, "--db", help="DuckDB file (default: SALESCALLS_DB or data/salescalls.duckdb)")
 
@@ -23,6 +25,25 @@ DB_OPTION = typer.Option(None, "--db", help="DuckDB file (default: SALESCALLS_DB
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=1)
+
+
+def _read(db: Path | None, query):
+    """query(connection) on a read-only connection to the database; a clear error when there is none."""
+    from . import store
+
+    try:
+        with store.reader(Settings.from_env(database=db).database) as con:
+            return query(con)
+    except FileNotFoundError as error:
+        _fail(str(error))
+
+
+def _existing_database(db: Path | None) -> Path:
+    """The database a command that writes to stored calls works on; it must exist already."""
+    database = Settings.from_env(database=db).database
+    if not database.is_file():
+        _fail(f"no database at {database}: run `salescalls run INBOX` first")
+    return database
 
 
 def _write(text: str, output: Path | None, done: str) -> None:
@@ -85,7 +106,7 @@ def dropoff(
     and the stages where calls end much more often than at the stage before (read-only)."""
     from datetime import date
 
-    from . import analytics, store
+    from . import analytics
 
     for name, value in (("since", since), ("until", until)):
         if value is not None:
@@ -93,14 +114,9 @@ def dropoff(
                 date.fromisoformat(value)
             except ValueError:
                 _fail(f"--{name} must be a date like 2026-11-01, not '{value}'")
-    settings = Settings.from_env(database=db)
     filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
     filters |= {"campaign": campaign, "rep": rep}
-    try:
-        with store.reader(settings.database) as con:
-            frame = analytics.dropoff(con, script_id, **filters)
-    except FileNotFoundError as error:
-        _fail(str(error))
+    frame = _read(db, lambda con: analytics.dropoff(con, script_id, **filters))
     typer.echo(analytics.dropoff_table(frame))
     minimum = analytics.MIN_CALLS if min_calls is None else min_calls
     ranked = analytics.weakest_stages(frame, minimum)
@@ -122,16 +138,11 @@ def metrics(
 ) -> None:
     """Conversation metrics: talk ratio, longest monologue and customer story, interruptions, questions,
     words per minute, silence (read-only)."""
-    from . import analytics, store
+    from . import analytics
 
     if by not in ("rep", "call"):
         _fail(f"--by must be rep or call, not '{by}'")
-    settings = Settings.from_env(database=db)
-    try:
-        with store.reader(settings.database) as con:
-            frame = analytics.rep_conversation_metrics(con) if by == "rep" else analytics.conversation_metrics(con)
-    except FileNotFoundError as error:
-        _fail(str(error))
+    frame = _read(db, analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics)
     if frame.empty:
         typer.echo("no scored calls yet")
         return
@@ -155,14 +166,9 @@ def metrics(
 @app.command()
 def profile(rep: str = typer.Argument(..., help="the rep's name as in calls.csv"), db: Path | None = DB_OPTION) -> None:
     """A rep's error profile against the rest of the team; differences flagged only when significant."""
-    from . import analytics, store
+    from . import analytics
 
-    settings = Settings.from_env(database=db)
-    try:
-        with store.reader(settings.database) as con:
-            frame = analytics.error_profile(con, rep)
-    except FileNotFoundError as error:
-        _fail(str(error))
+    frame = _read(db, lambda con: analytics.error_profile(con, rep))
     if frame.empty:
         _fail(f"no scored calls of a rep named '{rep}'")
 
@@ -290,21 +296,15 @@ def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
 
 
-labels_app = typer.Typer(no_args_is_help=True, help="Stage labels from people, for retraining.")
-app.add_typer(labels_app, name="labels")
-
-
 def _stored_calls_and_script(db: Path | None, script: Path | None):
     """Settings and the loaded script for a command working on stored calls; clear errors otherwise."""
     from .script import ScriptError, load_script
 
-    settings = Settings.from_env(database=db, script=script)
+    settings = Settings.from_env(database=_existing_database(db), script=script)
     try:
         call_script = load_script(settings.script)
     except ScriptError as error:
         _fail(str(error))
-    if not settings.database.is_file():
-        _fail(f"no database at {settings.database}: run `salescalls run INBOX` first")
     return settings, call_script
 
 
@@ -322,14 +322,12 @@ def review(
 
     if fmt not in ("csv", "json"):
         _fail(f"unknown format '{fmt}': choose csv or json")
-    settings = Settings.from_env(database=db)
-    try:
-        with store.reader(settings.database) as con:
-            store.require_current_schema(con)
-            rows = qa.review_rows(con, limit, script_id)
-            calls = qa.review_calls(con, min(limit, 20))
-    except FileNotFoundError as error:
-        _fail(str(error))
+
+    def query(con):
+        store.require_current_schema(con)
+        return qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))
+
+    rows, calls = _read(db, query)
     text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
     _write(text, output, f"wrote {len(rows)} utterances to review to {output}")
 
@@ -344,16 +342,13 @@ def labels_import(
     from . import review as qa
     from . import store
 
-    settings = Settings.from_env(database=db)
     if not file.is_file():
         _fail(f"no such file: {file}")
     try:
         rows = qa.read_label_file(file)
     except (ValueError, UnicodeDecodeError) as error:
         _fail(f"{file}: cannot read labels: {error}")
-    if not settings.database.is_file():
-        _fail(f"no database at {settings.database}: run `salescalls run INBOX` first")
-    with store.writer(settings.database) as con:
+    with store.writer(_existing_database(db)) as con:
         result = qa.import_labels(con, rows, file.name, by)
     for line in result.errors:
         typer.echo(line, err=True)

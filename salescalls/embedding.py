@@ -83,17 +83,11 @@ class CAMPPlusEmbedding(Model):
         if weights is None or waveforms.shape[0] == 1:
             features = self.frame_features(waveforms)
         else:
-            first_of_run = [0]
-            for row in range(1, waveforms.shape[0]):
-                if not torch.equal(waveforms[row], waveforms[row - 1]):
-                    first_of_run.append(row)
-            run_of_row = (
-                torch.cumsum(
-                    torch.tensor([1 if row in first_of_run else 0 for row in range(waveforms.shape[0])]), dim=0
-                )
-                - 1
+            new_run = torch.tensor(
+                [True] + [not torch.equal(waveforms[r], waveforms[r - 1]) for r in range(1, waveforms.shape[0])]
             )
-            features = self.frame_features(waveforms[first_of_run])[run_of_row]
+            run_of_row = torch.cumsum(new_run, dim=0) - 1
+            features = self.frame_features(waveforms[new_run])[run_of_row]
         stats = self.pooling(features, weights=weights)  # (batch, 2C) or (batch, speakers, 2C)
         embeddings = self.campplus.xvector.dense(stats.reshape(-1, stats.shape[-1]))
         return embeddings.reshape(*stats.shape[:-1], -1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import store
 from .score import ScoredUtterance
 
 
@@ -83,12 +84,6 @@ def compare_database(con, truth_dir: str | Path) -> list[CallComparison]:
     for call_id, file, end_stage, ended_by in calls:
         if file not in truths:
             continue
-        rows = con.execute(
-            "SELECT speaker, role, start_s, end_s, text, stage, confidence, backchannel "
-            "FROM utterances WHERE call_id = ? ORDER BY idx",
-            [call_id],
-        ).fetchall()
-        utterances = [ScoredUtterance(*row) for row in rows]
         name, truth = truths[file]
-        comparisons.append(compare_call(name, utterances, end_stage, ended_by, truth))
+        comparisons.append(compare_call(name, store.stored_utterances(con, call_id), end_stage, ended_by, truth))
     return comparisons

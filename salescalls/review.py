@@ -155,17 +155,13 @@ def import_labels(
 
 def labelled_calls(con: duckdb.DuckDBPyConnection, script_id: str) -> list[stages.LabelledCall]:
     """Every call of the script with at least one label: all its utterances, labels where given."""
-    call_ids = [
-        row[0]
-        for row in con.execute(
-            "SELECT DISTINCT c.call_id FROM calls c JOIN labels l USING (call_id) WHERE c.script_id = ? "
-            "ORDER BY c.call_id",
-            [script_id],
-        ).fetchall()
-    ]
+    labelled = con.execute(
+        "SELECT DISTINCT c.call_id, c.language FROM calls c JOIN labels l USING (call_id) WHERE c.script_id = ? "
+        "ORDER BY c.call_id",
+        [script_id],
+    ).fetchall()
     calls = []
-    for call_id in call_ids:
-        language = con.execute("SELECT language FROM calls WHERE call_id = ?", [call_id]).fetchone()[0]
+    for call_id, language in labelled:
         rows = con.execute(
             "SELECT u.text, u.role, l.stage FROM utterances u LEFT JOIN labels l USING (call_id, idx) "
             "WHERE u.call_id = ? ORDER BY u.idx",

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from .align import Utterance
-from .script import Script
+from .script import ROLES, Script
 from .stages import text_features
 
 MAX_WEIGHT_WORDS = 15  # an utterance's evidence grows with its length up to this many words
@@ -52,7 +52,7 @@ def role_classifier(script: Script) -> RoleClassifier:
         texts, roles = [], []
         for stage in script.stages:
             for role, by_language in stage.examples.items():
-                if role not in ("rep", "customer"):
+                if role not in ROLES:
                     continue  # examples of either side say nothing about who is the rep
                 for phrases in by_language.values():
                     texts.extend(phrases)

@@ -106,8 +106,10 @@ def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
         hits = find_phrases(utterances, rules)  # indices refer to the call's utterances
         return [h for h in hits if not utterances[h.utterance].backchannel and role in (None, h.role)]
 
+    def rules(phrase_rules) -> dict[str, list[str]]:
+        return {rule.name: _all_languages(rule.phrases) for rule in phrase_rules}
+
     outcome_hits = said({name: _all_languages(p) for name, p in script.outcomes.items()})
-    forbidden_hits = said({rule.name: _all_languages(rule.phrases) for rule in script.forbidden}, role="rep")
     return CallScore(
         stages_reached=tuple(reached),
         stages_skipped=tuple(skipped),
@@ -115,6 +117,6 @@ def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
         end_stage=end_stage,
         ended_by=ended_by,
         detected_outcome=outcome_hits[-1].rule if outcome_hits else None,
-        forbidden=tuple(forbidden_hits),
-        controlled=tuple(said({rule.name: _all_languages(rule.phrases) for rule in script.controlled}, role="rep")),
+        forbidden=tuple(said(rules(script.forbidden), role="rep")),
+        controlled=tuple(said(rules(script.controlled), role="rep")),
     )

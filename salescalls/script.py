@@ -131,7 +131,6 @@ def parse_script(text: str, source: str = "<script>") -> Script:
             if not isinstance(node, yaml.SequenceNode):
                 parser.fail(node, f"{kind} must be a list of rules")
             rules[kind] = [parser.rule(item) for item in node.value]
-    forbidden = rules["forbidden"]
     vocabulary = tuple(parser.text_list(top["vocabulary"], "vocabulary")) if "vocabulary" in top else ()
     return Script(
         id=script_id,
@@ -140,7 +139,7 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         languages=languages,
         stages=tuple(stages),
         outcomes=outcomes,
-        forbidden=tuple(forbidden),
+        forbidden=tuple(rules["forbidden"]),
         controlled=tuple(rules["controlled"]),
         vocabulary=vocabulary,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -429,9 +429,14 @@ def learn_transitions(
             counts[a, b] += 1
     transitions = counts + prior_weight * prior
     transitions /= transitions.sum(axis=1, keepdims=True)
-    initial_prior = np.array([0.5**i for i in range(k)])
-    initial = first + prior_weight * initial_prior / initial_prior.sum()
+    initial = first + prior_weight * initial_prior(k)
     return transitions, initial / initial.sum()
+
+
+def initial_prior(n_stages: int) -> np.ndarray:
+    """Cold-start first-utterance distribution: each stage half as likely as the one before."""
+    weights = 0.5 ** np.arange(n_stages)
+    return weights / weights.sum()
 
 
 _cold_start_models: dict[tuple[str, int], StageModel] = {}
@@ -476,9 +481,7 @@ def train(
     if calls:
         transitions, initial = learn_transitions(calls, script.stage_names, prior)
     else:
-        transitions = prior
-        initial = np.array([0.5**i for i in range(len(script.stages))])
-        initial /= initial.sum()
+        transitions, initial = prior, initial_prior(len(script.stages))
     kind = "trained" if calls else "cold-start"
     model = StageModel(
         script_id=script.id,
@@ -514,16 +517,12 @@ def _choose_sequence_weight(model: StageModel, calls: list[LabelledCall], first_
         model.sequence_weight = weight
         right, row = 0, first_call_row
         for call in calls:
-            labelled = [s in model.stages for s in call.stages]
-            n = sum(labelled)
-            emission = proba[row : row + n]
-            row += n
-            if not n:
-                continue
             # Unlabelled utterances were not training rows: decode the labelled ones in order.
-            predicted = model._decode(emission, None)
             truth = [s for s in call.stages if s in model.stages]
-            right += sum(p.stage == t for p, t in zip(predicted, truth, strict=True))
+            if truth:
+                predicted = model._decode(proba[row : row + len(truth)], None)
+                right += sum(p.stage == t for p, t in zip(predicted, truth, strict=True))
+            row += len(truth)
         if right > best_right:
             best, best_right = weight, right
     return best
