@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 import threading
 from dataclasses import dataclass
@@ -103,7 +104,9 @@ def speech_blocks(regions: list[tuple[float, float]], duration: float) -> list[t
         block_start, previous_end = stretch_start, None
         for region_start, region_end in inside:
             if previous_end is not None and region_end - block_start > BLOCK:
-                cut = (previous_end + region_start) / 2  # in the pause before this region
+                # In the pause before this region, and no later than the block may reach (the
+                # previous region ended within it, so the cut stays in the pause).
+                cut = min((previous_end + region_start) / 2, block_start + BLOCK)
                 blocks.append((block_start, cut))
                 block_start = cut
             while region_end - block_start > BLOCK:  # one region longer than a block: cut anywhere
@@ -179,16 +182,30 @@ def transcribe(
         language = language or detected
         words.extend(found)
     speech = merge_regions(regions, 0.0, WORD_SLACK, duration)
-    words = [w for w in words if _overlaps(w, speech)]
+    words = _touching(words, speech)
+    middles = sorted((w.start + w.end) / 2 for w in words)
     for start, end in merge_regions(regions, 0.5, 0.0, duration):
-        if end - start >= MIN_HOLE and not any(start <= (w.start + w.end) / 2 <= end for w in words):
+        if end - start >= MIN_HOLE and bisect.bisect_right(middles, end) == bisect.bisect_left(middles, start):
             found, _ = _decode(
                 samples, model, max(0.0, start - BLOCK_PAD), min(duration, end + BLOCK_PAD), language, None, False
             )
-            words.extend(w for w in found if _overlaps(w, speech))
+            found = _touching(found, speech)
+            words.extend(found)
+            for w in found:
+                bisect.insort(middles, (w.start + w.end) / 2)
     words.sort(key=lambda w: (w.start, w.end))
     return Transcript(language=language or "", words=tuple(words))
 
 
-def _overlaps(word: Word, regions: list[tuple[float, float]]) -> bool:
-    return any(word.start <= end and word.end >= start for start, end in regions)
+def _touching(words: list[Word], regions: list[tuple[float, float]]) -> list[Word]:
+    """The words that overlap one of `regions` (sorted and disjoint, as merge_regions gives them).
+
+    Binary search per word, not a scan of every region: a long call has thousands of both.
+    """
+    if not words or not regions:
+        return []
+    starts = np.array([s for s, _ in regions])
+    ends = np.array([e for _, e in regions])
+    first_ending_after = np.searchsorted(ends, [w.start for w in words], side="left")
+    keep = [i < len(regions) and starts[i] <= w.end for i, w in zip(first_ending_after, words, strict=True)]
+    return [w for w, k in zip(words, keep, strict=True) if k]
