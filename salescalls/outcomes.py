@@ -36,6 +36,20 @@ class CallEnd:
     language: str | None = None
 
 
+def call_end(utterances, end_stage: str | None, ended_by: str | None, language: str | None = None) -> CallEnd:
+    """A stored or just-scored call (ScoredUtterance rows) as the outcome model sees it, the same
+    way for training and prediction: back-channels are listening, not how the call ended."""
+    spoken = [u for u in utterances if not u.backchannel]
+    return CallEnd(
+        tuple(u.text for u in spoken),
+        tuple(u.role for u in spoken),
+        tuple(u.stage for u in spoken),
+        end_stage,
+        ended_by,
+        language,
+    )
+
+
 def _ending_text(call: CallEnd) -> str:
     """The last utterances, each word tagged with who said it (rep_x / customer_x)."""
     tokens = []

@@ -156,14 +156,7 @@ def label_stages(
     )
     score = score_call(list(scored), script)
     if model.outcome_model is not None and scored:
-        ending = outcomes.CallEnd(
-            tuple(u.text for u in scored),
-            tuple(u.role for u in scored),
-            tuple(u.stage for u in scored),
-            score.end_stage,
-            score.ended_by,
-            language,
-        )
+        ending = outcomes.call_end(scored, score.end_stage, score.ended_by, language)
         proba = model.outcome_model.predict_proba([ending])[0]
         best = int(np.argmax(proba))
         score = replace(

@@ -212,17 +212,7 @@ def calls_with_outcomes(con: duckdb.DuckDBPyConnection, script_id: str) -> tuple
     ).fetchall()
     ends, known = [], []
     for call_id, language, crm_outcome, end_stage, ended_by in rows:
-        utterances = [u for u in store.stored_utterances(con, call_id) if not u.backchannel]
-        ends.append(
-            outcomes.CallEnd(
-                tuple(u.text for u in utterances),
-                tuple(u.role for u in utterances),
-                tuple(u.stage for u in utterances),
-                end_stage,
-                ended_by,
-                language,
-            )
-        )
+        ends.append(outcomes.call_end(store.stored_utterances(con, call_id), end_stage, ended_by, language))
         known.append(crm_outcome)
     return ends, known
 

@@ -61,3 +61,17 @@ def test_reconcile_trusts_crm_then_phrases_then_a_confident_model():
     assert reconcile(None, None, "refusal", 0.9) == ("refusal", "model")
     assert reconcile(None, None, "refusal", 0.4) == (None, None)
     assert reconcile("", None, None, None) == (None, None)
+
+
+def test_call_end_leaves_back_channels_out():
+    from salescalls.outcomes import call_end
+    from salescalls.score import ScoredUtterance
+
+    utterances = [
+        ScoredUtterance("a", "rep", 0, 2, "Shall I send the contract?", "close", 0.9),
+        ScoredUtterance("b", "customer", 1, 1.2, "Mhm.", "close", 0.9, True),
+        ScoredUtterance("b", "customer", 2, 3, "Yes, send it.", "close", 0.9),
+    ]
+    ending = call_end(utterances, "close", "customer", "en")
+    assert ending.texts == ("Shall I send the contract?", "Yes, send it.") and ending.roles == ("rep", "customer")
+    assert (ending.end_stage, ending.ended_by, ending.language) == ("close", "customer", "en")
