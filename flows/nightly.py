@@ -24,7 +24,7 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from salescalls import analytics, audio, inbox, store
+from salescalls import analytics, audio, inbox, search, store
 from salescalls.config import Settings
 from salescalls.pipeline import CallRecord, analyse_call
 from salescalls.script import load_script
@@ -141,6 +141,9 @@ def nightly(
         raise
     with store.writer(settings.database) as con:
         store.finish_run(con, run_id, "completed", **counts)
+        if counts["calls_added"]:  # DuckDB's full-text index does not follow writes: rebuild it
+            index = search.build_index(con)
+            logger.info(index.get("note") or f"search index: {index['indexed']} utterances")
     with store.reader(settings.database) as con:
         table = analytics.dropoff_table(analytics.dropoff(con, call_script.id))
     create_markdown_artifact(

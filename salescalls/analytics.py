@@ -6,61 +6,94 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from . import conversation
 from .outcomes import MIN_CONFIDENCE
 
-DROPOFF_SQL = """
-WITH scored AS (
-    SELECT c.call_id, c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
-           coalesce(c.crm_outcome, r.detected_outcome,
-                    CASE WHEN r.outcome_confidence >= ? THEN r.predicted_outcome END, 'unknown') AS outcome
-    FROM calls c JOIN call_results r USING (call_id)
-    WHERE (CAST(? AS VARCHAR) IS NULL OR c.script_id = ?)
+PERIODS = ("day", "week", "month", "quarter")  # weeks start on Monday (ISO)
+
+# Which calls a question is about; every filter is optional (NULL: all). 14 parameters, see _filters.
+CALL_FILTER = """
+      (CAST(? AS VARCHAR) IS NULL OR c.script_id = ?)
       AND (CAST(? AS INTEGER) IS NULL OR c.script_version = ?)
       AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at >= ?)
       AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at < ?)
       AND (CAST(? AS VARCHAR) IS NULL OR c.segment = ?)
       AND (CAST(? AS VARCHAR) IS NULL OR c.campaign = ?)
       AND (CAST(? AS VARCHAR) IS NULL OR c.rep = ?)
+"""
+
+# The outcome a call counts with: the CRM's, else a marker phrase heard in the call, else a confident model.
+OUTCOME_SQL = """coalesce(c.crm_outcome, r.detected_outcome,
+                    CASE WHEN r.outcome_confidence >= ? THEN r.predicted_outcome END, 'unknown')"""
+
+
+def _filters(
+    script_id: str | None = None,
+    script_version: int | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    segment: str | None = None,
+    campaign: str | None = None,
+    rep: str | None = None,
+) -> list:
+    """CALL_FILTER's parameters: each filter twice (the NULL test and the comparison)."""
+    return [value for value in (script_id, script_version, since, until, segment, campaign, rep) for _ in (0, 1)]
+
+
+def _period(period: str | None) -> str | None:
+    if period is not None and period not in PERIODS:
+        raise ValueError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
+    return period
+
+
+DROPOFF_SQL = f"""
+WITH scored AS (
+    SELECT c.call_id, c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
+           CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
+           {OUTCOME_SQL} AS outcome
+    FROM calls c JOIN call_results r USING (call_id)
+    WHERE {CALL_FILTER}
 ),
 reached AS (
-    SELECT script_id, script_version, stage, count(*) AS n
-    FROM (SELECT script_id, script_version, unnest(stages_reached) AS stage FROM scored)
+    SELECT script_id, script_version, period, stage, count(*) AS n
+    FROM (SELECT script_id, script_version, period, unnest(stages_reached) AS stage FROM scored)
     GROUP BY ALL
 ),
 ended AS (
-    SELECT script_id, script_version, end_stage AS stage, count(*) AS n,
+    SELECT script_id, script_version, period, end_stage AS stage, count(*) AS n,
            count(*) FILTER (WHERE ended_by = 'customer') AS by_customer,
-           string_agg(outcome, ', ' ORDER BY outcome) AS outcomes
+           count(*) FILTER (WHERE ended_by = 'rep') AS by_rep,
+           histogram(outcome) AS outcomes
     FROM scored
     GROUP BY ALL
 ),
 totals AS (
-    SELECT script_id, script_version, count(*) AS calls,
+    SELECT script_id, script_version, period, count(*) AS calls,
            string_agg(DISTINCT stage_model, ', ' ORDER BY stage_model) AS stage_models
     FROM scored GROUP BY ALL
 )
-SELECT s.script_id, s.script_version, s.position, s.stage, s.required, t.calls, t.stage_models,
+SELECT s.script_id, s.script_version, t.period, s.position, s.stage, s.required, t.calls, t.stage_models,
        coalesce(reached.n, 0) AS reached,
        coalesce(ended.n, 0) AS ended_here,
        coalesce(ended.n, 0) / nullif(coalesce(reached.n, 0), 0) AS share_ended,
        coalesce(ended.by_customer, 0) AS ended_by_customer,
-       ended.outcomes AS outcomes_of_ended
+       coalesce(ended.by_rep, 0) AS ended_by_rep,
+       ended.outcomes AS outcomes
 FROM script_stages s
 JOIN totals t USING (script_id, script_version)
-LEFT JOIN reached USING (script_id, script_version, stage)
-LEFT JOIN ended USING (script_id, script_version, stage)
-ORDER BY s.script_id, s.script_version, s.position
+LEFT JOIN reached ON reached.script_id = s.script_id AND reached.script_version = s.script_version
+    AND reached.period IS NOT DISTINCT FROM t.period AND reached.stage = s.stage
+LEFT JOIN ended ON ended.script_id = s.script_id AND ended.script_version = s.script_version
+    AND ended.period IS NOT DISTINCT FROM t.period AND ended.stage = s.stage
+ORDER BY s.script_id, s.script_version, t.period, s.position
 """
 
 
 def _outcome_mix(outcomes) -> str:
-    """'refusal, refusal, sale' -> 'refusal 2, sale 1' (empty for stages no call ended at)."""
-    if not isinstance(outcomes, str) or not outcomes:
+    """{'refusal': 2, 'sale': 1} -> 'refusal 2, sale 1' (empty for stages no call ended at)."""
+    if outcomes is None or (not isinstance(outcomes, dict) and pd.isna(outcomes)):
         return ""
-    counts: dict[str, int] = {}
-    for outcome in outcomes.split(", "):
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return ", ".join(f"{name} {n}" for name, n in counts.items())
+    return ", ".join(f"{name} {n}" for name, n in sorted(dict(outcomes).items()))
 
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -93,18 +126,20 @@ def dropoff(
     segment: str | None = None,
     campaign: str | None = None,
     rep: str | None = None,
+    period: str | None = None,
 ) -> pd.DataFrame:
     """Per script stage: calls that reached it, calls that ended there, and the share that ended,
-    with its 95 % Wilson interval.
+    with its 95 % Wilson interval, who ended them and the outcome mix of those calls.
 
-    One row per stage of every script version that has scored calls, in script order. Filters:
-    script and version, call date (`since` inclusive, `until` exclusive, ISO dates), client
-    segment (cold/warm/hot), campaign and rep.
+    One row per stage of every script version that has scored calls, in script order; with
+    `period` (day, week, month, quarter) one such block per period, `period` holding its first
+    day. Filters: script and version, call date (`since` inclusive, `until` exclusive, ISO dates),
+    client segment (cold/warm/hot), campaign and rep.
     """
-    filters = [script_id, script_version, since, until, segment, campaign, rep]
-    parameters = [MIN_CONFIDENCE] + [value for value in filters for _ in (0, 1)]
-    frame = con.execute(DROPOFF_SQL, parameters).df()
-    frame["outcomes_of_ended"] = frame["outcomes_of_ended"].map(_outcome_mix)
+    period = _period(period)
+    filters = _filters(script_id, script_version, since, until, segment, campaign, rep)
+    frame = con.execute(DROPOFF_SQL, [period, period, MIN_CONFIDENCE, *filters]).df()
+    frame["outcomes_of_ended"] = frame["outcomes"].map(_outcome_mix)
     frame["share_low"], frame["share_high"] = wilson_interval(frame["ended_here"], frame["reached"])
     return frame
 
@@ -116,7 +151,8 @@ def weakest_stages(frame: pd.DataFrame, min_calls: int = MIN_CALLS) -> pd.DataFr
     previous stage that also was); the sign-off stage is left out, since ending there is how a
     complete call ends. `worse_by` is the difference in drop-off share, in points of 1.
     """
-    script = ["script_id", "script_version"]
+    script = ["script_id", "script_version", "period"]
+    frame = frame.assign(period=frame["period"].astype(object).fillna(""))  # groupby drops NaN keys
     last = frame.groupby(script)["position"].transform("max")
     judged = frame[(frame["reached"] >= min_calls) & (frame["position"] < last)].sort_values([*script, "position"])
     if judged.empty:
@@ -156,9 +192,11 @@ def dropoff_table(frame: pd.DataFrame) -> str:
             for low, high in zip(frame["share_low"], frame["share_high"], strict=True)
         ]
     )
-    for (script_id, version), group in frame.groupby(["script_id", "script_version"], sort=True):
+    frame = frame.assign(period=frame["period"].astype(object).fillna(""))
+    for (script_id, version, period), group in frame.groupby(["script_id", "script_version", "period"], sort=True):
         calls = int(group["calls"].iloc[0])
-        parts.append(f"Script {script_id} v{version}: {calls} calls, stages by {group['stage_models'].iloc[0]}")
+        when = f", period from {period:%Y-%m-%d}" if period != "" else ""
+        parts.append(f"Script {script_id} v{version}{when}: {calls} calls, stages by {group['stage_models'].iloc[0]}")
         parts.append(
             format_table(
                 group,
@@ -169,6 +207,7 @@ def dropoff_table(frame: pd.DataFrame) -> str:
                     "share_ended": "share ended",
                     "interval": "95% interval",
                     "ended_by_customer": "by customer",
+                    "ended_by_rep": "by rep",
                     "outcomes_of_ended": "outcomes of calls ended here",
                 },
                 {"share_ended": ".0%"},
@@ -177,91 +216,40 @@ def dropoff_table(frame: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-MONOLOGUE_GAP = 1.5  # seconds: one party's utterances closer than this, with no reply between, are one turn
-INTERRUPTION_OVERLAP = 0.3  # seconds of talking over the other party's utterance that make an interruption
-
-CONVERSATION_SQL = """
-WITH spoken AS (
-    SELECT u.call_id, u.idx, u.role, u.start_s, u.end_s, u.text,
-           len(string_split(trim(u.text), ' ')) AS words
-    FROM utterances u JOIN calls c USING (call_id)
-    WHERE NOT u.backchannel AND u.role IN ('rep', 'customer')
-      AND (CAST(? AS VARCHAR) IS NULL OR c.call_id = ?)
-),
-ordered AS (
-    SELECT *,
-           lag(role) OVER w AS previous_role,
-           lag(end_s) OVER w AS previous_end,
-           max(end_s) OVER (PARTITION BY call_id ORDER BY start_s, idx
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS speech_until
-    FROM spoken
-    WINDOW w AS (PARTITION BY call_id ORDER BY start_s, idx)
-),
-turns AS (  -- consecutive utterances of one party with no reply between and short pauses form a turn
-    SELECT *, sum(CASE WHEN previous_role IS DISTINCT FROM role OR start_s - previous_end > ? THEN 1 ELSE 0 END)
-                  OVER (PARTITION BY call_id ORDER BY start_s, idx) AS turn
-    FROM ordered
-),
-turn_lengths AS (
-    SELECT call_id, role, turn, max(end_s) - min(start_s) AS seconds FROM turns GROUP BY ALL
-),
-speech AS (  -- seconds in which anyone speaks: overlapping utterances counted once
-    SELECT call_id, sum(greatest(end_s - greatest(start_s, coalesce(speech_until, start_s)), 0)) AS seconds
-    FROM ordered GROUP BY call_id
-)
-SELECT c.call_id, c.file, c.rep, c.started_at, c.duration,
-       sum(o.end_s - o.start_s) FILTER (WHERE o.role = 'rep') AS rep_seconds,
-       sum(o.end_s - o.start_s) FILTER (WHERE o.role = 'customer') AS customer_seconds,
-       rep_seconds / nullif(rep_seconds + customer_seconds, 0) AS talk_ratio,
-       (SELECT max(seconds) FROM turn_lengths t WHERE t.call_id = c.call_id AND t.role = 'rep')
-           AS longest_monologue,
-       (SELECT max(seconds) FROM turn_lengths t WHERE t.call_id = c.call_id AND t.role = 'customer')
-           AS longest_customer_story,
-       count(*) FILTER (WHERE o.role = 'rep' AND o.previous_role = 'customer'
-                        AND o.previous_end - o.start_s > ?) AS rep_interruptions,
-       count(*) FILTER (WHERE o.role = 'customer' AND o.previous_role = 'rep'
-                        AND o.previous_end - o.start_s > ?) AS customer_interruptions,
-       count(*) FILTER (WHERE o.role = 'rep' AND rtrim(o.text) LIKE '%?') AS rep_questions,
-       sum(o.words) FILTER (WHERE o.role = 'rep') / nullif(rep_seconds / 60, 0) AS rep_words_per_minute,
-       greatest(1 - any_value(s.seconds) / nullif(c.duration, 0), 0) AS silence_share
-FROM calls c JOIN ordered o USING (call_id) JOIN speech s USING (call_id)
-GROUP BY c.call_id, c.file, c.rep, c.started_at, c.duration
+STORED_METRICS_SQL = f"""
+SELECT c.call_id, c.file, c.rep, c.started_at, c.duration, {", ".join("r." + m for m in conversation.METRICS)}
+FROM calls c JOIN call_results r USING (call_id)
+WHERE r.talk_ratio IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR c.call_id = ?) AND {CALL_FILTER}
 ORDER BY c.started_at, c.call_id
 """
+REP_AVERAGED = (
+    "talk_ratio",
+    "longest_monologue",
+    "longest_customer_story",
+    "rep_interruptions",
+    "customer_interruptions",
+    "rep_questions",
+    "rep_words_per_minute",
+    "silence_share",
+)
 
 
-def conversation_metrics(con: duckdb.DuckDBPyConnection, call_id: str | None = None) -> pd.DataFrame:
+def conversation_metrics(con: duckdb.DuckDBPyConnection, call_id: str | None = None, **filters) -> pd.DataFrame:
     """Per call: talk-to-listen ratio, longest rep monologue, customer's longest story,
-    interruptions by each party, questions the rep asked, rep words per minute, silence share.
-
-    Back-channels ("uh-huh") are listening, not talking, and are left out. A monologue is a run of
-    one party's utterances with no reply between and pauses under MONOLOGUE_GAP seconds; an
-    interruption is an utterance that starts more than INTERRUPTION_OVERLAP seconds before the
-    other party's utterance ended.
-    """
-    parameters = [call_id, call_id, MONOLOGUE_GAP, INTERRUPTION_OVERLAP, INTERRUPTION_OVERLAP]
-    return con.execute(CONVERSATION_SQL, parameters).df()
+    interruptions by each party, questions the rep asked, rep words per minute, silence share
+    (definitions in salescalls.conversation; computed when the call was stored)."""
+    return con.execute(STORED_METRICS_SQL, [call_id, call_id, *_filters(**filters)]).df()
 
 
-def rep_conversation_metrics(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def rep_conversation_metrics(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """The per-call metrics averaged per rep (each call counts once), with the number of calls."""
-    frame = conversation_metrics(con)
-    if frame.empty:
-        return frame
-    frame["rep"] = frame["rep"].fillna("(unknown)")
-    columns = [
-        "talk_ratio",
-        "longest_monologue",
-        "longest_customer_story",
-        "rep_interruptions",
-        "customer_interruptions",
-        "rep_questions",
-        "rep_words_per_minute",
-        "silence_share",
-    ]
-    grouped = frame.groupby("rep")[columns].mean()
-    grouped.insert(0, "calls", frame.groupby("rep").size())
-    return grouped.reset_index()
+    averages = ", ".join(f"avg(r.{m}) AS {m}" for m in REP_AVERAGED)
+    return con.execute(
+        f"SELECT coalesce(c.rep, '(unknown)') AS rep, count(*) AS calls, {averages} "
+        f"FROM calls c JOIN call_results r USING (call_id) WHERE r.talk_ratio IS NOT NULL AND {CALL_FILTER} "
+        "GROUP BY ALL ORDER BY rep",
+        _filters(**filters),
+    ).df()
 
 
 LONG_MONOLOGUE = 60.0  # seconds: a rep turn longer than this is a monologue error
@@ -280,62 +268,66 @@ ERRORS = {
     "interrupts": "the rep interrupted the customer",
 }
 
+# Per script version: its required stages before the sign-off (the last stage), in order. The last
+# two are the offer and the close: a call that reached the first and not the second had no close.
+REQUIRED_SQL = """
+SELECT script_id, script_version, list(stage ORDER BY position) AS required
+FROM script_stages s
+WHERE required AND position < (SELECT max(position) FROM script_stages l
+                               WHERE l.script_id = s.script_id AND l.script_version = s.script_version)
+GROUP BY ALL
+"""
 
-def call_errors(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+CALL_ERRORS_SQL = f"""
+SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, c.started_at,
+       len(r.stages_skipped) > 0 AS skipped_required_stage,
+       len(r.out_of_order) > 0 AS stages_out_of_order,
+       coalesce(json_array_length(r.forbidden), 0) > 0 AS forbidden_phrase,
+       coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2])
+                AND NOT list_contains(r.stages_reached, q.required[-1]), false) AS no_close_attempt,
+       coalesce(r.longest_monologue, 0) > ? AS long_monologue,
+       coalesce(r.talk_ratio, 0) > ? AS talks_too_much,
+       len(r.stages_reached) > 1 AND coalesce(r.rep_questions, 0) < ? AS few_questions,
+       coalesce(r.rep_interruptions, 0) > 0 AS interrupts
+FROM calls c JOIN call_results r USING (call_id)
+LEFT JOIN ({REQUIRED_SQL}) q USING (script_id, script_version)
+WHERE {CALL_FILTER}
+"""
+
+
+def call_errors(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """One row per call with a True/False column per error in ERRORS (definitions there)."""
-    results = con.execute(
-        """
-        SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, c.script_id, c.script_version,
-               len(r.stages_skipped) > 0 AS skipped_required_stage,
-               len(r.out_of_order) > 0 AS stages_out_of_order,
-               json_array_length(r.forbidden) > 0 AS forbidden_phrase,
-               r.stages_reached, r.end_stage
-        FROM calls c JOIN call_results r USING (call_id)
-        """
+    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
+    return con.execute(CALL_ERRORS_SQL + " ORDER BY c.started_at, c.call_id", parameters).df()
+
+
+def error_counts(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
+    """Per rep: calls, and the number of calls with each error."""
+    counts = ", ".join(f"count(*) FILTER (WHERE {error}) AS {error}" for error in ERRORS)
+    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
+    return con.execute(
+        f"SELECT rep, count(*) AS calls, {counts} FROM ({CALL_ERRORS_SQL}) GROUP BY rep ORDER BY rep", parameters
     ).df()
-    if results.empty:
-        return results
-    stages = con.execute(
-        "SELECT script_id, script_version, stage, position, required FROM script_stages ORDER BY position"
-    ).df()
-    metrics = conversation_metrics(con).set_index("call_id")[
-        ["longest_monologue", "talk_ratio", "rep_questions", "rep_interruptions"]
-    ]
-    close_of: dict[tuple, tuple[str, str] | None] = {}
-    for key, group in stages.groupby(["script_id", "script_version"]):
-        ordered = group.sort_values("position")
-        sign_off = ordered["stage"].iloc[-1]
-        required = [s for s in ordered[ordered["required"]]["stage"] if s != sign_off]
-        close_of[key] = (required[-2], required[-1]) if len(required) >= 2 else None
-
-    def no_close(row) -> bool:
-        pair = close_of.get((row["script_id"], row["script_version"]))
-        reached = list(row["stages_reached"])
-        return bool(pair) and pair[0] in reached and pair[1] not in reached
-
-    results["no_close_attempt"] = results.apply(no_close, axis=1)
-    joined = results.join(metrics, on="call_id")
-    results["long_monologue"] = joined["longest_monologue"].fillna(0) > LONG_MONOLOGUE
-    results["talks_too_much"] = joined["talk_ratio"].fillna(0) > HIGH_TALK_RATIO
-    past_greeting = results["stages_reached"].map(len) > 1
-    results["few_questions"] = past_greeting & (joined["rep_questions"].fillna(0) < FEW_QUESTIONS)
-    results["interrupts"] = joined["rep_interruptions"].fillna(0) > 0
-    return results[["call_id", "rep", *ERRORS]]
 
 
-def error_profile(con: duckdb.DuckDBPyConnection, rep: str) -> pd.DataFrame:
+def error_profile(con: duckdb.DuckDBPyConnection, rep: str, **filters) -> pd.DataFrame:
     """Each error's rate for the rep and for the rest of the team, with 95 % Wilson intervals,
     Fisher's exact test of the difference, and `flagged` when the rep's rate is significantly higher."""
+    return profile_from_counts(error_counts(con, **filters), rep)
+
+
+def profile_from_counts(counts: pd.DataFrame, rep: str) -> pd.DataFrame:
+    """error_profile's table from error_counts' per-rep counts."""
     from scipy.stats import fisher_exact
 
-    errors = call_errors(con)
-    if errors.empty or rep not in set(errors["rep"]):
+    if counts.empty or rep not in set(counts["rep"]):
         return pd.DataFrame()
-    mine, team = errors[errors["rep"] == rep], errors[errors["rep"] != rep]
+    mine = counts[counts["rep"] == rep].iloc[0]
+    team = counts[counts["rep"] != rep].drop(columns="rep").sum()
+    n, n_team = int(mine["calls"]), int(team["calls"]) if len(team) else 0
     rows = []
     for error, meaning in ERRORS.items():
-        k, n = int(mine[error].sum()), len(mine)
-        k_team, n_team = int(team[error].sum()), len(team)
+        k, k_team = int(mine[error]), int(team[error]) if n_team else 0
         p_value = fisher_exact([[k, n - k], [k_team, n_team - k_team]])[1] if n_team else float("nan")
         (low,), (high,) = wilson_interval([k], [n])
         (team_low,), (team_high,) = wilson_interval([k_team], [n_team])
@@ -344,10 +336,12 @@ def error_profile(con: duckdb.DuckDBPyConnection, rep: str) -> pd.DataFrame:
                 "error": error,
                 "meaning": meaning,
                 "calls": n,
+                "errors": k,
                 "rate": k / n,
                 "low": low,
                 "high": high,
                 "team_calls": n_team,
+                "team_errors": k_team,
                 "team_rate": k_team / n_team if n_team else float("nan"),
                 "team_low": team_low,
                 "team_high": team_high,

@@ -28,11 +28,13 @@ def _fail(message: str) -> None:
 
 
 def _read(db: Path | None, query):
-    """query(connection) on a read-only connection to the database; a clear error when there is none."""
+    """query(connection) on a read-only connection to the database; a clear error when there is none
+    or when it is older than this salescalls (readers never upgrade it)."""
     from . import store
 
     try:
         with store.reader(Settings.from_env(database=db).database) as con:
+            store.require_current_schema(con)
             return query(con)
     except FileNotFoundError as error:
         _fail(str(error))
@@ -44,6 +46,30 @@ def _existing_database(db: Path | None) -> Path:
     if not database.is_file():
         _fail(f"no database at {database}: run `salescalls run INBOX` first")
     return database
+
+
+SINCE_OPTION = typer.Option(None, help="calls on or after this date (YYYY-MM-DD)")
+UNTIL_OPTION = typer.Option(None, help="calls before this date (YYYY-MM-DD)")
+PERIODS_HELP = "day, week, month or quarter"
+
+
+def _dates(**values: str | None) -> None:
+    """Dates must be ISO dates; a clear error names the option otherwise."""
+    from datetime import date
+
+    for name, value in values.items():
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                _fail(f"--{name} must be a date like 2026-11-01, not '{value}'")
+
+
+def _check_period(period: str | None) -> None:
+    from .analytics import PERIODS
+
+    if period is not None and period not in PERIODS:
+        _fail(f"--period must be {PERIODS_HELP}, not '{period}'")
 
 
 def _write(text: str, output: Path | None, done: str) -> None:
@@ -95,27 +121,23 @@ def dropoff(
     db: Path | None = DB_OPTION,
     script_id: str | None = typer.Option(None, help="only this script"),
     script_version: int | None = typer.Option(None, help="only this script version"),
-    since: str | None = typer.Option(None, help="calls on or after this date (YYYY-MM-DD)"),
-    until: str | None = typer.Option(None, help="calls before this date (YYYY-MM-DD)"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
     segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
     campaign: str | None = typer.Option(None, help="only this campaign"),
     rep: str | None = typer.Option(None, help="only this rep's calls"),
+    period: str | None = typer.Option(None, help=f"one table per {PERIODS_HELP}"),
     min_calls: int | None = typer.Option(None, help="stages reached by fewer calls are not ranked (default 10)"),
 ) -> None:
     """Per script stage: calls that reached it, ended there, the share that ended with its 95 % interval,
-    and the stages where calls end much more often than at the stage before (read-only)."""
-    from datetime import date
-
+    who ended them and their outcomes, and the stages where calls end much more often than at the
+    stage before (read-only)."""
     from . import analytics
 
-    for name, value in (("since", since), ("until", until)):
-        if value is not None:
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                _fail(f"--{name} must be a date like 2026-11-01, not '{value}'")
+    _dates(since=since, until=until)
+    _check_period(period)
     filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
-    filters |= {"campaign": campaign, "rep": rep}
+    filters |= {"campaign": campaign, "rep": rep, "period": period}
     frame = _read(db, lambda con: analytics.dropoff(con, script_id, **filters))
     typer.echo(analytics.dropoff_table(frame))
     minimum = analytics.MIN_CALLS if min_calls is None else min_calls
@@ -125,8 +147,9 @@ def dropoff(
         if ranked.empty:
             typer.echo("  none: no stage was reached by enough calls to judge")
         for _, row in ranked.head(3).iterrows():
+            when = f"{row['period']:%Y-%m-%d} " if row["period"] != "" else ""
             typer.echo(
-                f"  {row['stage']}: {row['share_ended']:.0%} of {int(row['reached'])} calls end here "
+                f"  {when}{row['stage']}: {row['share_ended']:.0%} of {int(row['reached'])} calls end here "
                 f"({row['share_low']:.0%}-{row['share_high']:.0%}), {row['worse_by'] * 100:+.0f} points"
             )
 
@@ -135,6 +158,9 @@ def dropoff(
 def metrics(
     db: Path | None = DB_OPTION,
     by: str = typer.Option("rep", help="rep (averages per rep) or call"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    rep: str | None = typer.Option(None, help="only this rep's calls"),
 ) -> None:
     """Conversation metrics: talk ratio, longest monologue and customer story, interruptions, questions,
     words per minute, silence (read-only)."""
@@ -142,7 +168,9 @@ def metrics(
 
     if by not in ("rep", "call"):
         _fail(f"--by must be rep or call, not '{by}'")
-    frame = _read(db, analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics)
+    _dates(since=since, until=until)
+    metrics_of = analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics
+    frame = _read(db, lambda con: metrics_of(con, since=since, until=until, rep=rep))
     if frame.empty:
         typer.echo("no scored calls yet")
         return
@@ -164,11 +192,17 @@ def metrics(
 
 
 @app.command()
-def profile(rep: str = typer.Argument(..., help="the rep's name as in calls.csv"), db: Path | None = DB_OPTION) -> None:
+def profile(
+    rep: str = typer.Argument(..., help="the rep's name as in calls.csv"),
+    db: Path | None = DB_OPTION,
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+) -> None:
     """A rep's error profile against the rest of the team; differences flagged only when significant."""
     from . import analytics
 
-    frame = _read(db, lambda con: analytics.error_profile(con, rep))
+    _dates(since=since, until=until)
+    frame = _read(db, lambda con: analytics.error_profile(con, rep, since=since, until=until))
     if frame.empty:
         _fail(f"no scored calls of a rep named '{rep}'")
 
@@ -181,6 +215,142 @@ def profile(rep: str = typer.Argument(..., help="the rep's name as in calls.csv"
     typer.echo(f"{rep}: {calls} calls; team (everyone else): {team_calls} calls; rates with 95 % intervals")
     columns = {"error": "error", "rep_rate": rep, "team": "team", "p_value": "p (Fisher)", "flag": ""}
     typer.echo(analytics.format_table(frame, columns, {"p_value": ".3f"}))
+
+
+def _targets(path: Path | None):
+    from . import coaching
+
+    if path is None:
+        return coaching.KPI_TARGETS
+    try:
+        return coaching.load_targets(path)
+    except ValueError as error:
+        _fail(str(error))
+
+
+TARGETS_OPTION = typer.Option(None, help="KPI targets YAML {kpi: {target, stretch}} (default: built in)")
+
+
+@app.command()
+def rating(
+    db: Path | None = DB_OPTION,
+    period: str | None = typer.Option(None, help=f"a rating per {PERIODS_HELP}, with the trend"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    campaign: str | None = typer.Option(None, help="only this campaign"),
+    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
+    targets: Path | None = TARGETS_OPTION,
+) -> None:
+    """Each rep's five KPIs against their targets and the 1-4 rating (4 exceeded, 3 met, 2 partly met,
+    1 missed goals); with --period, one row per period and the trend."""
+    from . import coaching
+
+    _dates(since=since, until=until)
+    _check_period(period)
+    kpis = _targets(targets)
+    filters = {"since": since, "until": until, "campaign": campaign, "segment": segment}
+    frame = _read(db, lambda con: coaching.ratings(con, period, kpis, **filters))
+    typer.echo(coaching.ratings_table(frame, kpis))
+    if not frame.empty:
+        typer.echo(
+            "\ntargets (met / exceeded at or above): "
+            + "; ".join(f"{k.name.replace('_', ' ')} {k.target:.0%} / {k.stretch:.0%}" for k in kpis)
+        )
+
+
+@app.command()
+def plan(
+    rep: str = typer.Argument(..., help="the rep's name as in calls.csv"),
+    db: Path | None = DB_OPTION,
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    examples: int = typer.Option(2, min=1, max=10, help="the rep's own example moments per gap"),
+    targets: Path | None = TARGETS_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+) -> None:
+    """A rep's training plan: the top three gaps against the team, each with the rep's own moments,
+    a top-quartile rep's example on the same stage, and a 30-day target."""
+    from . import coaching
+
+    _dates(since=since, until=until)
+    kpis = _targets(targets)
+    frame = _read(
+        db, lambda con: coaching.training_plan(con, rep, examples=examples, targets=kpis, since=since, until=until)
+    )
+    if frame.columns.empty:  # not even an empty plan: the rep has no calls
+        _fail(f"no scored calls of a rep named '{rep}'")
+    if as_json:
+        records = [
+            {
+                **row,
+                "examples": [asdict(m) for m in row["examples"]],
+                "contrast": row["contrast"] and asdict(row["contrast"]),
+            }
+            for row in frame.to_dict("records")
+        ]
+        typer.echo(json.dumps({"rep": rep, "gaps": records}, ensure_ascii=False, indent=1, default=str))
+        return
+    typer.echo(coaching.plan_text(frame, rep))
+
+
+@app.command()
+def export(
+    folder: Path = typer.Argument(..., help="folder for the Parquet files (created if missing)"),
+    db: Path | None = DB_OPTION,
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+) -> None:
+    """Every table as Parquet (zstd), e.g. for a BI tool or pandas; calls, utterances, results and
+    labels only for calls in the date range."""
+    from . import store
+
+    _dates(since=since, until=until)
+    written = _read(db, lambda con: store.export_parquet(con, folder, since, until))
+    for table, rows in written.items():
+        typer.echo(f"{folder / (table + '.parquet')}: {rows} rows")
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="words to find in the transcripts"),
+    db: Path | None = DB_OPTION,
+    limit: int = typer.Option(20, min=1, help="at most this many utterances"),
+    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    stage: str | None = typer.Option(None, help="only utterances of this script stage"),
+    role: str | None = typer.Option(None, help="rep or customer"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+) -> None:
+    """Full-text search over transcripts (BM25 ranked): who said it, in which call, when."""
+    from . import analytics
+    from . import search as fts
+
+    _dates(since=since, until=until)
+    if not query.strip():
+        _fail("the search query is empty")
+    filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until}
+    found, note = _read(db, lambda con: fts.search(con, query, limit=limit, **filters))
+    if found.empty:
+        typer.echo(f"no utterance matches '{query}' ({note})")
+        return
+    found = found.assign(
+        at=[f"{int(s // 60)}:{s % 60:04.1f}" for s in found["start_s"]],
+        text=[t if len(t) <= 100 else t[:99] + "…" for t in found["text"]],
+    )
+    columns = {"file": "call", "rep": "rep", "started_at": "date", "at": "at", "role": "who", "stage": "stage"}
+    typer.echo(analytics.format_table(found, columns | {"text": "text"}))
+    typer.echo(f"\n{len(found)} utterances; {note}")
+
+
+@app.command()
+def reindex(db: Path | None = DB_OPTION) -> None:
+    """Rebuild the full-text search index (the nightly run does this after storing new calls)."""
+    from . import search as fts
+    from . import store
+
+    with store.writer(_existing_database(db)) as con:
+        result = fts.build_index(con)
+    typer.echo(result.get("note") or f"indexed {result['indexed']} utterances (stemmer: {result['stemmer']})")
 
 
 @app.command()
@@ -318,16 +488,11 @@ def review(
 ) -> None:
     """The utterances (and calls) the stage model is least sure of, with an empty `label` column to fill in."""
     from . import review as qa
-    from . import store
 
     if fmt not in ("csv", "json"):
         _fail(f"unknown format '{fmt}': choose csv or json")
 
-    def query(con):
-        store.require_current_schema(con)
-        return qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))
-
-    rows, calls = _read(db, query)
+    rows, calls = _read(db, lambda con: (qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))))
     text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
     _write(text, output, f"wrote {len(rows)} utterances to review to {output}")
 

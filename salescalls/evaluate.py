@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import store
-from .score import ScoredUtterance
+from .score import ScoredUtterance, score_call
+from .script import Script
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,35 @@ def compare_database(con, truth_dir: str | Path) -> list[CallComparison]:
         name, truth = truths[file]
         comparisons.append(compare_call(name, store.stored_utterances(con, call_id), end_stage, ended_by, truth))
     return comparisons
+
+
+def truth_record(truth: dict, metadata: dict[str, str], script: Script):
+    """A CallRecord built from a ground-truth file as if the pipeline had got everything right:
+    the analytics on it give the numbers the ground truth implies (what the demo tests check)."""
+    from .pipeline import CallRecord
+
+    utterances = [
+        ScoredUtterance(
+            t["speaker"], t["role"], t["start"], t["end"], t["text"], t["stage"], 1.0, t.get("backchannel", False)
+        )
+        for t in truth["turns"]
+    ]
+    return CallRecord(
+        call_id=f"truth:{truth['file']}",
+        file=truth["file"],
+        duration=truth["duration"],
+        channels=truth["channels"],
+        sample_rate=truth["sample_rate"],
+        codec="truth",
+        language=truth.get("language", "en"),
+        script_id=script.id,
+        script_version=script.version,
+        stage_model="ground-truth",
+        whisper_model="ground-truth",
+        diarization="ground-truth",
+        role_method="ground-truth",
+        role_confidence=1.0,
+        utterances=tuple(utterances),
+        score=score_call(utterances, script),
+        metadata=metadata,
+    )

@@ -103,3 +103,51 @@ ALTER TABLE calls ADD COLUMN scored_at TIMESTAMP;  -- when the stages were last 
 ALTER TABLE call_results ADD COLUMN predicted_outcome VARCHAR;  -- the outcome model's guess
 ALTER TABLE call_results ADD COLUMN outcome_confidence DOUBLE;  -- its probability
 ALTER TABLE call_results ADD COLUMN controlled JSON;  -- controlled phrases (allowed only with approval) the rep said
+
+-- migration 3: stored conversation metrics, reps, utterance ids for full-text search
+-- Utterances get a unique id (the full-text index's key) and lose the (call_id, idx) primary key:
+-- the one writer replaces a call's utterances in one transaction (delete, then insert), which keeps
+-- the pair unique, and the key's index tripled the table's size and doubled load time at 40 M rows.
+CREATE SEQUENCE utterance_ids START 1;
+CREATE TABLE utterances_v3 (
+    utterance_id BIGINT NOT NULL DEFAULT nextval('utterance_ids'),  -- unique, grows with insertion
+    call_id      VARCHAR NOT NULL,
+    idx          INTEGER NOT NULL,       -- position in the call
+    speaker      VARCHAR NOT NULL,       -- diarization label
+    role         VARCHAR NOT NULL,       -- rep or customer
+    start_s      DOUBLE NOT NULL,
+    end_s        DOUBLE NOT NULL,
+    text         VARCHAR NOT NULL,
+    stage        VARCHAR NOT NULL,
+    confidence   DOUBLE NOT NULL,
+    backchannel  BOOLEAN NOT NULL
+);
+INSERT INTO utterances_v3 (call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel)
+    SELECT call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel
+    FROM utterances ORDER BY call_id, idx;
+DROP TABLE utterances;
+ALTER TABLE utterances_v3 RENAME TO utterances;
+
+-- Conversation metrics (definitions in salescalls/conversation.py), computed when a call is saved.
+ALTER TABLE call_results ADD COLUMN rep_seconds DOUBLE;             -- rep talk time
+ALTER TABLE call_results ADD COLUMN customer_seconds DOUBLE;        -- customer talk time
+ALTER TABLE call_results ADD COLUMN talk_ratio DOUBLE;              -- rep share of the talk time
+ALTER TABLE call_results ADD COLUMN longest_monologue DOUBLE;       -- rep's longest turn, s
+ALTER TABLE call_results ADD COLUMN longest_monologue_at DOUBLE;    -- where it starts, s
+ALTER TABLE call_results ADD COLUMN longest_customer_story DOUBLE;  -- customer's longest turn, s
+ALTER TABLE call_results ADD COLUMN rep_interruptions INTEGER;
+ALTER TABLE call_results ADD COLUMN customer_interruptions INTEGER;
+ALTER TABLE call_results ADD COLUMN first_interruption_at DOUBLE;   -- when the rep first interrupted, s
+ALTER TABLE call_results ADD COLUMN rep_questions INTEGER;          -- rep utterances ending with '?'
+ALTER TABLE call_results ADD COLUMN rep_words_per_minute DOUBLE;
+ALTER TABLE call_results ADD COLUMN silence_share DOUBLE;           -- share of the call nobody speaks
+
+CREATE TABLE reps (
+    rep           VARCHAR PRIMARY KEY,   -- name as in the CRM metadata
+    first_call_at TIMESTAMP,
+    last_call_at  TIMESTAMP,
+    calls         INTEGER NOT NULL,      -- stored calls
+    updated_at    TIMESTAMP NOT NULL
+);
+INSERT INTO reps SELECT rep, min(started_at), max(started_at), count(*), now() FROM calls
+    WHERE rep IS NOT NULL GROUP BY rep;

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 
+from . import conversation
 from .pipeline import CallRecord
 from .score import CallScore, ScoredUtterance
 from .script import Script
@@ -27,6 +28,23 @@ _CALL_COLUMNS = (
     "role_confidence, run_id, processed_at, timings, scored_at"
 )
 _MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
+_UTTERANCE_COLUMNS = "call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel"
+_RESULT_COLUMNS = (
+    "end_stage",
+    "ended_by",
+    "detected_outcome",
+    "stages_reached",
+    "stages_skipped",
+    "out_of_order",
+    "forbidden",
+    "predicted_outcome",
+    "outcome_confidence",
+    "controlled",
+)
+
+
+# Data a migration's SQL cannot compute by itself, filled in the same transaction.
+_AFTER_MIGRATION = {3: conversation.refresh}
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -64,6 +82,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql)
+            if version in _AFTER_MIGRATION:
+                _AFTER_MIGRATION[version](con)
             con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, title, datetime.now()])
             con.execute("COMMIT")
         except Exception:
@@ -73,12 +93,20 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return current
 
 
+def _config() -> dict:
+    """Connection settings: extensions load from the installed `duckdb-ext-fts` package, never a download."""
+    from .search import extension_directory
+
+    directory = extension_directory()
+    return {"extension_directory": directory, "autoinstall_known_extensions": False} if directory else {}
+
+
 @contextmanager
 def writer(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """The one read-write connection; creates and upgrades the database as needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=_config())
     try:
         migrate(con)
         yield con
@@ -92,7 +120,7 @@ def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no database at {path}: run `salescalls run INBOX` first")
-    con = duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect(str(path), read_only=True, config=_config())
     try:
         yield con
     finally:
@@ -133,6 +161,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
     processed_at = datetime.now()
     con.execute("BEGIN TRANSACTION")
     try:
+        before = con.execute("SELECT rep FROM calls WHERE call_id = ?", [record.call_id]).fetchone()
         con.execute(
             f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 24)})",
             [
@@ -163,15 +192,19 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
             ],
         )
         con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
+        con.execute("DELETE FROM call_results WHERE call_id = ?", [record.call_id])
         if record.utterances:
             con.executemany(
-                "INSERT INTO utterances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO utterances ({_UTTERANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     [record.call_id, i, u.speaker, u.role, u.start, u.end, u.text, u.stage, u.confidence, u.backchannel]
                     for i, u in enumerate(record.utterances)
                 ],
             )
         _save_result(con, record.call_id, record.score)
+        conversation.refresh(con, record.call_id)
+        for rep in {meta.get("rep"), before[0] if before else None} - {None}:
+            refresh_reps(con, rep)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -179,10 +212,11 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
 
 
 def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
+    """Upsert the call's score; its stored conversation metrics (which stages do not change) stay."""
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _RESULT_COLUMNS)
     con.execute(
-        "INSERT OR REPLACE INTO call_results (call_id, end_stage, ended_by, detected_outcome, stages_reached, "
-        "stages_skipped, out_of_order, forbidden, predicted_outcome, outcome_confidence, controlled) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO call_results (call_id, {', '.join(_RESULT_COLUMNS)}) VALUES ({', '.join('?' * 11)}) "
+        f"ON CONFLICT (call_id) DO UPDATE SET {updates}",
         [
             call_id,
             score.end_stage,
@@ -223,6 +257,16 @@ def save_rescored(
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def refresh_reps(con: duckdb.DuckDBPyConnection, rep: str | None = None) -> None:
+    """Bring the reps table in line with the stored calls: one rep, or all when rep is None."""
+    con.execute("DELETE FROM reps WHERE CAST(? AS VARCHAR) IS NULL OR rep = ?", [rep, rep])
+    con.execute(
+        "INSERT INTO reps SELECT rep, min(started_at), max(started_at), count(*), now() FROM calls "
+        "WHERE rep IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR rep = ?) GROUP BY rep",
+        [rep, rep],
+    )
 
 
 def stored_utterances(con: duckdb.DuckDBPyConnection, call_id: str) -> list[ScoredUtterance]:
@@ -270,3 +314,36 @@ def save_quarantine(
         "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
         [file, content_hash, reason, datetime.now(), run_id, moved_to],
     )
+
+
+# What `export` writes: table -> the calls it belongs to (None: the whole table).
+_EXPORTED = {
+    "calls": "SELECT * FROM calls c WHERE {calls}",
+    "call_results": "SELECT r.* FROM call_results r JOIN calls c USING (call_id) WHERE {calls}",
+    "utterances": "SELECT u.* FROM utterances u JOIN calls c USING (call_id) WHERE {calls} ORDER BY u.call_id, u.idx",
+    "labels": "SELECT l.* FROM labels l JOIN calls c USING (call_id) WHERE {calls}",
+    "script_stages": "SELECT * FROM script_stages",
+    "reps": "SELECT * FROM reps",
+    "runs": "SELECT * FROM runs",
+    "quarantine": "SELECT * FROM quarantine",
+}
+_EXPORT_FILTER = (
+    "(CAST(? AS TIMESTAMP) IS NULL OR c.started_at >= ?) AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at < ?)"
+)
+
+
+def export_parquet(
+    con: duckdb.DuckDBPyConnection, folder: str | Path, since: str | None = None, until: str | None = None
+) -> dict[str, int]:
+    """Every table as `<folder>/<table>.parquet` (zstd); call tables only for calls in [since, until).
+    Returns rows written per table."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for table, query in _EXPORTED.items():
+        sql = query.format(calls=_EXPORT_FILTER)
+        parameters = [since, since, until, until] if "{calls}" in query else []
+        target = str(folder / f"{table}.parquet").replace("'", "''")  # a path cannot be a parameter in COPY
+        copied = con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)", parameters)
+        written[table] = copied.fetchone()[0]
+    return written

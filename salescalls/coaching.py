@@ -1,0 +1,450 @@
+"""What the trainer needs: a 1-4 rating from five KPIs, its trend, and a training plan per rep.
+
+Definitions (also in the README):
+- Five KPIs, as sales managers recommend (few, and each one a rep can act on): conversion, required
+  stages covered, close attempted, clean language, balanced talk. Each is a share of calls, has a
+  target (goal met at or above it) and a stretch (goal exceeded at or above it); KPI_TARGETS holds
+  the defaults and `load_targets` reads a team's own.
+- Rating: 4 exceeded goals (no KPI missed, at least three exceeded), 3 met goals (no KPI missed),
+  2 partly met (one or two missed), 1 missed goals (three or more missed). A KPI with no calls to
+  judge it (e.g. close attempted when no call reached the offer) is left out; a rep with fewer than
+  MIN_RATED_CALLS calls in the period gets no rating.
+- Top-quartile reps: rated reps whose KPI points (0 missed, 1 met, 2 exceeded, averaged over the
+  judged KPIs) are at or above the 75th percentile of all rated reps.
+- Training plan: the rep's three errors (analytics.ERRORS) most above the rest of the team, the
+  significant ones (Fisher's exact test) first; each with the rep's own moments (call, time, text),
+  a contrasting moment of a top-quartile rep on the same stage from a call without that error, and
+  a 30-day target: the team's rate, or half the rep's rate where the team's is lower than that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import yaml
+
+from .analytics import (
+    CALL_ERRORS_SQL,
+    CALL_FILTER,
+    FEW_QUESTIONS,
+    HIGH_TALK_RATIO,
+    LONG_MONOLOGUE,
+    OUTCOME_SQL,
+    REQUIRED_SQL,
+    _filters,
+    _period,
+    error_counts,
+    profile_from_counts,
+)
+from .outcomes import MIN_CONFIDENCE
+
+MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one call decides too much
+BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a balanced conversation
+PLAN_GAPS = 3  # gaps in a training plan
+RATING_LABELS = {1: "missed goals", 2: "partly met goals", 3: "met goals", 4: "exceeded goals"}
+
+
+@dataclass(frozen=True)
+class Kpi:
+    name: str  # column name in the rating table
+    meaning: str  # for people
+    target: float  # at or above: goal met
+    stretch: float  # at or above: goal exceeded
+
+
+KPI_TARGETS = (
+    Kpi("conversion", "calls ending in a sale or a meeting, of calls with a known outcome", 0.25, 0.40),
+    Kpi("stages_covered", "calls with no required stage skipped", 0.85, 0.95),
+    Kpi("close_attempted", "calls that reached the offer and moved on to the close", 0.80, 0.95),
+    Kpi("clean_language", "calls without a forbidden phrase", 0.95, 1.00),
+    Kpi(
+        "balanced_talk",
+        f"calls where the rep talks {BALANCED_TALK[0]:.0%}-{BALANCED_TALK[1]:.0%} of the time",
+        0.70,
+        0.90,
+    ),
+)
+
+
+def load_targets(path: str | Path) -> tuple[Kpi, ...]:
+    """KPI targets from a YAML file `{kpi: {target: 0.3, stretch: 0.5}}`; KPIs it omits keep the defaults."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ValueError(f"{path}: cannot read KPI targets: {error}") from None
+    known = {kpi.name: kpi for kpi in KPI_TARGETS}
+    if not isinstance(data, dict) or set(data) - set(known):
+        unknown = ", ".join(sorted(set(data) - set(known))) if isinstance(data, dict) else "not a mapping"
+        raise ValueError(f"{path}: unknown KPIs ({unknown}); known: {', '.join(known)}")
+    result = []
+    for name, kpi in known.items():
+        given = data.get(name) or {}
+        target, stretch = float(given.get("target", kpi.target)), float(given.get("stretch", kpi.stretch))
+        if not 0 <= target <= stretch <= 1:
+            raise ValueError(f"{path}: {name} needs 0 <= target <= stretch <= 1, got {target} and {stretch}")
+        result.append(replace(kpi, target=target, stretch=stretch))
+    return tuple(result)
+
+
+KPI_SQL = f"""
+WITH base AS (
+    SELECT coalesce(c.rep, '(unknown)') AS rep,
+           CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
+           {OUTCOME_SQL} AS outcome,
+           len(r.stages_skipped) = 0 AS covered,
+           coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2]), false) AS offered,
+           coalesce(len(q.required) >= 1 AND list_contains(r.stages_reached, q.required[-1]), false) AS closed,
+           coalesce(json_array_length(r.forbidden), 0) = 0 AS clean,
+           r.talk_ratio
+    FROM calls c JOIN call_results r USING (call_id)
+    LEFT JOIN ({REQUIRED_SQL}) q USING (script_id, script_version)
+    WHERE {CALL_FILTER}
+)
+SELECT rep, period, count(*) AS calls,
+       count(*) FILTER (WHERE outcome IN ('sale', 'meeting')) AS conversion_k,
+       count(*) FILTER (WHERE outcome <> 'unknown') AS conversion_n,
+       count(*) FILTER (WHERE covered) AS stages_covered_k,
+       count(*) AS stages_covered_n,
+       count(*) FILTER (WHERE offered AND closed) AS close_attempted_k,
+       count(*) FILTER (WHERE offered) AS close_attempted_n,
+       count(*) FILTER (WHERE clean) AS clean_language_k,
+       count(*) AS clean_language_n,
+       count(*) FILTER (WHERE talk_ratio BETWEEN ? AND ?) AS balanced_talk_k,
+       count(*) FILTER (WHERE talk_ratio IS NOT NULL) AS balanced_talk_n
+FROM base GROUP BY ALL ORDER BY rep, period
+"""
+
+
+def rating_of(missed: int, exceeded: int, judged: int) -> int | None:
+    """The 1-4 rating from how many judged KPIs were missed and exceeded (module docstring)."""
+    if judged == 0:
+        return None
+    if missed >= 3:
+        return 1
+    if missed >= 1:
+        return 2
+    return 4 if exceeded >= 3 else 3
+
+
+def ratings(
+    con: duckdb.DuckDBPyConnection,
+    period: str | None = None,
+    targets: tuple[Kpi, ...] = KPI_TARGETS,
+    **filters,
+) -> pd.DataFrame:
+    """Per rep (and per period when given): each KPI's value and status, the 1-4 rating, and the
+    trend against the rep's previous period (up, down, same)."""
+    period = _period(period)
+    parameters = [period, period, MIN_CONFIDENCE, *_filters(**filters), *BALANCED_TALK]
+    frame = con.execute(KPI_SQL, parameters).df()
+    if frame.empty:
+        return frame
+    statuses = []
+    for kpi in targets:
+        k, n = frame[f"{kpi.name}_k"], frame[f"{kpi.name}_n"]
+        value = (k / n.where(n > 0)).astype(float)
+        frame[kpi.name] = value
+        status = np.select(
+            [value >= kpi.stretch, value >= kpi.target, value.notna()], ["exceeded", "met", "missed"], ""
+        )
+        frame[f"{kpi.name}_status"] = status
+        statuses.append(status)
+    table = np.array(statuses).T  # rows: reps (and periods), columns: KPIs
+    frame["missed"] = (table == "missed").sum(axis=1)
+    frame["exceeded"] = (table == "exceeded").sum(axis=1)
+    frame["judged"] = (table != "").sum(axis=1)
+    points = (table == "met").sum(axis=1) + 2 * frame["exceeded"]
+    enough = frame["calls"] >= MIN_RATED_CALLS
+    frame["points"] = np.where(enough & (frame["judged"] > 0), points / frame["judged"].clip(lower=1), np.nan)
+    frame["rating"] = [
+        rating_of(m, e, j) if ok else None
+        for m, e, j, ok in zip(frame["missed"], frame["exceeded"], frame["judged"], enough, strict=True)
+    ]
+    frame["rating"] = frame["rating"].astype("Int64")
+    frame["rating_label"] = frame["rating"].map(
+        lambda r: RATING_LABELS.get(r, "too few calls") if pd.notna(r) else "too few calls"
+    )
+    rating = frame["rating"].astype(float)
+    previous = rating.groupby(frame["rep"]).shift()  # the rep's previous period (rows are in period order)
+    frame["trend"] = np.select(
+        [(previous.isna() | rating.isna()).to_numpy(), (rating > previous).to_numpy(), (rating < previous).to_numpy()],
+        ["", "up", "down"],
+        "same",
+    )
+    return frame
+
+
+def top_quartile(frame: pd.DataFrame) -> list[str]:
+    """Rated reps whose KPI points are at or above the 75th percentile of the rated reps."""
+    rated = frame[frame["points"].notna()]
+    if rated.empty:
+        return []
+    threshold = float(np.percentile(rated["points"], 75))
+    return sorted(rated.loc[rated["points"] >= threshold - 1e-9, "rep"])
+
+
+@dataclass(frozen=True)
+class Moment:
+    call_id: str  # stored call (audio hash)
+    file: str  # recording's file name
+    started_at: str  # when the call took place
+    rep: str  # whose call it is
+    at: float  # seconds from the call's start
+    stage: str  # the utterance's script stage
+    text: str  # what was said
+    note: str = ""  # what to look at, e.g. the forbidden phrase
+
+
+def locate(error: str, result: dict, utterances: list[dict], stage_order: list[str]) -> dict | None:
+    """The utterance that shows `error` in one call: result is the call's call_results row,
+    utterances its non-back-channel utterances in order (dicts with idx, role, start_s, stage, text)."""
+    rep_turns = [u for u in utterances if u["role"] == "rep"]
+    position = {stage: i for i, stage in enumerate(stage_order)}
+
+    def first(candidates):
+        return next(iter(candidates), None)
+
+    if error == "skipped_required_stage" and len(result["stages_skipped"]):
+        skipped = position.get(result["stages_skipped"][0], -1)
+        return first(u for u in utterances if position.get(u["stage"], -1) > skipped)
+    if error == "stages_out_of_order" and len(result["out_of_order"]):
+        return first(u for u in utterances if u["stage"] == result["out_of_order"][0])
+    if error == "forbidden_phrase" and result["forbidden_idx"] is not None:
+        return first(u for u in utterances if u["idx"] == result["forbidden_idx"])
+    if error == "no_close_attempt":  # the rep's last words before the sign-off: where the close belonged
+        before_sign_off = [u for u in rep_turns if u["stage"] != stage_order[-1]] if stage_order else []
+        return (before_sign_off or rep_turns or [None])[-1]
+    if error in ("long_monologue", "talks_too_much") and result["longest_monologue_at"] is not None:
+        return first(u for u in rep_turns if u["start_s"] >= result["longest_monologue_at"] - 1e-6)
+    if error == "few_questions":
+        return first(u for u in rep_turns if u["stage"] != stage_order[0]) or first(rep_turns)
+    if error == "interrupts" and result["first_interruption_at"] is not None:
+        return first(u for u in rep_turns if u["start_s"] >= result["first_interruption_at"] - 1e-6)
+    return None
+
+
+def _contrast_stage(error: str, result: dict, moment: dict, close_stage: str | None) -> str:
+    """Which stage a good example of the same moment comes from."""
+    if error == "skipped_required_stage":
+        return result["stages_skipped"][0]
+    if error == "no_close_attempt" and close_stage:
+        return close_stage
+    return moment["stage"]
+
+
+def _example_calls(con, rep: str, error: str, limit: int, filters: list) -> list[str]:
+    """The rep's latest calls with the error."""
+    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *filters, rep, limit]
+    rows = con.execute(
+        f"SELECT call_id FROM ({CALL_ERRORS_SQL}) WHERE rep = ? AND {error} ORDER BY started_at DESC, call_id LIMIT ?",
+        parameters,
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _call_moments(con, call_ids: list[str], error: str, stage_order_of) -> list[tuple[Moment, str]]:
+    """(moment, stage a contrast should come from) for each call, where the error can be located."""
+    if not call_ids:
+        return []
+    results = con.execute(
+        "SELECT c.call_id, c.file, CAST(c.started_at AS VARCHAR) AS started_at, coalesce(c.rep, '(unknown)') AS rep, "
+        "c.script_id, c.script_version, r.stages_skipped, r.out_of_order, "
+        "CAST(r.forbidden->'$[0].utterance' AS INTEGER) AS forbidden_idx, r.forbidden->>'$[0].phrase' AS phrase, "
+        "r.longest_monologue_at, r.first_interruption_at "
+        "FROM calls c JOIN call_results r USING (call_id) WHERE c.call_id IN (SELECT unnest(?))",
+        [call_ids],
+    ).df()
+    spoken = con.execute(
+        "SELECT call_id, idx, role, start_s, stage, text FROM utterances "
+        "WHERE call_id IN (SELECT unnest(?)) AND NOT backchannel ORDER BY call_id, idx",
+        [call_ids],
+    ).df()
+    by_call = {call_id: group.to_dict("records") for call_id, group in spoken.groupby("call_id")}
+    found = []
+    for result in results.set_index("call_id").loc[call_ids].reset_index().to_dict("records"):
+        order, close_stage = stage_order_of(result["script_id"], result["script_version"])
+        moment = locate(error, result, by_call.get(result["call_id"], []), order)
+        if moment is None:
+            continue
+        found.append(
+            (
+                Moment(
+                    result["call_id"],
+                    result["file"],
+                    result["started_at"],
+                    result["rep"],
+                    float(moment["start_s"]),
+                    moment["stage"],
+                    moment["text"],
+                    f'forbidden phrase "{result["phrase"]}"' if error == "forbidden_phrase" else "",
+                ),
+                _contrast_stage(error, result, moment, close_stage),
+            )
+        )
+    return found
+
+
+CONTRAST_CALLS = 200  # latest calls of the top reps searched for a contrasting example
+
+
+def _contrast(con, reps: list[str], error: str, stage: str, filters: list) -> Moment | None:
+    """A top-quartile rep's utterance on `stage` from one of their latest calls without `error`:
+    a question where the error is about asking too little or talking too much, else the most
+    confidently labelled utterance of the stage."""
+    if not reps:
+        return None
+    wants_question = error in ("few_questions", "talks_too_much", "long_monologue")
+    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *filters, reps, CONTRAST_CALLS]
+    calls = con.execute(
+        f"SELECT call_id FROM ({CALL_ERRORS_SQL}) WHERE list_contains(?, rep) AND NOT {error} "
+        "ORDER BY started_at DESC, call_id LIMIT ?",
+        parameters,
+    ).fetchall()
+    if not calls:
+        return None
+    row = con.execute(
+        "SELECT c.call_id, c.file, CAST(c.started_at AS VARCHAR), coalesce(c.rep, '(unknown)'), "
+        "u.start_s, u.stage, u.text "
+        "FROM utterances u JOIN calls c USING (call_id) "
+        "WHERE u.call_id IN (SELECT unnest(?)) AND u.stage = ? AND u.role = 'rep' AND NOT u.backchannel "
+        "ORDER BY (rtrim(u.text) LIKE '%?') AND ? DESC, u.confidence DESC, c.started_at DESC, u.call_id, u.idx LIMIT 1",
+        [[c[0] for c in calls], stage, wants_question],
+    ).fetchone()
+    return Moment(row[0], row[1], row[2], row[3], float(row[4]), row[5], row[6]) if row else None
+
+
+def target_rate(rate: float, team_rate: float) -> float:
+    """The 30-day target: the team's rate, or half the rep's own where the team's is lower than that."""
+    if math.isnan(team_rate):
+        return rate / 2
+    return max(team_rate, rate / 2)
+
+
+def training_plan(
+    con: duckdb.DuckDBPyConnection,
+    rep: str,
+    *,
+    examples: int = 2,
+    targets: tuple[Kpi, ...] = KPI_TARGETS,
+    **filters,
+) -> pd.DataFrame:
+    """The rep's top gaps (module docstring), one row each: the error, rep and team rates, the
+    30-day target, the rep's own example moments and a top-quartile contrast. Empty when the rep
+    has no calls; no rows when no error is above the team's rate."""
+    counts = error_counts(con, **filters)
+    profile = profile_from_counts(counts, rep)
+    if profile.empty:
+        return profile
+    gaps = profile[(profile["errors"] > 0) & ~(profile["rate"] <= profile["team_rate"])].copy()
+    gaps["difference"] = gaps["rate"] - gaps["team_rate"].fillna(0)
+    gaps = gaps.sort_values(["flagged", "difference", "p_value"], ascending=[False, False, True]).head(PLAN_GAPS)
+    rated = ratings(con, targets=targets, **filters)
+    top = [r for r in top_quartile(rated) if r != rep]
+    if not top:  # the rep is the team's best, or nobody is rated: learn from the best of the others
+        others = rated[(rated["rep"] != rep) & rated["points"].notna()].sort_values("points", ascending=False)
+        top = others["rep"].head(1).tolist()
+    stage_rows = con.execute(
+        "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
+    ).fetchall()
+    required = {(s, v): list(r) for s, v, r in con.execute(REQUIRED_SQL).fetchall()}
+    orders = {(s, v): list(stages) for s, v, stages in stage_rows}
+
+    def stage_order_of(script_id, version):
+        needed = required.get((script_id, version), [])
+        return orders.get((script_id, version), []), needed[-1] if needed else None
+
+    parameters = _filters(**filters)
+    rows = []
+    for rank, gap in enumerate(gaps.to_dict("records"), start=1):
+        own = _call_moments(
+            con, _example_calls(con, rep, gap["error"], examples, parameters), gap["error"], stage_order_of
+        )
+        stage = own[0][1] if own else None
+        contrast = _contrast(con, top, gap["error"], stage, parameters) if stage else None
+        rows.append(
+            {
+                "rep": rep,
+                "rank": rank,
+                "error": gap["error"],
+                "meaning": gap["meaning"],
+                "calls": gap["calls"],
+                "errors": gap["errors"],
+                "rate": gap["rate"],
+                "team_rate": gap["team_rate"],
+                "p_value": gap["p_value"],
+                "flagged": gap["flagged"],
+                "target_30d": target_rate(gap["rate"], gap["team_rate"]),
+                "examples": [moment for moment, _ in own],
+                "contrast": contrast,
+                "top_reps": top,
+            }
+        )
+    return pd.DataFrame(rows, columns=list(rows[0]) if rows else ["rep", "rank", "error"])
+
+
+def _quote(text: str, width: int = 110) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plan_text(frame: pd.DataFrame, rep: str) -> str:
+    """The training plan as text for the terminal or a printout."""
+    if frame.empty:
+        return f"{rep}: no error above the team's rate; nothing to train this month."
+    lines = [f"Training plan for {rep} (30 days)"]
+    for gap in frame.to_dict("records"):
+        significance = "significant" if gap["flagged"] else "not yet significant"
+        team = f"{gap['team_rate']:.0%}" if gap["team_rate"] == gap["team_rate"] else "-"
+        lines += [
+            "",
+            f"{gap['rank']}. {gap['meaning']}: {gap['errors']} of {gap['calls']} calls ({gap['rate']:.0%}); "
+            f"team {team}; p = {gap['p_value']:.3f}, {significance}",
+            f"   target in 30 days: at most {gap['target_30d']:.0%} of calls",
+        ]
+        for moment in gap["examples"]:
+            lines.append(
+                f"   your call {moment.file} ({moment.started_at[:16]}) at {_clock(moment.at)}, {moment.stage}:"
+            )
+            lines.append(f'      "{_quote(moment.text)}"' + (f"  <- {moment.note}" if moment.note else ""))
+        contrast = gap["contrast"]
+        if contrast is not None:
+            lines.append(f"   how {contrast.rep} does it ({contrast.file} at {_clock(contrast.at)}, {contrast.stage}):")
+            lines.append(f'      "{_quote(contrast.text)}"')
+    return "\n".join(lines)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> str:
+    from .analytics import format_table
+
+    if frame.empty:
+        return "no scored calls yet"
+    shown = frame.assign(
+        **{
+            kpi.name: [
+                f"{v:.0%} {s}" if v == v else "-"
+                for v, s in zip(frame[kpi.name], frame[f"{kpi.name}_status"], strict=True)
+            ]
+            for kpi in targets
+        },
+        rating=[
+            f"{r} {label}" if pd.notna(r) else label
+            for r, label in zip(frame["rating"], frame["rating_label"], strict=True)
+        ],
+        period=frame["period"].astype(object).map(lambda p: "" if p is None or p != p else f"{p:%Y-%m-%d}"),
+    )
+    columns = {"rep": "rep"}
+    if shown["period"].ne("").any():
+        columns["period"] = "period from"
+    columns |= {"calls": "calls", **{kpi.name: kpi.name.replace("_", " ") for kpi in targets}, "rating": "rating"}
+    if shown["trend"].ne("").any():
+        columns["trend"] = "trend"
+    return format_table(shown, columns)
