@@ -91,9 +91,7 @@ ORDER BY s.script_id, s.script_version, t.period, s.position
 
 def _outcome_mix(outcomes) -> str:
     """{'refusal': 2, 'sale': 1} -> 'refusal 2, sale 1' (empty for stages no call ended at)."""
-    if outcomes is None or (not isinstance(outcomes, dict) and pd.isna(outcomes)):
-        return ""
-    return ", ".join(f"{name} {n}" for name, n in sorted(dict(outcomes).items()))
+    return ", ".join(f"{name} {n}" for name, n in sorted(outcomes.items()))
 
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
@@ -139,6 +137,7 @@ def dropoff(
     period = _period(period)
     filters = _filters(script_id, script_version, since, until, segment, campaign, rep)
     frame = con.execute(DROPOFF_SQL, [period, period, MIN_CONFIDENCE, *filters]).df()
+    frame["outcomes"] = [dict(o) if isinstance(o, dict) else {} for o in frame["outcomes"]]  # outcome -> calls
     frame["outcomes_of_ended"] = frame["outcomes"].map(_outcome_mix)
     frame["share_low"], frame["share_high"] = wilson_interval(frame["ended_here"], frame["reached"])
     return frame

@@ -70,14 +70,14 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply pending migrations; returns the schema version now in force."""
+def migrate(con: duckdb.DuckDBPyConnection, until: int | None = None) -> int:
+    """Apply pending migrations (up to `until`, default all); returns the schema version now in force."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, title VARCHAR, applied_at TIMESTAMP)"
     )
     current = schema_version(con)
     for version, title, sql in migrations():
-        if version <= current:
+        if version <= current or (until is not None and version > until):
             continue
         con.execute("BEGIN TRANSACTION")
         try:

@@ -7,6 +7,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.nightly import nightly
+from salescalls import coaching, search, store
 from salescalls.evaluate import compare_database
 from tests.conftest import DEMO
 
@@ -37,3 +38,13 @@ def test_demo_run_agrees_with_ground_truth(tmp_path, monkeypatch, model_settings
     matched = sum(c.utterances for c in comparisons)
     assert sum(c.role_correct for c in comparisons) >= 0.97 * matched
     assert sum(c.stage_correct for c in comparisons) >= 0.75 * matched
+
+    # The trainer's answers on the models' stages agree with the ground truth's (test_analytics_demo).
+    with store.reader(database) as con:
+        boris = coaching.training_plan(con, "Boris Ivanov").iloc[0]
+        rating = coaching.ratings(con).set_index("rep")["rating"]
+        found, note = search.search(con, "fibre")  # the run built the search index
+    assert boris["error"] == "skipped_required_stage" and boris["flagged"]
+    assert boris["contrast"].rep == "Alex Morgan"
+    assert rating["Boris Ivanov"] == 1
+    assert note == "ranked by BM25" and len(found) > 0

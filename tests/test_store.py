@@ -250,3 +250,51 @@ def test_error_profile_flags_only_significant_differences(tmp_path, demo_script)
     assert not eve.loc["no_close_attempt", "flagged"]  # 2 of 20 vs 12 of 32: lower, not flagged
     assert cleo.loc["forbidden_phrase", "rate"] == 1.0 and not cleo.loc["forbidden_phrase", "flagged"]  # all do
     assert set(cleo.index) == set(analytics.ERRORS)
+
+
+def test_upgrade_to_stored_metrics_keeps_calls_and_fills_metrics_and_reps(tmp_path, demo_script):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # a database as schema version 2 left it
+        assert store.migrate(con, until=2) == 2
+        con.execute(
+            "INSERT INTO calls (call_id, file, rep, started_at, duration, channels, sample_rate, script_id, "
+            "script_version, stage_model, whisper_model, diarization, role_method, processed_at) "
+            "VALUES ('x', 'x.wav', 'Ann', '2026-11-02 09:00', 20.0, 2, 8000, 'demo-broadband', 1, 'm', 'base', "
+            "'channels', 'channel', now())"
+        )
+        con.execute("INSERT INTO call_results (call_id, end_stage, stages_reached) VALUES ('x', 'offer', ['offer'])")
+        con.executemany(
+            "INSERT INTO utterances VALUES ('x', ?, ?, ?, ?, ?, ?, 'offer', 0.9, false)",
+            [[0, "ch0", "rep", 0.0, 6.0, "Shall we start?"], [1, "ch1", "customer", 6.5, 8.5, "Yes."]],
+        )
+    with store.writer(path) as con:
+        assert store.schema_version(con) == len(store.migrations())
+        row = con.execute("SELECT talk_ratio, rep_questions, longest_monologue FROM call_results").fetchone()
+        ids = con.execute("SELECT utterance_id, idx FROM utterances ORDER BY idx").fetchall()
+        reps = con.execute("SELECT rep, calls FROM reps").fetchall()
+    assert row == (pytest.approx(6.0 / 8.0), 1, pytest.approx(6.0))
+    assert len({i for i, _ in ids}) == 2 and reps == [("Ann", 1)]
+
+
+def test_resaving_a_call_replaces_its_metrics_and_moves_it_between_reps(tmp_path, demo_script):
+    path = tmp_path / "calls.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        store.save_call(con, record(rep="Ann", utterances=3))
+        store.save_call(con, record(rep="Bob", utterances=0))  # the same audio, metadata corrected
+        assert con.execute("SELECT rep, calls FROM reps").fetchall() == [("Bob", 1)]
+        assert con.execute("SELECT talk_ratio, rep_questions FROM call_results").fetchall() == [(None, None)]
+        assert con.execute("SELECT count(*) FROM utterances").fetchone()[0] == 0
+
+
+def test_rescoring_keeps_the_stored_conversation_metrics(tmp_path, demo_script):
+    path = tmp_path / "calls.duckdb"
+    call = record(utterances=3)
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        store.save_call(con, call)
+        before = con.execute("SELECT talk_ratio, rep_seconds FROM call_results").fetchone()
+        rescored = CallScore(("greeting",), (), (), "greeting", "rep", None, ())
+        store.save_rescored(con, call.call_id, call.utterances, rescored, "trained:v2", demo_script)
+        after = con.execute("SELECT talk_ratio, rep_seconds, end_stage FROM call_results").fetchone()
+    assert before == (1.0, pytest.approx(1.5)) and after == (*before, "greeting")
