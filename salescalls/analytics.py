@@ -48,43 +48,55 @@ def _period(period: str | None) -> str | None:
 
 DROPOFF_SQL = f"""
 WITH scored AS (
-    SELECT c.call_id, c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
+    SELECT c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
            CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
            {OUTCOME_SQL} AS outcome
-    FROM calls c JOIN call_results r USING (call_id)
+    FROM calls c JOIN call_results r USING (call_no)
     WHERE {CALL_FILTER}
 ),
+paths AS (  -- one pass over the calls: how many took each path through the script, ending how
+    SELECT script_id, script_version, period, stage_model, stages_reached, end_stage, ended_by, outcome,
+           count(*) AS n
+    FROM scored GROUP BY ALL
+),
 reached AS (
-    SELECT script_id, script_version, period, stage, count(*) AS n
-    FROM (SELECT script_id, script_version, period, unnest(stages_reached) AS stage FROM scored)
+    SELECT script_id, script_version, period, stage, sum(n) AS n
+    FROM (SELECT script_id, script_version, period, n, unnest(stages_reached) AS stage FROM paths)
     GROUP BY ALL
 ),
 ended AS (
-    SELECT script_id, script_version, period, end_stage AS stage, count(*) AS n,
-           count(*) FILTER (WHERE ended_by = 'customer') AS by_customer,
-           count(*) FILTER (WHERE ended_by = 'rep') AS by_rep,
-           histogram(outcome) AS outcomes
-    FROM scored
+    SELECT script_id, script_version, period, end_stage AS stage, sum(n) AS n,
+           coalesce(sum(n) FILTER (WHERE ended_by = 'customer'), 0) AS by_customer,
+           coalesce(sum(n) FILTER (WHERE ended_by = 'rep'), 0) AS by_rep
+    FROM paths GROUP BY ALL
+),
+mix AS (
+    SELECT script_id, script_version, period, stage,
+           map(list(outcome ORDER BY outcome), list(n ORDER BY outcome)) AS outcomes
+    FROM (SELECT script_id, script_version, period, end_stage AS stage, outcome, CAST(sum(n) AS BIGINT) AS n
+          FROM paths GROUP BY ALL)
     GROUP BY ALL
 ),
 totals AS (
-    SELECT script_id, script_version, period, count(*) AS calls,
+    SELECT script_id, script_version, period, sum(n) AS calls,
            string_agg(DISTINCT stage_model, ', ' ORDER BY stage_model) AS stage_models
-    FROM scored GROUP BY ALL
+    FROM paths GROUP BY ALL
 )
 SELECT s.script_id, s.script_version, t.period, s.position, s.stage, s.required, t.calls, t.stage_models,
-       coalesce(reached.n, 0) AS reached,
-       coalesce(ended.n, 0) AS ended_here,
+       CAST(coalesce(reached.n, 0) AS BIGINT) AS reached,
+       CAST(coalesce(ended.n, 0) AS BIGINT) AS ended_here,
        coalesce(ended.n, 0) / nullif(coalesce(reached.n, 0), 0) AS share_ended,
-       coalesce(ended.by_customer, 0) AS ended_by_customer,
-       coalesce(ended.by_rep, 0) AS ended_by_rep,
-       ended.outcomes AS outcomes
+       CAST(coalesce(ended.by_customer, 0) AS BIGINT) AS ended_by_customer,
+       CAST(coalesce(ended.by_rep, 0) AS BIGINT) AS ended_by_rep,
+       mix.outcomes
 FROM script_stages s
 JOIN totals t USING (script_id, script_version)
 LEFT JOIN reached ON reached.script_id = s.script_id AND reached.script_version = s.script_version
     AND reached.period IS NOT DISTINCT FROM t.period AND reached.stage = s.stage
 LEFT JOIN ended ON ended.script_id = s.script_id AND ended.script_version = s.script_version
     AND ended.period IS NOT DISTINCT FROM t.period AND ended.stage = s.stage
+LEFT JOIN mix ON mix.script_id = s.script_id AND mix.script_version = s.script_version
+    AND mix.period IS NOT DISTINCT FROM t.period AND mix.stage = s.stage
 ORDER BY s.script_id, s.script_version, t.period, s.position
 """
 
@@ -217,7 +229,7 @@ def dropoff_table(frame: pd.DataFrame) -> str:
 
 STORED_METRICS_SQL = f"""
 SELECT c.call_id, c.file, c.rep, c.started_at, c.duration, {", ".join("r." + m for m in conversation.METRICS)}
-FROM calls c JOIN call_results r USING (call_id)
+FROM calls c JOIN call_results r USING (call_no)
 WHERE r.talk_ratio IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR c.call_id = ?) AND {CALL_FILTER}
 ORDER BY c.started_at, c.call_id
 """
@@ -245,7 +257,7 @@ def rep_conversation_metrics(con: duckdb.DuckDBPyConnection, **filters) -> pd.Da
     averages = ", ".join(f"avg(r.{m}) AS {m}" for m in REP_AVERAGED)
     return con.execute(
         f"SELECT coalesce(c.rep, '(unknown)') AS rep, count(*) AS calls, {averages} "
-        f"FROM calls c JOIN call_results r USING (call_id) WHERE r.talk_ratio IS NOT NULL AND {CALL_FILTER} "
+        f"FROM calls c JOIN call_results r USING (call_no) WHERE r.talk_ratio IS NOT NULL AND {CALL_FILTER} "
         "GROUP BY ALL ORDER BY rep",
         _filters(**filters),
     ).df()
@@ -277,36 +289,49 @@ WHERE required AND position < (SELECT max(position) FROM script_stages l
 GROUP BY ALL
 """
 
-CALL_ERRORS_SQL = f"""
+# One row per call: its errors (ERRORS) and what the KPIs need (coaching). Parameters: see _facts.
+CALL_FACTS_SQL = f"""
 SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, c.started_at,
+       CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
+       {OUTCOME_SQL} AS outcome,
+       coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2]), false) AS offered,
+       r.talk_ratio,
        len(r.stages_skipped) > 0 AS skipped_required_stage,
        len(r.out_of_order) > 0 AS stages_out_of_order,
-       coalesce(json_array_length(r.forbidden), 0) > 0 AS forbidden_phrase,
+       coalesce(CAST(r.forbidden AS VARCHAR), '[]') <> '[]' AS forbidden_phrase,
        coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2])
                 AND NOT list_contains(r.stages_reached, q.required[-1]), false) AS no_close_attempt,
        coalesce(r.longest_monologue, 0) > ? AS long_monologue,
        coalesce(r.talk_ratio, 0) > ? AS talks_too_much,
        len(r.stages_reached) > 1 AND coalesce(r.rep_questions, 0) < ? AS few_questions,
-       coalesce(r.rep_interruptions, 0) > 0 AS interrupts
-FROM calls c JOIN call_results r USING (call_id)
+       coalesce(r.rep_interruptions, 0) > 0 AS interrupts,
+       r.first_utterance_id, r.last_utterance_id
+FROM calls c JOIN call_results r USING (call_no)
 LEFT JOIN ({REQUIRED_SQL}) q USING (script_id, script_version)
 WHERE {CALL_FILTER}
 """
+ERROR_COUNTS_SQL = (
+    "SELECT rep, count(*) AS calls, "
+    + ", ".join(f"count(*) FILTER (WHERE {error}) AS {error}" for error in ERRORS)
+    + " FROM ({source}) GROUP BY rep ORDER BY rep"
+)
+
+
+def _facts(period: str | None = None, **filters) -> list:
+    """CALL_FACTS_SQL's parameters."""
+    period = _period(period)
+    return [period, period, MIN_CONFIDENCE, LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
 
 
 def call_errors(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """One row per call with a True/False column per error in ERRORS (definitions there)."""
-    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
-    return con.execute(CALL_ERRORS_SQL + " ORDER BY c.started_at, c.call_id", parameters).df()
+    sql = f"SELECT call_id, rep, started_at, {', '.join(ERRORS)} FROM ({CALL_FACTS_SQL})"
+    return con.execute(sql + " ORDER BY started_at, call_id", _facts(**filters)).df()
 
 
 def error_counts(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """Per rep: calls, and the number of calls with each error."""
-    counts = ", ".join(f"count(*) FILTER (WHERE {error}) AS {error}" for error in ERRORS)
-    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
-    return con.execute(
-        f"SELECT rep, count(*) AS calls, {counts} FROM ({CALL_ERRORS_SQL}) GROUP BY rep ORDER BY rep", parameters
-    ).df()
+    return con.execute(ERROR_COUNTS_SQL.format(source=CALL_FACTS_SQL), _facts(**filters)).df()
 
 
 def error_profile(con: duckdb.DuckDBPyConnection, rep: str, **filters) -> pd.DataFrame:

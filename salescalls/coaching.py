@@ -20,6 +20,7 @@ Definitions (also in the README):
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,19 +30,13 @@ import pandas as pd
 import yaml
 
 from .analytics import (
-    CALL_ERRORS_SQL,
-    CALL_FILTER,
-    FEW_QUESTIONS,
-    HIGH_TALK_RATIO,
-    LONG_MONOLOGUE,
-    OUTCOME_SQL,
+    CALL_FACTS_SQL,
+    ERROR_COUNTS_SQL,
+    ERRORS,
     REQUIRED_SQL,
-    _filters,
-    _period,
-    error_counts,
+    _facts,
     profile_from_counts,
 )
-from .outcomes import MIN_CONFIDENCE
 
 MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one call decides too much
 BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a balanced conversation
@@ -92,32 +87,19 @@ def load_targets(path: str | Path) -> tuple[Kpi, ...]:
     return tuple(result)
 
 
-KPI_SQL = f"""
-WITH base AS (
-    SELECT coalesce(c.rep, '(unknown)') AS rep,
-           CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
-           {OUTCOME_SQL} AS outcome,
-           len(r.stages_skipped) = 0 AS covered,
-           coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2]), false) AS offered,
-           coalesce(len(q.required) >= 1 AND list_contains(r.stages_reached, q.required[-1]), false) AS closed,
-           coalesce(json_array_length(r.forbidden), 0) = 0 AS clean,
-           r.talk_ratio
-    FROM calls c JOIN call_results r USING (call_id)
-    LEFT JOIN ({REQUIRED_SQL}) q USING (script_id, script_version)
-    WHERE {CALL_FILTER}
-)
+KPI_SQL = """
 SELECT rep, period, count(*) AS calls,
        count(*) FILTER (WHERE outcome IN ('sale', 'meeting')) AS conversion_k,
        count(*) FILTER (WHERE outcome <> 'unknown') AS conversion_n,
-       count(*) FILTER (WHERE covered) AS stages_covered_k,
+       count(*) FILTER (WHERE NOT skipped_required_stage) AS stages_covered_k,
        count(*) AS stages_covered_n,
-       count(*) FILTER (WHERE offered AND closed) AS close_attempted_k,
+       count(*) FILTER (WHERE offered AND NOT no_close_attempt) AS close_attempted_k,
        count(*) FILTER (WHERE offered) AS close_attempted_n,
-       count(*) FILTER (WHERE clean) AS clean_language_k,
+       count(*) FILTER (WHERE NOT forbidden_phrase) AS clean_language_k,
        count(*) AS clean_language_n,
        count(*) FILTER (WHERE talk_ratio BETWEEN ? AND ?) AS balanced_talk_k,
        count(*) FILTER (WHERE talk_ratio IS NOT NULL) AS balanced_talk_n
-FROM base GROUP BY ALL ORDER BY rep, period
+FROM ({source}) GROUP BY ALL ORDER BY rep, period
 """
 
 
@@ -140,9 +122,14 @@ def ratings(
 ) -> pd.DataFrame:
     """Per rep (and per period when given): each KPI's value and status, the 1-4 rating, and the
     trend against the rep's previous period (up, down, same)."""
-    period = _period(period)
-    parameters = [period, period, MIN_CONFIDENCE, *_filters(**filters), *BALANCED_TALK]
-    frame = con.execute(KPI_SQL, parameters).df()
+    parameters = [*BALANCED_TALK, *_facts(period, **filters)]
+    return rate(con.execute(KPI_SQL.format(source=CALL_FACTS_SQL), parameters).df(), targets)
+
+
+def rate(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> pd.DataFrame:
+    """KPI values, statuses, rating and trend from per-rep (and period) counts `<kpi>_k` of `<kpi>_n`,
+    rows in period order within each rep."""
+    frame = frame.copy()
     if frame.empty:
         return frame
     statuses = []
@@ -238,20 +225,32 @@ def _contrast_stage(error: str, result: dict, moment: dict, close_stage: str | N
     return moment["stage"]
 
 
-def _example_calls(con, rep: str, error: str, limit: int, filters: list) -> list[str]:
-    """The rep's latest calls with the error."""
-    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *filters, rep, limit]
-    rows = con.execute(
-        f"SELECT call_id FROM ({CALL_ERRORS_SQL}) WHERE rep = ? AND {error} ORDER BY started_at DESC, call_id LIMIT ?",
-        parameters,
-    ).fetchall()
-    return [row[0] for row in rows]
+def _latest_calls(con, facts: str, where: str, value, errors: list[str], has_error: bool, limit: int) -> dict:
+    """error -> the latest calls (call_id, first and last utterance id) in the facts table that
+    match `where` and have (or do not have) that error."""
+    found = {}
+    for error in errors:
+        assert error in ERRORS  # a column name, not a value: it cannot be a parameter
+        found[error] = con.execute(
+            f"SELECT call_id, first_utterance_id, last_utterance_id FROM {facts} "
+            f"WHERE {where} AND {error} = ? ORDER BY started_at DESC, call_id LIMIT ?",
+            [value, has_error, limit],
+        ).fetchall()
+    return found
 
 
-def _call_moments(con, call_ids: list[str], error: str, stage_order_of) -> list[tuple[Moment, str]]:
+def _id_range(calls: list[tuple]) -> list:
+    """[lowest, highest] utterance id of the calls: lets DuckDB skip the rest of the utterances."""
+    firsts = [first for _, first, _ in calls if first is not None]
+    lasts = [last for _, _, last in calls if last is not None]
+    return [min(firsts), max(lasts)] if firsts else [0, -1]
+
+
+def _call_moments(con, calls: list[tuple], error: str, stage_order_of) -> list[tuple[Moment, str]]:
     """(moment, stage a contrast should come from) for each call, where the error can be located."""
-    if not call_ids:
+    if not calls:
         return []
+    call_ids = [call[0] for call in calls]
     results = con.execute(
         "SELECT c.call_id, c.file, CAST(c.started_at AS VARCHAR) AS started_at, coalesce(c.rep, '(unknown)') AS rep, "
         "c.script_id, c.script_version, r.stages_skipped, r.out_of_order, "
@@ -262,8 +261,9 @@ def _call_moments(con, call_ids: list[str], error: str, stage_order_of) -> list[
     ).df()
     spoken = con.execute(
         "SELECT call_id, idx, role, start_s, stage, text FROM utterances "
-        "WHERE call_id IN (SELECT unnest(?)) AND NOT backchannel ORDER BY call_id, idx",
-        [call_ids],
+        "WHERE utterance_id BETWEEN ? AND ? AND call_id IN (SELECT unnest(?)) AND NOT backchannel "
+        "ORDER BY call_id, idx",
+        [*_id_range(calls), call_ids],
     ).df()
     by_call = {call_id: group.to_dict("records") for call_id, group in spoken.groupby("call_id")}
     found = []
@@ -293,30 +293,27 @@ def _call_moments(con, call_ids: list[str], error: str, stage_order_of) -> list[
 CONTRAST_CALLS = 200  # latest calls of the top reps searched for a contrasting example
 
 
-def _contrast(con, reps: list[str], error: str, stage: str, filters: list) -> Moment | None:
-    """A top-quartile rep's utterance on `stage` from one of their latest calls without `error`:
+def _contrast(con, calls: list[tuple], error: str, stage: str) -> Moment | None:
+    """A top-quartile rep's utterance on `stage` from one of `calls` (their latest without `error`):
     a question where the error is about asking too little or talking too much, else the most
     confidently labelled utterance of the stage."""
-    if not reps:
-        return None
-    wants_question = error in ("few_questions", "talks_too_much", "long_monologue")
-    parameters = [LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *filters, reps, CONTRAST_CALLS]
-    calls = con.execute(
-        f"SELECT call_id FROM ({CALL_ERRORS_SQL}) WHERE list_contains(?, rep) AND NOT {error} "
-        "ORDER BY started_at DESC, call_id LIMIT ?",
-        parameters,
-    ).fetchall()
     if not calls:
         return None
-    row = con.execute(
-        "SELECT c.call_id, c.file, CAST(c.started_at AS VARCHAR), coalesce(c.rep, '(unknown)'), "
-        "u.start_s, u.stage, u.text "
-        "FROM utterances u JOIN calls c USING (call_id) "
-        "WHERE u.call_id IN (SELECT unnest(?)) AND u.stage = ? AND u.role = 'rep' AND NOT u.backchannel "
-        "ORDER BY (rtrim(u.text) LIKE '%?') AND ? DESC, u.confidence DESC, c.started_at DESC, u.call_id, u.idx LIMIT 1",
-        [[c[0] for c in calls], stage, wants_question],
+    wants_question = error in ("few_questions", "talks_too_much", "long_monologue")
+    recency = {call[0]: i for i, call in enumerate(calls)}  # calls come latest first
+    candidates = con.execute(
+        "SELECT call_id, idx, start_s, stage, text, (rtrim(text) LIKE '%?') AND ? AS preferred, confidence "
+        "FROM utterances WHERE utterance_id BETWEEN ? AND ? AND call_id IN (SELECT unnest(?)) "
+        "AND stage = ? AND role = 'rep' AND NOT backchannel",
+        [wants_question, *_id_range(calls), list(recency), stage],
+    ).fetchall()
+    if not candidates:
+        return None
+    call_id, _, start, stage, text, _, _ = min(candidates, key=lambda c: (not c[5], -c[6], recency[c[0]], c[0], c[1]))
+    file, started_at, rep = con.execute(
+        "SELECT file, CAST(started_at AS VARCHAR), coalesce(rep, '(unknown)') FROM calls WHERE call_id = ?", [call_id]
     ).fetchone()
-    return Moment(row[0], row[1], row[2], row[3], float(row[4]), row[5], row[6]) if row else None
+    return Moment(call_id, file, started_at, rep, float(start), stage, text)
 
 
 def target_rate(rate: float, team_rate: float) -> float:
@@ -336,15 +333,26 @@ def training_plan(
 ) -> pd.DataFrame:
     """The rep's top gaps (module docstring), one row each: the error, rep and team rates, the
     30-day target, the rep's own example moments and a top-quartile contrast. Empty when the rep
-    has no calls; no rows when no error is above the team's rate."""
-    counts = error_counts(con, **filters)
-    profile = profile_from_counts(counts, rep)
+    has no calls; no rows when no error is above the team's rate.
+
+    The calls' facts are computed once into a temporary table (the connection may be read-only)
+    that every step reads."""
+    facts = f"plan_facts_{uuid.uuid4().hex}"
+    con.execute(f"CREATE TEMP TABLE {facts} AS {CALL_FACTS_SQL}", _facts(**filters))
+    try:
+        return _training_plan(con, facts, rep, examples, targets)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {facts}")
+
+
+def _training_plan(con, facts: str, rep: str, examples: int, targets: tuple[Kpi, ...]) -> pd.DataFrame:
+    profile = profile_from_counts(con.execute(ERROR_COUNTS_SQL.format(source=f"SELECT * FROM {facts}")).df(), rep)
     if profile.empty:
         return profile
     gaps = profile[(profile["errors"] > 0) & ~(profile["rate"] <= profile["team_rate"])].copy()
     gaps["difference"] = gaps["rate"] - gaps["team_rate"].fillna(0)
     gaps = gaps.sort_values(["flagged", "difference", "p_value"], ascending=[False, False, True]).head(PLAN_GAPS)
-    rated = ratings(con, targets=targets, **filters)
+    rated = rate(con.execute(KPI_SQL.format(source=f"SELECT * FROM {facts}"), list(BALANCED_TALK)).df(), targets)
     top = [r for r in top_quartile(rated) if r != rep]
     if not top:  # the rep is the team's best, or nobody is rated: learn from the best of the others
         others = rated[(rated["rep"] != rep) & rated["points"].notna()].sort_values("points", ascending=False)
@@ -359,14 +367,14 @@ def training_plan(
         needed = required.get((script_id, version), [])
         return orders.get((script_id, version), []), needed[-1] if needed else None
 
-    parameters = _filters(**filters)
+    errors = gaps["error"].tolist()
+    own_calls = _latest_calls(con, facts, "rep = ?", rep, errors, True, examples)
+    pools = _latest_calls(con, facts, "rep IN (SELECT unnest(?))", top, errors, False, CONTRAST_CALLS) if top else {}
     rows = []
     for rank, gap in enumerate(gaps.to_dict("records"), start=1):
-        own = _call_moments(
-            con, _example_calls(con, rep, gap["error"], examples, parameters), gap["error"], stage_order_of
-        )
+        own = _call_moments(con, own_calls[gap["error"]], gap["error"], stage_order_of)
         stage = own[0][1] if own else None
-        contrast = _contrast(con, top, gap["error"], stage, parameters) if stage else None
+        contrast = _contrast(con, pools.get(gap["error"], []), gap["error"], stage) if stage else None
         rows.append(
             {
                 "rep": rep,

@@ -30,6 +30,8 @@ METRICS = (
     "rep_questions",  # rep utterances ending with '?'
     "rep_words_per_minute",  # rep words per minute of rep talk
     "silence_share",  # share of the call in which nobody speaks
+    "first_utterance_id",  # the call's utterance ids span this range: lookups of a call's
+    "last_utterance_id",  # utterances skip the rest of the table
 )
 
 CONVERSATION_SQL = """
@@ -65,6 +67,11 @@ longest AS (
            max(seconds) FILTER (WHERE role = 'customer') AS longest_customer_story
     FROM turn_lengths GROUP BY call_id
 ),
+ids AS (
+    SELECT call_id, min(utterance_id) AS first_utterance_id, max(utterance_id) AS last_utterance_id
+    FROM utterances WHERE CAST(? AS VARCHAR) IS NULL OR call_id = ?
+    GROUP BY call_id
+),
 per_call AS (
     SELECT call_id,
            sum(end_s - start_s) FILTER (WHERE role = 'rep') AS rep_seconds,
@@ -86,14 +93,15 @@ SELECT p.call_id, p.rep_seconds, p.customer_seconds,
        l.longest_monologue, l.longest_monologue_at, l.longest_customer_story,
        p.rep_interruptions, p.customer_interruptions, p.first_interruption_at, p.rep_questions,
        p.rep_words / nullif(p.rep_seconds / 60, 0) AS rep_words_per_minute,
-       greatest(1 - p.speech_seconds / nullif(c.duration, 0), 0) AS silence_share
-FROM per_call p JOIN longest l USING (call_id) JOIN calls c USING (call_id)
+       greatest(1 - p.speech_seconds / nullif(c.duration, 0), 0) AS silence_share,
+       i.first_utterance_id, i.last_utterance_id
+FROM per_call p JOIN longest l USING (call_id) JOIN calls c USING (call_id) JOIN ids i USING (call_id)
 """
 
 
 def refresh(con: duckdb.DuckDBPyConnection, call_id: str | None = None) -> None:
     """Recompute the stored conversation metrics of one call, or of every call when call_id is None."""
-    parameters = [call_id, call_id, MONOLOGUE_GAP] + [INTERRUPTION_OVERLAP] * 3
+    parameters = [call_id, call_id, MONOLOGUE_GAP, call_id, call_id] + [INTERRUPTION_OVERLAP] * 3
     assignments = ", ".join(f"{name} = m.{name}" for name in METRICS)
     con.execute(
         f"UPDATE call_results SET {assignments} FROM ({CONVERSATION_SQL}) m WHERE call_results.call_id = m.call_id",

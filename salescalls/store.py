@@ -7,7 +7,9 @@ return CallRecords, the flow stores them); dashboards and analysts open it read-
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -94,11 +96,35 @@ def migrate(con: duckdb.DuckDBPyConnection, until: int | None = None) -> int:
 
 
 def _config() -> dict:
-    """Connection settings: extensions load from the installed `duckdb-ext-fts` package, never a download."""
+    """Connection settings: extensions load from the installed `duckdb-ext-fts` package, never a
+    download; SALESCALLS_DB_MEMORY caps DuckDB's memory (it spills to disk beyond it)."""
     from .search import extension_directory
 
     directory = extension_directory()
-    return {"extension_directory": directory, "autoinstall_known_extensions": False} if directory else {}
+    config = {"extension_directory": directory, "autoinstall_known_extensions": False} if directory else {}
+    if os.environ.get("SALESCALLS_DB_MEMORY"):  # e.g. 4GB; DuckDB's default is 80 % of the RAM
+        config["memory_limit"] = os.environ["SALESCALLS_DB_MEMORY"]
+    return config
+
+
+LOCK_WAIT = 120.0  # seconds to wait for another process's connection to close (SALESCALLS_DB_WAIT)
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the database, waiting while another process holds it.
+
+    DuckDB lets one process write, or several read, at a time. The nightly run and every CLI
+    command hold their connection only for the statements they run, so a reader and the writer
+    take turns: whoever finds the file locked waits (up to SALESCALLS_DB_WAIT seconds) and retries.
+    """
+    deadline = time.monotonic() + float(os.environ.get("SALESCALLS_DB_WAIT", LOCK_WAIT))
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=_config())
+        except duckdb.IOException as error:
+            if "Could not set lock" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 @contextmanager
@@ -106,7 +132,7 @@ def writer(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """The one read-write connection; creates and upgrades the database as needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), config=_config())
+    con = _connect(path, read_only=False)
     try:
         migrate(con)
         yield con
@@ -120,7 +146,7 @@ def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no database at {path}: run `salescalls run INBOX` first")
-    con = duckdb.connect(str(path), read_only=True, config=_config())
+    con = _connect(path, read_only=True)
     try:
         yield con
     finally:
@@ -213,9 +239,10 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
 
 def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
     """Upsert the call's score; its stored conversation metrics (which stages do not change) stay."""
-    updates = ", ".join(f"{name} = excluded.{name}" for name in _RESULT_COLUMNS)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in ("call_no", *_RESULT_COLUMNS))
     con.execute(
-        f"INSERT INTO call_results (call_id, {', '.join(_RESULT_COLUMNS)}) VALUES ({', '.join('?' * 11)}) "
+        f"INSERT INTO call_results (call_id, call_no, {', '.join(_RESULT_COLUMNS)}) "
+        f"SELECT ?, call_no, {', '.join('?' * 10)} FROM calls WHERE call_id = ? "
         f"ON CONFLICT (call_id) DO UPDATE SET {updates}",
         [
             call_id,
@@ -229,6 +256,7 @@ def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore)
             score.predicted_outcome,
             score.outcome_confidence,
             json.dumps([asdict(hit) for hit in score.controlled], ensure_ascii=False),
+            call_id,
         ],
     )
 

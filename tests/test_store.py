@@ -272,6 +272,10 @@ def test_upgrade_to_stored_metrics_keeps_calls_and_fills_metrics_and_reps(tmp_pa
         row = con.execute("SELECT talk_ratio, rep_questions, longest_monologue FROM call_results").fetchone()
         ids = con.execute("SELECT utterance_id, idx FROM utterances ORDER BY idx").fetchall()
         reps = con.execute("SELECT rep, calls FROM reps").fetchall()
+        numbers = con.execute("SELECT c.call_no, r.call_no FROM calls c JOIN call_results r USING (call_id)").fetchall()
+        store.save_call(con, record())  # a new call gets the next number
+        assert con.execute("SELECT max(call_no) FROM call_results").fetchone()[0] == numbers[0][0] + 1
+    assert numbers == [(1, 1)]
     assert row == (pytest.approx(6.0 / 8.0), 1, pytest.approx(6.0))
     assert len({i for i, _ in ids}) == 2 and reps == [("Ann", 1)]
 
@@ -298,3 +302,30 @@ def test_rescoring_keeps_the_stored_conversation_metrics(tmp_path, demo_script):
         store.save_rescored(con, call.call_id, call.utterances, rescored, "trained:v2", demo_script)
         after = con.execute("SELECT talk_ratio, rep_seconds, end_stage FROM call_results").fetchone()
     assert before == (1.0, pytest.approx(1.5)) and after == (*before, "greeting")
+
+
+def test_a_writer_waits_for_a_reader_in_another_process_to_finish(tmp_path, demo_script, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "calls.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); time.sleep(2)"]
+    )
+    time.sleep(1.0)  # the other process now holds a read-only connection
+    started = time.monotonic()
+    with store.writer(path) as con:
+        store.save_call(con, record())
+    assert holder.wait() == 0 and time.monotonic() - started > 0.3  # it waited, then wrote
+    monkeypatch.setenv("SALESCALLS_DB_WAIT", "0")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); time.sleep(3)"]
+    )
+    time.sleep(1.5)
+    with pytest.raises(duckdb.IOException, match="lock"):
+        with store.writer(path):
+            pass
+    holder.wait()
