@@ -253,8 +253,8 @@ def pandas_tables(con) -> dict[str, pd.DataFrame]:
     """The tables the queries read, in memory: call ids as integer codes and texts as categories, so
     pandas is not slowed by 40 M Python strings (reading them is not timed)."""
     calls = con.execute(
-        "SELECT call_no, call_id, file, rep, started_at, segment, campaign, crm_outcome, script_id, script_version "
-        "FROM calls"
+        "SELECT call_no, call_id, file, rep, started_at, segment, campaign, crm_outcome, script_id, script_version, "
+        "stage_model FROM calls"
     ).df()
     results = con.execute("SELECT * EXCLUDE (call_id) FROM call_results").df()
     utterances = con.execute(
@@ -279,18 +279,29 @@ def _outcome(calls: pd.DataFrame) -> pd.Series:
 
 
 def pandas_funnel(tables) -> pd.DataFrame:
+    """analytics.dropoff: per script version and stage, with the stage models that labelled the calls."""
     from salescalls.analytics import wilson_interval
 
-    calls = _joined(tables)
-    reached = calls["stages_reached"].explode().value_counts()
-    ended = calls.assign(outcome=_outcome(calls), by_customer=calls["ended_by"] == "customer")
-    grouped = ended.groupby("end_stage").agg(ended_here=("call_id", "size"), ended_by_customer=("by_customer", "sum"))
-    mix = ended.groupby(["end_stage", "outcome"]).size()
-    frame = pd.DataFrame({"stage": list(STAGES)})
-    frame["reached"] = frame["stage"].map(reached).fillna(0).astype(int)
-    frame["ended_here"] = frame["stage"].map(grouped["ended_here"]).fillna(0).astype(int)
-    frame["ended_by_customer"] = frame["stage"].map(grouped["ended_by_customer"]).fillna(0).astype(int)
-    frame["outcomes"] = [mix.loc[s].to_dict() if s in mix.index.get_level_values(0) else {} for s in frame["stage"]]
+    calls = _joined(tables).assign(outcome=lambda f: _outcome(f))
+    script = ["script_id", "script_version"]
+    reached = calls[[*script, "stages_reached"]].explode("stages_reached").groupby(script + ["stages_reached"]).size()
+    ended = calls.assign(by_customer=calls["ended_by"] == "customer", by_rep=calls["ended_by"] == "rep")
+    grouped = ended.groupby(script + ["end_stage"]).agg(
+        ended_here=("call_no", "size"), ended_by_customer=("by_customer", "sum"), ended_by_rep=("by_rep", "sum")
+    )
+    mix = ended.groupby(script + ["end_stage", "outcome"]).size()
+    totals = calls.groupby(script).agg(calls=("call_no", "size"), stage_models=("stage_model", "unique"))
+    frames = []
+    for (script_id, version), total in totals.iterrows():
+        frame = pd.DataFrame({"stage": list(STAGES)})
+        key = [(script_id, version, stage) for stage in STAGES]
+        frame["calls"], frame["stage_models"] = total["calls"], ", ".join(sorted(total["stage_models"]))
+        frame["reached"] = reached.reindex(key, fill_value=0).to_numpy()
+        for column in ("ended_here", "ended_by_customer", "ended_by_rep"):
+            frame[column] = grouped[column].reindex(key, fill_value=0).to_numpy()
+        frame["outcomes"] = [mix.loc[k].to_dict() if k in mix.index.droplevel(3) else {} for k in key]
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
     frame["share_ended"] = frame["ended_here"] / frame["reached"]
     frame["share_low"], frame["share_high"] = wilson_interval(frame["ended_here"], frame["reached"])
     return frame

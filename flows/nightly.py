@@ -141,7 +141,7 @@ def nightly(
         raise
     with store.writer(settings.database) as con:
         store.finish_run(con, run_id, "completed", **counts)
-        if counts["calls_added"]:  # DuckDB's full-text index does not follow writes: rebuild it
+        if counts["calls_added"] or not search.has_index(con):  # DuckDB's fts index does not follow writes
             index = search.build_index(con)
             logger.info(index.get("note") or f"search index: {index['indexed']} utterances")
     with store.reader(settings.database) as con:

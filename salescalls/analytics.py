@@ -55,9 +55,11 @@ WITH scored AS (
     WHERE {CALL_FILTER}
 ),
 paths AS (  -- one pass over the calls: how many took each path through the script, ending how
-    SELECT script_id, script_version, period, stage_model, stages_reached, end_stage, ended_by, outcome,
-           count(*) AS n
-    FROM scored GROUP BY ALL
+    -- (grouped on the path's 64-bit hash, cheaper than on the list; with a few thousand distinct
+    -- paths a collision is astronomically unlikely)
+    SELECT script_id, script_version, period, stage_model, hash(stages_reached) AS path, end_stage, ended_by,
+           outcome, any_value(stages_reached) AS stages_reached, count(*) AS n
+    FROM scored GROUP BY script_id, script_version, period, stage_model, path, end_stage, ended_by, outcome
 ),
 reached AS (
     SELECT script_id, script_version, period, stage, sum(n) AS n

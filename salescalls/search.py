@@ -50,13 +50,18 @@ def build_index(con: duckdb.DuckDBPyConnection) -> dict:
     return {"indexed": indexed, "stemmer": stemmer}
 
 
+def has_index(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'fts_main_utterances' AND table_name = 'docs'"
+        ).fetchone()[0]
+    )
+
+
 def _index_state(con: duckdb.DuckDBPyConnection) -> tuple[bool, int]:
     """(index usable, highest utterance_id it covers)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = 'fts_main_utterances' AND table_name = 'docs'"
-    ).fetchone()[0]
-    if not exists or not load_fts(con):
+    if not has_index(con) or not load_fts(con):
         return False, 0
     covered = con.execute("SELECT coalesce(max(name), 0) FROM fts_main_utterances.docs").fetchone()[0]
     return True, int(covered)
