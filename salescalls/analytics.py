@@ -191,7 +191,7 @@ def format_table(frame: pd.DataFrame, columns: dict[str, str], floats: dict[str,
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.insert(1, "  ".join("-" * width for width in widths).rstrip())
     return "\n".join(lines)
 
 
@@ -350,7 +350,7 @@ def profile_from_counts(counts: pd.DataFrame, rep: str) -> pd.DataFrame:
         return pd.DataFrame()
     mine = counts[counts["rep"] == rep].iloc[0]
     team = counts[counts["rep"] != rep].drop(columns="rep").sum()
-    n, n_team = int(mine["calls"]), int(team["calls"]) if len(team) else 0
+    n, n_team = int(mine["calls"]), int(team["calls"])  # team: zeros when the rep is the only one
     rows = []
     for error, meaning in ERRORS.items():
         k, k_team = int(mine[error]), int(team[error]) if n_team else 0

@@ -230,7 +230,8 @@ def _latest_calls(con, facts: str, where: str, value, errors: list[str], has_err
     match `where` and have (or do not have) that error."""
     found = {}
     for error in errors:
-        assert error in ERRORS  # a column name, not a value: it cannot be a parameter
+        if error not in ERRORS:  # a column name, not a value: it cannot be a parameter
+            raise ValueError(f"unknown error '{error}'")
         found[error] = con.execute(
             f"SELECT call_id, first_utterance_id, last_utterance_id FROM {facts} "
             f"WHERE {where} AND {error} = ? ORDER BY started_at DESC, call_id LIMIT ?",

@@ -325,7 +325,6 @@ def test_a_writer_waits_for_a_reader_in_another_process_to_finish(tmp_path, demo
         [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); time.sleep(3)"]
     )
     time.sleep(1.5)
-    with pytest.raises(duckdb.IOException, match="lock"):
-        with store.writer(path):
-            pass
+    with pytest.raises(duckdb.IOException, match="lock"), store.writer(path):
+        pass
     holder.wait()
