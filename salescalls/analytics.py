@@ -27,6 +27,10 @@ OUTCOME_SQL = """coalesce(c.crm_outcome, r.detected_outcome,
                     CASE WHEN r.outcome_confidence >= ? THEN r.predicted_outcome END, 'unknown')"""
 
 
+# The first day of the call's period (check_period), or NULL when the answer is not split by period.
+PERIOD_SQL = "CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE)"
+
+
 def _filters(
     script_id: str | None = None,
     script_version: int | None = None,
@@ -40,7 +44,7 @@ def _filters(
     return [value for value in (script_id, script_version, since, until, segment, campaign, rep) for _ in (0, 1)]
 
 
-def _period(period: str | None) -> str | None:
+def check_period(period: str | None) -> str | None:
     if period is not None and period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, not '{period}'")
     return period
@@ -49,7 +53,7 @@ def _period(period: str | None) -> str | None:
 DROPOFF_SQL = f"""
 WITH scored AS (
     SELECT c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
-           CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
+           {PERIOD_SQL} AS period,
            {OUTCOME_SQL} AS outcome
     FROM calls c JOIN call_results r USING (call_no)
     WHERE {CALL_FILTER}
@@ -148,7 +152,7 @@ def dropoff(
     day. Filters: script and version, call date (`since` inclusive, `until` exclusive, ISO dates),
     client segment (cold/warm/hot), campaign and rep.
     """
-    period = _period(period)
+    period = check_period(period)
     filters = _filters(script_id, script_version, since, until, segment, campaign, rep)
     frame = con.execute(DROPOFF_SQL, [period, period, MIN_CONFIDENCE, *filters]).df()
     frame["outcomes"] = [dict(o) if isinstance(o, dict) else {} for o in frame["outcomes"]]  # outcome -> calls
@@ -193,6 +197,16 @@ def format_table(frame: pd.DataFrame, columns: dict[str, str], floats: dict[str,
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths).rstrip())
     return "\n".join(lines)
+
+
+def clock(seconds: float) -> str:
+    """83.4 -> '1:23.4': a moment in a call."""
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def shorten(text: str, width: int) -> str:
+    """The text, cut to `width` characters with an ellipsis when longer."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def dropoff_table(frame: pd.DataFrame) -> str:
@@ -301,8 +315,7 @@ SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, c.started_at,
        len(r.stages_skipped) > 0 AS skipped_required_stage,
        len(r.out_of_order) > 0 AS stages_out_of_order,
        coalesce(CAST(r.forbidden AS VARCHAR), '[]') <> '[]' AS forbidden_phrase,
-       coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2])
-                AND NOT list_contains(r.stages_reached, q.required[-1]), false) AS no_close_attempt,
+       offered AND NOT list_contains(r.stages_reached, q.required[-1]) AS no_close_attempt,
        coalesce(r.longest_monologue, 0) > ? AS long_monologue,
        coalesce(r.talk_ratio, 0) > ? AS talks_too_much,
        len(r.stages_reached) > 1 AND coalesce(r.rep_questions, 0) < ? AS few_questions,
@@ -321,7 +334,7 @@ ERROR_COUNTS_SQL = (
 
 def _facts(period: str | None = None, **filters) -> list:
     """CALL_FACTS_SQL's parameters."""
-    period = _period(period)
+    period = check_period(period)
     return [period, period, MIN_CONFIDENCE, LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
 
 
@@ -353,7 +366,7 @@ def profile_from_counts(counts: pd.DataFrame, rep: str) -> pd.DataFrame:
     n, n_team = int(mine["calls"]), int(team["calls"])  # team: zeros when the rep is the only one
     rows = []
     for error, meaning in ERRORS.items():
-        k, k_team = int(mine[error]), int(team[error]) if n_team else 0
+        k, k_team = int(mine[error]), int(team[error])
         p_value = fisher_exact([[k, n - k], [k_team, n_team - k_team]])[1] if n_team else float("nan")
         (low,), (high,) = wilson_interval([k], [n])
         (team_low,), (team_high,) = wilson_interval([k_team], [n_team])

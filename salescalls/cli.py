@@ -66,10 +66,12 @@ def _dates(**values: str | None) -> None:
 
 
 def _check_period(period: str | None) -> None:
-    from .analytics import PERIODS
+    from .analytics import check_period
 
-    if period is not None and period not in PERIODS:
-        _fail(f"--period must be {PERIODS_HELP}, not '{period}'")
+    try:
+        check_period(period)
+    except ValueError as error:
+        _fail(f"--{error}")
 
 
 def _write(text: str, output: Path | None, done: str) -> None:
@@ -326,16 +328,17 @@ def search(
     from . import search as fts
 
     _dates(since=since, until=until)
-    if not query.strip():
-        _fail("the search query is empty")
     filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until}
-    found, note = _read(db, lambda con: fts.search(con, query, limit=limit, **filters))
+    try:
+        found, note = _read(db, lambda con: fts.search(con, query, limit=limit, **filters))
+    except ValueError as error:  # an empty query
+        _fail(str(error))
     if found.empty:
         typer.echo(f"no utterance matches '{query}' ({note})")
         return
     found = found.assign(
-        at=[f"{int(s // 60)}:{s % 60:04.1f}" for s in found["start_s"]],
-        text=[t if len(t) <= 100 else t[:99] + "…" for t in found["text"]],
+        at=found["start_s"].map(analytics.clock),
+        text=found["text"].map(lambda text: analytics.shorten(text, 100)),
     )
     columns = {"file": "call", "rep": "rep", "started_at": "date", "at": "at", "role": "who", "stage": "stage"}
     typer.echo(analytics.format_table(found, columns | {"text": "text"}))

@@ -35,12 +35,16 @@ from .analytics import (
     ERRORS,
     REQUIRED_SQL,
     _facts,
+    clock,
+    format_table,
     profile_from_counts,
+    shorten,
 )
 
 MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one call decides too much
 BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a balanced conversation
 PLAN_GAPS = 3  # gaps in a training plan
+QUOTE_WIDTH = 110  # characters of an example moment's text shown in the plan
 RATING_LABELS = {1: "missed goals", 2: "partly met goals", 3: "met goals", 4: "exceeded goals"}
 
 
@@ -397,10 +401,6 @@ def _training_plan(con, facts: str, rep: str, examples: int, targets: tuple[Kpi,
     return pd.DataFrame(rows, columns=list(rows[0]) if rows else ["rep", "rank", "error"])
 
 
-def _quote(text: str, width: int = 110) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def plan_text(frame: pd.DataFrame, rep: str) -> str:
     """The training plan as text for the terminal or a printout."""
     if frame.empty:
@@ -417,23 +417,19 @@ def plan_text(frame: pd.DataFrame, rep: str) -> str:
         ]
         for moment in gap["examples"]:
             lines.append(
-                f"   your call {moment.file} ({moment.started_at[:16]}) at {_clock(moment.at)}, {moment.stage}:"
+                f"   your call {moment.file} ({moment.started_at[:16]}) at {clock(moment.at)}, {moment.stage}:"
             )
-            lines.append(f'      "{_quote(moment.text)}"' + (f"  <- {moment.note}" if moment.note else ""))
+            lines.append(
+                f'      "{shorten(moment.text, QUOTE_WIDTH)}"' + (f"  <- {moment.note}" if moment.note else "")
+            )
         contrast = gap["contrast"]
         if contrast is not None:
-            lines.append(f"   how {contrast.rep} does it ({contrast.file} at {_clock(contrast.at)}, {contrast.stage}):")
-            lines.append(f'      "{_quote(contrast.text)}"')
+            lines.append(f"   how {contrast.rep} does it ({contrast.file} at {clock(contrast.at)}, {contrast.stage}):")
+            lines.append(f'      "{shorten(contrast.text, QUOTE_WIDTH)}"')
     return "\n".join(lines)
 
 
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
-
-
 def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> str:
-    from .analytics import format_table
-
     if frame.empty:
         return "no scored calls yet"
     shown = frame.assign(

@@ -9,6 +9,8 @@ substring search.
 
 from __future__ import annotations
 
+import functools
+
 import duckdb
 import pandas as pd
 
@@ -16,6 +18,7 @@ import pandas as pd
 STEMMERS = {"en": "english", "ru": "russian", "hu": "hungarian", "de": "german", "fr": "french", "es": "spanish"}
 
 
+@functools.cache
 def extension_directory() -> str | None:
     """Where the `duckdb-ext-fts` package keeps the extension, so it loads without a download."""
     try:

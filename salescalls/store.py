@@ -118,9 +118,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     take turns: whoever finds the file locked waits (up to SALESCALLS_DB_WAIT seconds) and retries.
     """
     deadline = time.monotonic() + float(os.environ.get("SALESCALLS_DB_WAIT", LOCK_WAIT))
+    config = _config()
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=_config())
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as error:
             if "Could not set lock" not in str(error) or time.monotonic() > deadline:
                 raise
@@ -344,7 +345,7 @@ def save_quarantine(
     )
 
 
-# What `export` writes: table -> the calls it belongs to (None: the whole table).
+# What `export` writes: table -> its query; tables with {calls} are limited to the calls in the date range.
 _EXPORTED = {
     "calls": "SELECT * FROM calls c WHERE {calls}",
     "call_results": "SELECT r.* FROM call_results r JOIN calls c USING (call_id) WHERE {calls}",
