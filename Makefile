@@ -1,5 +1,5 @@
 # make demo   set up everything, then run the nightly flow on the bundled demo calls
-# make test   set up everything, then run the whole test suite (what CI runs)
+# make test   set up everything (and Chromium for the browser test), then run the whole test suite (what CI runs)
 SHELL := /bin/bash
 VENV ?= .venv
 export PYANNOTE_METRICS_ENABLED := 0
@@ -14,7 +14,8 @@ setup:
 demo: setup
 	$(VENV)/bin/salescalls run data/demo
 
-test: setup
+test:
+	@bash scripts/setup.sh --with-browser
 	$(VENV)/bin/pytest
 
 test-fast: setup

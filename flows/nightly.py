@@ -24,7 +24,7 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from salescalls import analytics, audio, inbox, search, store
+from salescalls import analytics, audio, inbox, report, search, store
 from salescalls.config import Settings
 from salescalls.pipeline import CallRecord, analyse_call
 from salescalls.script import load_script
@@ -62,6 +62,23 @@ def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Setting
         "duration": record.duration,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+@task(cache_policy=NONE, task_run_name="report {folder}")
+def write_report(database: str, folder: str) -> dict:
+    """Rebuild the HTML report from the database (read-only); returns where it is and what it holds."""
+    logger = get_run_logger()
+    site = report.build(database, folder, progress=logger.info)
+    if site.audio_missing:
+        logger.warning(f"report: {len(site.audio_missing)} recordings not found: {', '.join(site.audio_missing[:5])}")
+    return {"index": str(site.index.resolve()), "pages": len(site.pages), "audio": site.audio}
+
+
+def _report_link(settings: Settings, site: dict) -> str:
+    """The report's address for the run summary: the team's URL when configured, else the file."""
+    if settings.report_url:
+        return settings.report_url.rstrip("/") + "/index.html"
+    return Path(site["index"]).as_uri()
 
 
 def _store_staged(settings: Settings, staged: Path, run_id: str) -> CallRecord:
@@ -146,15 +163,23 @@ def nightly(
             logger.info(index.get("note") or f"search index: {index['indexed']} utterances")
     with store.reader(settings.database) as con:
         table = analytics.dropoff_table(analytics.dropoff(con, call_script.id))
+    site, report_line = None, "The HTML report is switched off (SALESCALLS_REPORT_DIR=off)."
+    if settings.report_dir is not None:
+        try:  # the calls are stored already: a report that fails is logged, not a failed run
+            site = write_report(str(settings.database), str(settings.report_dir))
+            report_line = f"[Open the report]({_report_link(settings, site)}) ({site['pages']} pages)."
+        except Exception as error:
+            logger.error(f"the HTML report could not be written: {type(error).__name__}: {error}")
+            report_line = f"The HTML report could not be written: {type(error).__name__}: {error}"
     create_markdown_artifact(
         key="salescalls-run-summary",
         markdown=f"# salescalls run {run_id}\n\nInbox `{inbox_path}`: {counts['files_seen']} recordings, "
         f"{counts['calls_added']} added, {counts['calls_skipped']} already stored, {counts['quarantined']} "
-        f"quarantined.\n\n## Drop-off by script stage\n\n```\n{table}\n```\n",
-        description="Calls processed by the nightly run and the script drop-off table",
+        f"quarantined.\n\n{report_line}\n\n## Drop-off by script stage\n\n```\n{table}\n```\n",
+        description="Calls processed by the nightly run, the script drop-off table and a link to the report",
     )
     logger.info(f"stored in {settings.database}; `salescalls dropoff` prints the drop-off table")
-    return {"run_id": run_id, "database": str(settings.database), **counts}
+    return {"run_id": run_id, "database": str(settings.database), "report": site and site["index"], **counts}
 
 
 if __name__ == "__main__":

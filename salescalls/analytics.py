@@ -243,6 +243,35 @@ def dropoff_table(frame: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+OUTCOME_MIX_SQL = f"""
+SELECT {PERIOD_SQL} AS period, {OUTCOME_SQL} AS outcome, count(*) AS calls
+FROM calls c JOIN call_results r USING (call_no)
+WHERE {CALL_FILTER}
+GROUP BY ALL ORDER BY period, outcome
+"""
+
+
+def outcome_mix(con: duckdb.DuckDBPyConnection, period: str | None = None, **filters) -> pd.DataFrame:
+    """Calls per outcome (sale, meeting, callback, refusal, unknown), per period when given."""
+    period = check_period(period)
+    return con.execute(OUTCOME_MIX_SQL, [period, period, MIN_CONFIDENCE, *_filters(**filters)]).df()
+
+
+def period_label(start, period: str | None) -> str:
+    """A period's first day as people name the period: 2026-11-23, 2026-W48, 2026-11, 2026-Q4; 'all' without one."""
+    if period is None or start is None or start != start:
+        return "all"
+    start = pd.Timestamp(start)
+    if period == "week":
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == "month":
+        return f"{start:%Y-%m}"
+    if period == "quarter":
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    return f"{start:%Y-%m-%d}"
+
+
 STORED_METRICS_SQL = f"""
 SELECT c.call_id, c.file, c.rep, c.started_at, c.duration, {", ".join("r." + m for m in conversation.METRICS)}
 FROM calls c JOIN call_results r USING (call_no)

@@ -116,6 +116,8 @@ def run(
     )
     with store.reader(summary["database"]) as con:
         typer.echo(analytics.dropoff_table(analytics.dropoff(con)))
+    if summary.get("report"):
+        typer.echo(f"\nHTML report: {summary['report']}")
 
 
 @app.command()
@@ -310,6 +312,56 @@ def export(
     written = _read(db, lambda con: store.export_parquet(con, folder, since, until))
     for table, rows in written.items():
         typer.echo(f"{folder / (table + '.parquet')}: {rows} rows")
+
+
+@app.command()
+def report(
+    db: Path | None = DB_OPTION,
+    out: Path | None = typer.Option(None, "--out", help="site folder (default: SALESCALLS_REPORT_DIR or data/report)"),
+    period: str = typer.Option("auto", help=f"{PERIODS_HELP} for the period filter and trends; auto: by data span"),
+    calls_per_stage: int = typer.Option(20, min=1, max=1000, help="latest calls listed per stage page"),
+    examples: int = typer.Option(2, min=1, max=10, help="the rep's own example moments per training-plan gap"),
+    audio: bool = typer.Option(True, "--audio/--no-audio", help="publish the recordings (MP3) so the pages play them"),
+    audio_dir: list[Path] = typer.Option([], "--audio-dir", help="where moved recordings are now (repeatable)"),
+    targets: Path | None = TARGETS_OPTION,
+    serve: int | None = typer.Option(None, "--serve", help="then serve the site on this port until Ctrl-C"),
+) -> None:
+    """Write the offline HTML report (overview, script funnel, stage pages with transcripts and audio,
+    reps and training plans) from the database, read-only; open OUT/index.html or serve the folder."""
+    from . import report as site_report
+
+    if period != "auto":
+        _check_period(period)
+    settings = Settings.from_env(database=db, report_dir=out)
+    if settings.report_dir is None:
+        _fail("SALESCALLS_REPORT_DIR is off: pass --out FOLDER")
+    options = site_report.ReportOptions(
+        period=period,
+        calls_per_stage=calls_per_stage,
+        examples=examples,
+        audio=audio,
+        audio_dirs=tuple(audio_dir),
+        targets=_targets(targets),
+    )
+    try:
+        site = site_report.build(
+            settings.database, settings.report_dir, options, progress=lambda m: typer.echo(m, err=True)
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        _fail(str(error))
+    if site.audio_missing:
+        shown = ", ".join(site.audio_missing[:5]) + (" ..." if len(site.audio_missing) > 5 else "")
+        typer.echo(f"warning: {len(site.audio_missing)} recordings not found or not convertible: {shown}", err=True)
+    typer.echo(f"report: {len(site.pages)} pages, {site.audio} recordings, {site.seconds:.1f} s -> {site.index}")
+    if serve is not None:
+        httpd = site_report.server(settings.report_dir, port=serve)
+        typer.echo(f"serving {settings.report_dir} at http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            httpd.server_close()
 
 
 @app.command()

@@ -130,6 +130,21 @@ def ratings(
     return rate(con.execute(KPI_SQL.format(source=CALL_FACTS_SQL), parameters).df(), targets)
 
 
+def team_kpis(
+    con: duckdb.DuckDBPyConnection,
+    period: str | None = None,
+    targets: tuple[Kpi, ...] = KPI_TARGETS,
+    **filters,
+) -> pd.DataFrame:
+    """The whole team's KPIs (every call counts once), per period when given, rated like a rep."""
+    parameters = [*BALANCED_TALK, *_facts(period, **filters)]
+    per_rep = con.execute(KPI_SQL.format(source=CALL_FACTS_SQL), parameters).df()
+    if per_rep.empty:
+        return rate(per_rep, targets)
+    team = per_rep.drop(columns="rep").groupby("period", dropna=False, sort=True).sum().reset_index()
+    return rate(team.assign(rep="team"), targets)
+
+
 def rate(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> pd.DataFrame:
     """KPI values, statuses, rating and trend from per-rep (and period) counts `<kpi>_k` of `<kpi>_n`,
     rows in period order within each rep."""

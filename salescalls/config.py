@@ -12,7 +12,7 @@ def _env(name: str, default: str | None) -> str | None:
     return default if value in (None, "") else value
 
 
-_PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script")
+_PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script", "report_dir")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Settings:
     work_dir: Path = Path("data/work")  # per-call results staged between workers and the writer
     quarantine_dir: Path = Path("data/quarantine")  # bad files are moved here with a reason
     script: Path = Path("data/scripts/demo.yaml")  # the call script calls are scored against
+    report_dir: Path | None = Path("data/report")  # the HTML report the nightly run writes; "off": none
+    report_url: str | None = None  # where the team serves report_dir (the run summary links there)
     whisper_model: str = "base"  # whisper size name; weights in models_dir/whisper/<name>.pt
     language: str | None = None  # force a language code (en, ru, hu); None detects per call
     vocabulary_prompt: bool = False  # prompt whisper with the script's vocabulary (measured: off is better)
@@ -49,6 +51,8 @@ class Settings:
                 values[f.name] = int(raw)
             elif f.name in ("num_speakers", "min_speakers", "max_speakers"):
                 values[f.name] = None if raw.lower() in ("auto", "none") else int(raw)
+            elif f.name == "report_dir" and raw.lower() in ("off", "none", "no"):
+                values[f.name] = None
             elif f.name in _PATH_FIELDS:
                 values[f.name] = Path(raw)
             else:

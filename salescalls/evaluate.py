@@ -90,7 +90,7 @@ def compare_database(con, truth_dir: str | Path) -> list[CallComparison]:
     return comparisons
 
 
-def truth_record(truth: dict, metadata: dict[str, str], script: Script):
+def truth_record(truth: dict, metadata: dict[str, str], script: Script, source: str = ""):
     """A CallRecord built from a ground-truth file as if the pipeline had got everything right:
     the analytics on it give the numbers the ground truth implies (what the demo tests check)."""
     from .pipeline import CallRecord
@@ -119,4 +119,5 @@ def truth_record(truth: dict, metadata: dict[str, str], script: Script):
         utterances=tuple(utterances),
         score=score_call(utterances, script),
         metadata=metadata,
+        source=source,
     )

@@ -41,6 +41,7 @@ class CallRecord:
     score: CallScore  # call-level results
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     metadata: dict[str, str] = field(default_factory=dict)  # CRM fields from calls.csv
+    source: str = ""  # the recording's absolute path when it was processed (reports play it from there)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -213,4 +214,5 @@ def analyse_call(
         score=call_score,
         timings=timings,
         metadata=dict(metadata or {}),
+        source=str(path.resolve()),
     )

@@ -162,3 +162,7 @@ CREATE TABLE reps (
 );
 INSERT INTO reps SELECT rep, min(started_at), max(started_at), count(*), now() FROM calls
     WHERE rep IS NOT NULL GROUP BY rep;
+
+-- migration 4: where each recording was read, so reports can play it
+ALTER TABLE calls ADD COLUMN source VARCHAR;  -- the recording's path when it was processed
+UPDATE calls SET source = r.inbox || '/' || calls.file FROM runs r WHERE r.run_id = calls.run_id;

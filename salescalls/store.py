@@ -27,7 +27,7 @@ from .script import Script
 _CALL_COLUMNS = (
     "call_id, file, external_id, rep, started_at, duration, channels, sample_rate, codec, language, segment, "
     "campaign, crm_outcome, script_id, script_version, stage_model, whisper_model, diarization, role_method, "
-    "role_confidence, run_id, processed_at, timings, scored_at"
+    "role_confidence, run_id, processed_at, timings, scored_at, source"
 )
 _MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
 _UTTERANCE_COLUMNS = "call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel"
@@ -190,7 +190,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
     try:
         before = con.execute("SELECT rep FROM calls WHERE call_id = ?", [record.call_id]).fetchone()
         con.execute(
-            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 24)})",
+            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 25)})",
             [
                 record.call_id,
                 record.file,
@@ -216,6 +216,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
                 processed_at,
                 json.dumps(record.timings),
                 processed_at,
+                record.source or None,
             ],
         )
         con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])

@@ -3,6 +3,7 @@
 #   1. ffmpeg (decodes every recording), installed with apt-get when running as root
 #   2. .venv with the pinned dependencies (requirements.lock; re-installed when it changes)
 #   3. the speech models: kept if present, linked from a shared offline copy, else downloaded
+#   4. with --with-browser (make test): Debian's Chromium for the HTML report's browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -15,6 +16,15 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   else
     echo "setup: ffmpeg is missing; install it (Debian/Ubuntu: sudo apt-get install -y ffmpeg) and run again" >&2
     exit 1
+  fi
+fi
+
+if [ "${1:-}" = "--with-browser" ] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing chromium with apt-get (the report's browser test drives it headless)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: chromium is missing, so the report's browser test will be skipped (sudo apt-get install -y chromium)" >&2
   fi
 fi
 

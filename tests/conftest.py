@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,7 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from salescalls import store
 from salescalls.config import Settings
+from salescalls.evaluate import truth_record
+from salescalls.inbox import read_metadata
 from salescalls.models import missing
 from salescalls.script import load_script
 
@@ -18,9 +22,39 @@ DEMO = ROOT / "data" / "demo"
 DEMO_SCRIPT = ROOT / "data" / "scripts" / "demo.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _report_outside_the_checkout(monkeypatch, tmp_path_factory):
+    """Runs of the flow in tests write their HTML report to a temporary folder, never data/report."""
+    if "SALESCALLS_REPORT_DIR" not in os.environ:
+        monkeypatch.setenv("SALESCALLS_REPORT_DIR", str(tmp_path_factory.mktemp("report") / "site"))
+
+
 @pytest.fixture(scope="session")
 def demo_script():
     return load_script(DEMO_SCRIPT)
+
+
+@pytest.fixture(scope="session")
+def demo_truths() -> list[dict]:
+    """The demo calls' ground-truth files, each with its calls.csv row under "crm"."""
+    csv = read_metadata(DEMO / "calls.csv").rows
+    calls = []
+    for path in sorted(DEMO.glob("c*.json")):
+        truth = json.loads(path.read_text(encoding="utf-8"))
+        calls.append({**truth, "crm": csv[truth["file"]]})
+    return calls
+
+
+@pytest.fixture(scope="session")
+def truth_database(tmp_path_factory, demo_truths, demo_script) -> Path:
+    """A database holding the 14 demo calls exactly as their ground truth describes them (no models
+    needed), each pointing at its recording in data/demo."""
+    path = tmp_path_factory.mktemp("truth") / "demo-truth.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        for truth in demo_truths:
+            store.save_call(con, truth_record(truth, truth["crm"], demo_script, str(DEMO / truth["file"])))
+    return path
 
 
 def write_tone(

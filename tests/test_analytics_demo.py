@@ -19,31 +19,19 @@ from typer.testing import CliRunner
 from salescalls import analytics, coaching, search, store
 from salescalls.cli import app
 from salescalls.evaluate import truth_record
-from salescalls.inbox import read_metadata
-from tests.conftest import DEMO
 
 STAGES = ["greeting", "qualification", "needs", "offer", "objection", "close", "farewell"]
 REQUIRED = ["greeting", "qualification", "needs", "offer", "close"]  # the demo script's, sign-off aside
 
 
 @pytest.fixture(scope="module")
-def truths():
-    csv = read_metadata(DEMO / "calls.csv").rows
-    calls = []
-    for path in sorted(DEMO.glob("c*.json")):
-        truth = json.loads(path.read_text(encoding="utf-8"))
-        calls.append({**truth, "crm": csv[truth["file"]]})
-    return calls
+def truths(demo_truths):
+    return demo_truths
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory, truths, demo_script) -> Path:
-    path = tmp_path_factory.mktemp("truth") / "demo-truth.duckdb"
-    with store.writer(path) as con:
-        store.save_script(con, demo_script)
-        for truth in truths:
-            store.save_call(con, truth_record(truth, truth["crm"], demo_script))
-    return path
+def database(truth_database) -> Path:
+    return truth_database
 
 
 def facts(truth: dict) -> dict:

@@ -1,6 +1,7 @@
 """The whole demo through the nightly flow, as `make demo` runs it, checked against the ground truth."""
 
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -48,3 +49,9 @@ def test_demo_run_agrees_with_ground_truth(tmp_path, monkeypatch, model_settings
     assert boris["contrast"].rep == "Alex Morgan"
     assert rating["Boris Ivanov"] == 1
     assert note == "ranked by BM25" and len(found) > 0
+
+    # `make demo` leaves the HTML report: every call that ended somewhere is on a stage page with audio.
+    index = Path(second["report"])
+    assert index.is_file() and (index.parent / "funnel.html").is_file()
+    assert len(list((index.parent / "audio").glob("*.mp3"))) == n_calls
+    assert len(list((index.parent / "reps").glob("*.html"))) == 3

@@ -1,6 +1,8 @@
 """The nightly flow on a real inbox: real models, bad files quarantined, idempotent, resumable."""
 
+import os
 import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -52,6 +54,12 @@ def test_nightly_run_stores_calls_quarantines_bad_files_and_is_idempotent(night,
     assert reasons["empty call.ogg"] == "empty file (0 bytes)"
     assert reasons["broken.wav"].startswith("not decodable audio")
     con.close()
+    # the run rebuilt the HTML report, with the quarantined files and the stored call's recording
+    index = Path(first["report"])
+    assert index.is_file() and index.parent == Path(os.environ["SALESCALLS_REPORT_DIR"]).resolve()
+    overview = index.read_text(encoding="utf-8")
+    assert "empty file (0 bytes)" in overview and "not decodable audio" in overview
+    assert len(list((index.parent / "audio").glob("*.mp3"))) == 1
     quarantined = sorted(p.name for p in (tmp_path / "quarantine").iterdir())
     assert quarantined == ["broken.wav", "broken.wav.reason.txt", "empty call.ogg", "empty call.ogg.reason.txt"]
     assert sorted(p.name for p in folder.iterdir()) == ["c13.flac", "calls.csv"]

@@ -328,3 +328,20 @@ def test_a_writer_waits_for_a_reader_in_another_process_to_finish(tmp_path, demo
     with pytest.raises(duckdb.IOException, match="lock"), store.writer(path):
         pass
     holder.wait()
+
+
+def test_upgrade_to_recording_paths_fills_them_from_the_run_inbox(tmp_path, demo_script):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # a database as schema version 3 left it
+        assert store.migrate(con, until=3) == 3
+        con.execute("INSERT INTO runs (run_id, started_at, inbox, status) VALUES ('r1', now(), 'inbox/night', 'done')")
+        con.execute(
+            "INSERT INTO calls (call_id, file, started_at, duration, channels, sample_rate, script_id, "
+            "script_version, stage_model, whisper_model, diarization, role_method, processed_at, run_id) "
+            "VALUES ('x', 'x.wav', now(), 20.0, 2, 8000, 'demo-broadband', 1, 'm', 'base', 'channels', 'channel', "
+            "now(), 'r1')"
+        )
+    with store.writer(path) as con:
+        assert con.execute("SELECT source FROM calls").fetchone() == ("inbox/night/x.wav",)
+        store.save_call(con, CallRecord(**{**record().__dict__, "source": "/recordings/a.wav"}))
+        assert con.execute("SELECT source FROM calls WHERE call_id = ?", ["a" * 64]).fetchone() == ("/recordings/a.wav",)

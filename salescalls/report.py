@@ -1,0 +1,625 @@
+"""The offline HTML report: a static site written from the database after each nightly run.
+
+    salescalls report --out data/report        # then open data/report/index.html
+
+Pages: an overview (calls, quarantined files, outcome mix, the team's KPI trend), the script
+funnel with filters by period, client segment and campaign, a page per stage listing the calls
+that ended there (transcript coloured by stage, an audio player that jumps to the moment), a reps
+table with the 1-4 rating, and a page per rep (error profile against the team, conversation
+metrics, training plan with playable example moments).
+
+The site needs no network: plotly.js comes from the installed plotly package, every page embeds
+its own data (so pages work opened from disk, where browsers refuse to fetch files), and the
+recordings it plays are transcoded to MP3 beside the pages. It reads the database on a read-only
+connection and writes only the site, which it builds aside and swaps in whole, so a web server
+never serves half a report.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import time
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from . import analytics, charts, coaching, store
+from .coaching import KPI_TARGETS, Kpi
+
+MARKER = ".salescalls-report"  # the site's root holds this file; only such a folder is ever replaced
+AUDIO_BITRATE = "48k"  # speech at 22 kHz: ~0.35 MB a minute, plays in every browser
+LEAD_IN = 1.0  # seconds of audio played before a moment, so the listener hears it start
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    period: str = "auto"  # day, week, month or quarter: the funnel's period filter and the trends; auto: by data span
+    calls_per_stage: int = 20  # latest calls listed on each stage page
+    examples: int = 2  # the rep's own example moments per training-plan gap
+    audio: bool = True  # publish the recordings the pages play (transcoded to MP3)
+    audio_dirs: tuple[Path, ...] = ()  # where to look for recordings moved since they were processed
+    targets: tuple[Kpi, ...] = KPI_TARGETS  # the team's KPI targets
+    title: str = "salescalls"  # shown in every page's header
+
+
+@dataclass
+class Site:
+    """What a build wrote, for the CLI, the flow's artifact and tests."""
+
+    folder: Path  # the site's root
+    pages: list[str] = field(default_factory=list)  # paths relative to the root
+    audio: int = 0  # recordings published
+    audio_missing: list[str] = field(default_factory=list)  # recordings not found: file names
+    seconds: float = 0.0  # build time
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
+
+
+def page_id(key: str) -> str:
+    """A short, file-name-safe, stable name for a call or other key (call ids may hold ':' or '/')."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+def rep_page(rep: str) -> str:
+    """reps/<readable-part>-<hash>.html: readable where the name is Latin, unique always."""
+    ascii_name = unicodedata.normalize("NFKD", rep).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:40]
+    return f"reps/{slug + '-' if slug else ''}{page_id(rep)[:8]}.html"
+
+
+def stage_page(script_id: str, version: int, stage: str) -> str:
+    return f"stages/{page_id(f'{script_id}@{version}/{stage}')}.html"
+
+
+def _clean(value):
+    """JSON-safe copies of collected data: NaN/NA to None, timestamps to ISO text, numpy to Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """A frame's rows as clean dicts for the templates."""
+    return [_clean(row) for row in frame.to_dict("records")]
+
+
+def _script_json(value) -> str:
+    """JSON for a <script type="application/json"> block: no NaN, and nothing that closes the tag."""
+    text = json.dumps(_clean(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# ---------------------------------------------------------------- collecting (read-only SQL)
+
+
+def _distinct(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+    sql = f"SELECT DISTINCT {column} FROM calls WHERE {column} IS NOT NULL ORDER BY 1"
+    return [row[0] for row in con.execute(sql).fetchall()]
+
+
+HIGHLIGHT_POINTS = 0.05  # a stage is highlighted when its drop-off is at least 5 points above the stage before
+
+
+def weakest(group: pd.DataFrame, top: int = 3) -> set[str]:
+    """The stages the report highlights: of analytics.weakest_stages, the top `top` where calls end
+    at least HIGHLIGHT_POINTS more often than at the stage before."""
+    ranked = analytics.weakest_stages(group)
+    if ranked.empty:
+        return set()
+    return set(ranked.loc[ranked["worse_by"] >= HIGHLIGHT_POINTS - 1e-9, "stage"].head(top))
+
+
+def choose_period(con: duckdb.DuckDBPyConnection) -> str:
+    """The finest period that splits the stored calls into a readable number of periods:
+    days up to two weeks of calls, weeks up to four months, months up to two years, else quarters."""
+    first, last = con.execute("SELECT min(started_at), max(started_at) FROM calls").fetchone()
+    if first is None:
+        return "month"
+    days = (last - first).days + 1
+    for period, longest in (("day", 14), ("week", 16 * 7), ("month", 2 * 366)):
+        if days <= longest:
+            return period
+    return "quarter"
+
+
+def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
+    """Every funnel the filters can show: all time and each `period`, crossed with each client
+    segment and campaign (and 'all' of each); per view, each script version's stages and chart."""
+    segments, campaigns = _distinct(con, "segment"), _distinct(con, "campaign")
+    views: dict[str, list[dict]] = {}
+    periods: set[str] = set()
+    for segment in [None, *segments]:
+        for campaign in [None, *campaigns]:
+            for split in (None, period):
+                frame = analytics.dropoff(con, segment=segment, campaign=campaign, period=split)
+                if frame.empty:
+                    continue
+                frame = frame.assign(period=frame["period"].astype(object))
+                for (script_id, version, start), group in frame.groupby(
+                    ["script_id", "script_version", "period"], dropna=False, sort=True
+                ):
+                    label = analytics.period_label(start, split)
+                    if split:
+                        periods.add(label)
+                    weak = weakest(group)
+                    rows = group[
+                        [
+                            "stage",
+                            "required",
+                            "reached",
+                            "ended_here",
+                            "share_ended",
+                            "share_low",
+                            "share_high",
+                            "ended_by_customer",
+                            "ended_by_rep",
+                            "outcomes_of_ended",
+                        ]
+                    ].to_dict("records")
+                    for row in rows:
+                        row["weak"] = row["stage"] in weak
+                        row["page"] = stage_page(script_id, int(version), row["stage"]) if row["ended_here"] else None
+                    key = f"{label}|{segment or ''}|{campaign or ''}"
+                    views.setdefault(key, []).append(
+                        {
+                            "script": f"{script_id} v{int(version)}",
+                            "calls": int(group["calls"].iloc[0]),
+                            "stage_models": group["stage_models"].iloc[0],
+                            "rows": rows,
+                            "weakest": sorted(weak),
+                            "figure": charts.funnel(group, weak),
+                        }
+                    )
+    return {
+        "views": views,
+        "periods": sorted(periods, reverse=True),
+        "segments": segments,
+        "campaigns": campaigns,
+        "scripts": sorted({v["script"] for vs in views.values() for v in vs}),
+    }
+
+
+CALLS_SQL = f"""
+SELECT c.call_id, c.file, c.source, c.rep, c.started_at, c.duration, c.segment, c.campaign, c.language,
+       c.script_id, c.script_version, c.diarization, r.end_stage, r.ended_by, {analytics.OUTCOME_SQL} AS outcome,
+       r.stages_reached, r.stages_skipped, r.talk_ratio, r.rep_questions, r.longest_monologue,
+       r.rep_interruptions
+FROM calls c JOIN call_results r USING (call_no)
+WHERE c.call_id IN (SELECT unnest(?))
+"""
+
+STAGE_CALLS_SQL = """
+SELECT c.script_id, c.script_version, r.end_stage, c.call_id,
+       count(*) OVER (PARTITION BY c.script_id, c.script_version, r.end_stage) AS ended_here
+FROM calls c JOIN call_results r USING (call_no)
+WHERE r.end_stage IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY c.script_id, c.script_version, r.end_stage
+                           ORDER BY c.started_at DESC, c.call_id) <= ?
+ORDER BY c.script_id, c.script_version, r.end_stage, c.started_at DESC, c.call_id
+"""
+
+
+def stage_calls(con: duckdb.DuckDBPyConnection, limit: int) -> dict[tuple, dict]:
+    """Per (script, version, end stage): the latest `limit` calls that ended there, and how many did."""
+    found: dict[tuple, dict] = {}
+    for script_id, version, stage, call_id, ended_here in con.execute(STAGE_CALLS_SQL, [limit]).fetchall():
+        entry = found.setdefault((script_id, version, stage), {"calls": [], "ended_here": ended_here})
+        entry["calls"].append(call_id)
+    return found
+
+
+def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[str, dict]:
+    """Each call's CRM fields, results, errors and utterances (with the end moment marked)."""
+    if not call_ids:
+        return {}
+    rows = _records(con.execute(CALLS_SQL, [analytics.MIN_CONFIDENCE, call_ids]).df())
+    calls = {row["call_id"]: row for row in rows}
+    errors = con.execute(
+        f"SELECT call_id, {', '.join(analytics.ERRORS)} FROM ({analytics.CALL_FACTS_SQL}) "
+        "WHERE call_id IN (SELECT unnest(?))",
+        [*analytics._facts(), call_ids],
+    ).df()
+    for row in errors.to_dict("records"):
+        calls[row["call_id"]]["errors"] = [analytics.ERRORS[e] for e in analytics.ERRORS if row[e]]
+    positions = {
+        (s, v): dict(zip(stages, range(len(stages)), strict=True))
+        for s, v, stages in con.execute(
+            "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
+        ).fetchall()
+    }
+    utterances = con.execute(
+        "SELECT call_id, idx, role, start_s, end_s, text, stage, backchannel FROM utterances "
+        "WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, idx",
+        [call_ids],
+    ).df()
+    for call_id, group in utterances.groupby("call_id", sort=False):
+        call = calls.get(call_id)
+        if call is None:
+            continue
+        order = positions.get((call["script_id"], call["script_version"]), {})
+        turns = _records(group)
+        for turn in turns:
+            position = order.get(turn["stage"])
+            turn["colour"] = charts.stage_colour(position) if position is not None else "#BBBBBB"
+        call["utterances"] = turns
+        call["end_at"] = end_moment(turns, call["end_stage"])
+    for call in calls.values():
+        call.setdefault("utterances", [])
+        call.setdefault("errors", [])
+        call.setdefault("end_at", None)
+        call["page"] = f"calls/{page_id(call['call_id'])}.html"
+        call["audio"] = None  # set when the recording is published
+    return calls
+
+
+def end_moment(turns: list[dict], end_stage: str | None) -> float | None:
+    """Where the call stopped: the start of its last utterance in the end stage (else its last)."""
+    spoken = [t for t in turns if not t["backchannel"]]
+    if not spoken:
+        return None
+    in_stage = [t for t in spoken if t["stage"] == end_stage]
+    return float((in_stage or spoken)[-1]["start_s"])
+
+
+def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[list[dict], dict[str, dict]]:
+    """The reps table (rating overall and in the latest period, KPIs, conversation metrics) and
+    each rep's page data: error profile, ratings per period, metrics against the rest of the team,
+    training plan."""
+    overall = coaching.ratings(con, None, options.targets)
+    by_period = coaching.ratings(con, options.period, options.targets)
+    counts = analytics.error_counts(con)
+    metrics = analytics.rep_conversation_metrics(con).set_index("rep")
+    table, pages = [], {}
+    for row in overall.to_dict("records"):
+        rep = row["rep"]
+        periods = by_period[by_period["rep"] == rep].copy()
+        periods["label"] = [analytics.period_label(p, options.period) for p in periods["period"]]
+        latest = _records(periods)[-1] if len(periods) else {}
+        mine = _clean(metrics.loc[rep].to_dict()) if rep in metrics.index else {}
+        rest = metrics.drop(index=rep, errors="ignore")
+        team = {
+            m: float((rest[m] * rest["calls"]).sum() / rest["calls"].sum()) if rest["calls"].sum() else None
+            for m in analytics.REP_AVERAGED
+        }
+        profile = analytics.profile_from_counts(counts, rep)
+        plan = coaching.training_plan(con, rep, examples=options.examples, targets=options.targets)
+        link = rep_page(rep)
+        row = _clean(row)
+        table.append({**row, "page": link, "latest": latest, "metrics": mine})
+        pages[rep] = {
+            "rep": rep,
+            "page": link,
+            "rating": row,
+            "periods": _records(periods),
+            "metrics": mine,
+            "team_metrics": team,
+            "profile": _records(profile),
+            "profile_figure": charts.error_profile(profile, rep) if not profile.empty else None,
+            "plan": _records(plan) if "examples" in plan.columns else [],
+        }
+    return table, pages
+
+
+def overview(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> dict:
+    calls, hours, reps, first, last = con.execute(
+        "SELECT count(*), coalesce(sum(duration), 0) / 3600, count(DISTINCT rep), min(started_at), max(started_at) "
+        "FROM calls"
+    ).fetchone()
+    runs = con.execute(
+        "SELECT started_at, finished_at, status, inbox, files_seen, calls_added, calls_skipped, quarantined, message "
+        "FROM runs ORDER BY started_at DESC LIMIT 10"
+    ).df()
+    quarantined = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    reasons = con.execute(
+        "SELECT file, reason, quarantined_at, moved_to FROM quarantine ORDER BY quarantined_at DESC LIMIT 100"
+    ).df()
+    mix = analytics.outcome_mix(con, options.period)
+    mix["period"] = [analytics.period_label(p, options.period) for p in mix["period"]]
+    totals = analytics.outcome_mix(con).set_index("outcome")["calls"].to_dict()
+    team = coaching.team_kpis(con, options.period, options.targets)
+    kpis = [k.name for k in options.targets]
+    trend = None
+    if not team.empty:
+        team["period"] = [analytics.period_label(p, options.period) for p in team["period"]]
+        trend = charts.kpi_trend(team, kpis)
+    return {
+        "calls": calls,
+        "hours": hours,
+        "reps": reps,
+        "first": first,
+        "last": last,
+        "runs": _records(runs),
+        "quarantined": quarantined,
+        "quarantine": _records(reasons),
+        "outcomes": dict(sorted(totals.items(), key=lambda kv: -kv[1])),
+        "outcome_figure": charts.outcome_mix(mix) if not mix.empty else None,
+        "team": _records(team),
+        "kpi_figure": trend,
+    }
+
+
+def collect(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> dict:
+    """Everything the pages show, from one read-only connection (options with a concrete period)."""
+    analytics.check_period(options.period)
+    data = {"overview": overview(con, options), "funnel": funnel_views(con, options.period)}
+    data["reps"], data["rep_pages"] = rep_pages(con, options)
+    ended = stage_calls(con, options.calls_per_stage)
+    wanted = {call_id for entry in ended.values() for call_id in entry["calls"]}
+    for page in data["rep_pages"].values():
+        for gap in page["plan"]:
+            wanted.update(m.call_id for m in gap["examples"])
+            if gap["contrast"] is not None:
+                wanted.add(gap["contrast"].call_id)
+    data["calls"] = call_details(con, sorted(wanted))
+    data["stages"] = [
+        {
+            "script": f"{script_id} v{version}",
+            "stage": stage,
+            "page": stage_page(script_id, version, stage),
+            "ended_here": entry["ended_here"],
+            "calls": [call_id for call_id in entry["calls"] if call_id in data["calls"]],
+        }
+        for (script_id, version, stage), entry in sorted(ended.items())
+    ]
+    data["kpis"] = options.targets
+    return data
+
+
+# ---------------------------------------------------------------- audio
+
+
+def find_recording(call: dict, audio_dirs: tuple[Path, ...]) -> Path | None:
+    """The call's recording where it was processed, else under one of `audio_dirs` by file name."""
+    candidates = [Path(call["source"])] if call.get("source") else []
+    candidates += [Path(folder) / call["file"] for folder in audio_dirs]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def transcode(source: Path, target: Path) -> None:
+    """The recording as MP3 (speech quality), written under a temporary name and then renamed."""
+    partial = target.with_name(target.name + ".part")
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-vn", "-map_metadata", "-1"]
+    command += ["-ar", "22050", "-c:a", "libmp3lame", "-b:a", AUDIO_BITRATE, "-f", "mp3", str(partial)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"ffmpeg could not convert {source.name}: {result.stderr.strip()[:300]}")
+    partial.replace(target)
+
+
+def publish_audio(
+    calls: dict[str, dict], folder: Path, previous: Path | None, options: ReportOptions, site: Site, progress
+) -> None:
+    """Transcode each listed call's recording into folder/audio, reusing the previous site's copy
+    (named by the call id, which is the recording's hash, so the same name is the same audio)."""
+    audio = folder / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for call in calls.values():
+        name = f"audio/{page_id(call['call_id'])}.mp3"
+        old = previous / name if previous else None
+        if old is not None and old.is_file():
+            os.link(old, folder / name) if _same_device(old, folder) else shutil.copy2(old, folder / name)
+            call["audio"] = name
+            continue
+        source = find_recording(call, options.audio_dirs)
+        if source is None:
+            site.audio_missing.append(call["file"])
+            continue
+        jobs.append((call, source, folder / name, name))
+
+    def run(job):
+        call, source, target, name = job
+        try:
+            transcode(source, target)
+            call["audio"] = name
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+            call["audio_error"] = str(error)
+            site.audio_missing.append(call["file"])
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        for done, _ in enumerate(pool.map(run, jobs), start=1):
+            if done % 25 == 0 or done == len(jobs):
+                progress(f"audio: {done} of {len(jobs)} recordings converted")
+    site.audio = sum(1 for call in calls.values() if call["audio"])
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def moment_end(call: dict, at: float) -> float:
+    """Where a moment's utterance ends (plus a breath), so a clip plays the whole of it."""
+    for turn in call["utterances"]:
+        if abs(turn["start_s"] - at) < 0.01:
+            return float(turn["end_s"]) + 0.5
+    return at + 10.0
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("salescalls", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["script_json"] = _script_json
+    env.filters["clock"] = lambda s: "" if s is None or s != s else analytics.clock(float(s))
+    env.filters["percent"] = lambda v: "–" if v is None or v != v else f"{float(v):.0%}"
+    env.filters["number"] = lambda v, fmt=".1f": "–" if v is None or v != v else format(float(v), fmt)
+    env.filters["when"] = lambda v: "" if v is None or v != v else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"
+    env.filters["day"] = lambda v: "" if v is None or v != v else f"{pd.Timestamp(v):%Y-%m-%d}"
+    env.globals["moment_end"] = moment_end
+    return env
+
+
+def _assets(folder: Path) -> None:
+    from importlib import resources
+
+    import plotly
+
+    assets = folder / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", assets / "plotly.min.js")
+    for name in ("report.css", "report.js"):
+        (assets / name).write_bytes(resources.files("salescalls").joinpath("assets", name).read_bytes())
+
+
+def render(data: dict, folder: Path, options: ReportOptions, site: Site) -> None:
+    """Write every page of the site into `folder`."""
+    env = _environment()
+    built = datetime.now()
+    common = {"title": options.title, "built": built, "period": options.period, "calls": data["calls"]}
+
+    def write(path: str, template: str, **values) -> None:
+        depth = path.count("/")
+        html = env.get_template(template).render(**common, root="../" * depth, here=path, **values)
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html, encoding="utf-8")
+        site.pages.append(path)
+
+    _assets(folder)
+    write("index.html", "index.html", overview=data["overview"], kpis=data["kpis"])
+    write("funnel.html", "funnel.html", funnel=data["funnel"])
+    write("reps.html", "reps.html", reps=data["reps"], kpis=data["kpis"])
+    for page in data["rep_pages"].values():
+        write(page["page"], "rep.html", rep=page, kpis=data["kpis"])
+    for stage in data["stages"]:
+        write(stage["page"], "stage.html", stage=stage)
+    for call in data["calls"].values():
+        write(call["page"], "call.html", call=call)
+    (folder / MARKER).write_text(f"salescalls report built {built.isoformat(timespec='seconds')}\n", encoding="utf-8")
+
+
+def _replace(folder: Path, built: Path) -> None:
+    """Swap the freshly built site in for the old one (renames: a reader sees one or the other)."""
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        folder.rename(old)
+    built.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Static files with HTTP range requests, which browsers need to seek in audio (the standard
+    library's handler answers every request with the whole file)."""
+
+    def send_head(self):
+        spec = self.headers.get("Range", "")
+        match = re.fullmatch(r"bytes=(\d*)-(\d*)", spec.strip())
+        path = Path(self.translate_path(self.path))
+        if not match or not path.is_file() or match.groups() == ("", ""):
+            return super().send_head()
+        size = path.stat().st_size
+        first, last = match.groups()
+        start = int(first) if first else max(0, size - int(last))
+        end = min(int(last), size - 1) if first and last else size - 1
+        if start >= size or start > end:
+            self.send_error(416, "Requested Range Not Satisfiable")
+            return None
+        handle = path.open("rb")
+        handle.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self._remaining = end - start + 1
+        return handle
+
+    def copyfile(self, source, outputfile):
+        remaining = getattr(self, "_remaining", None)
+        if remaining is None:
+            return super().copyfile(source, outputfile)
+        self._remaining = None
+        while remaining > 0:
+            chunk = source.read(min(64 * 1024, remaining))
+            if not chunk:
+                break
+            outputfile.write(chunk)
+            remaining -= len(chunk)
+
+    def end_headers(self):
+        if not self.headers.get("Range"):
+            self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass
+
+
+def server(folder: str | Path, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """An HTTP server for a built report (for a quick look; any web server will do as well).
+    Call `serve_forever()` on it; port 0 picks a free port."""
+    return ThreadingHTTPServer((host, port), functools.partial(_Handler, directory=str(folder)))
+
+
+def build(
+    database: str | Path,
+    folder: str | Path,
+    options: ReportOptions = ReportOptions(),
+    progress: Callable[[str], None] = lambda message: None,
+) -> Site:
+    """Write the report for `database` into `folder` (replacing an earlier report there)."""
+    started = time.perf_counter()
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).exists())):
+        raise FileExistsError(f"{folder} exists and is not a salescalls report; choose an empty or new folder")
+    with store.reader(database) as con:
+        store.require_current_schema(con)
+        if options.period == "auto":
+            options = replace(options, period=choose_period(con))
+        analytics.check_period(options.period)
+        progress(f"reading the database (periods: {options.period})")
+        data = collect(con, options)
+    built = folder.with_name(f".{folder.name}.building-{os.getpid()}")
+    shutil.rmtree(built, ignore_errors=True)
+    built.mkdir(parents=True)
+    site = Site(folder=folder)
+    try:
+        if options.audio:
+            progress(f"publishing the recordings of {len(data['calls'])} calls")
+            publish_audio(data["calls"], built, folder if folder.exists() else None, options, site, progress)
+        progress("writing pages")
+        render(data, built, options, site)
+        _replace(folder, built)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    site.seconds = time.perf_counter() - started
+    return site

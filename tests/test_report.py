@@ -1,0 +1,162 @@
+"""The HTML report's build: content from the database, safe names and text, audio, the folder swap."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from salescalls import report, store
+from salescalls.cli import app
+from tests.conftest import DEMO, write_tone
+from tests.test_store import record
+
+
+@pytest.fixture(scope="module")
+def demo_site(truth_database, tmp_path_factory) -> report.Site:
+    return report.build(truth_database, tmp_path_factory.mktemp("site") / "report")
+
+
+def embedded(html: str, element_id: str):
+    """The JSON a page embeds in <script type="application/json" id=...>."""
+    match = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html, re.S)
+    return json.loads(match.group(1))
+
+
+def test_demo_site_has_every_page_and_playable_recordings(demo_site, demo_truths):
+    folder = demo_site.folder
+    for page in ("index.html", "funnel.html", "reps.html", "assets/plotly.min.js", "assets/report.js"):
+        assert (folder / page).is_file(), page
+    assert len(list((folder / "reps").glob("*.html"))) == len({t["crm"]["rep"] for t in demo_truths})
+    ended_at = {t["end_stage"] for t in demo_truths}
+    assert len(list((folder / "stages").glob("*.html"))) == len(ended_at)
+    assert demo_site.audio == len(demo_truths) and demo_site.audio_missing == []
+    for mp3 in (folder / "audio").glob("*.mp3"):
+        assert mp3.read_bytes()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"), mp3.name
+    html = "".join(p.read_text(encoding="utf-8") for p in folder.rglob("*.html"))
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing remote
+
+
+def test_funnel_data_matches_the_ground_truth_in_every_filter(demo_site, demo_truths):
+    funnel = embedded((demo_site.folder / "funnel.html").read_text(encoding="utf-8"), "funnel-data")
+    assert funnel["segments"] == sorted({t["crm"]["segment"] for t in demo_truths})
+    assert funnel["campaigns"] == sorted({t["crm"]["campaign"] for t in demo_truths})
+    assert funnel["periods"]  # the demo spans a fortnight: weeks
+    assert all(re.fullmatch(r"\d{4}-W\d{2}", p) for p in funnel["periods"])
+    for key, views in funnel["views"].items():
+        _, segment, campaign = key.split("|")
+        truths = [
+            t
+            for t in demo_truths
+            if (not segment or t["crm"]["segment"] == segment) and (not campaign or t["crm"]["campaign"] == campaign)
+        ]
+        if key.startswith("all|"):
+            (view,) = views
+            assert view["calls"] == len(truths), key
+            for row in view["rows"]:
+                assert row["ended_here"] == sum(t["end_stage"] == row["stage"] for t in truths), (key, row["stage"])
+    weeks = [views[0]["calls"] for key, views in funnel["views"].items() if key.endswith("||") and key != "all||"]
+    assert sum(weeks) == len(demo_truths)
+
+
+def test_stage_pages_list_the_calls_that_ended_there(demo_site, demo_truths):
+    funnel = embedded((demo_site.folder / "funnel.html").read_text(encoding="utf-8"), "funnel-data")
+    pages = {row["stage"]: row["page"] for row in funnel["views"]["all||"][0]["rows"] if row["page"]}
+    for stage, page in pages.items():
+        html = (demo_site.folder / page).read_text(encoding="utf-8")
+        ended = [t for t in demo_truths if t["end_stage"] == stage]
+        assert html.count('<article class="call"') == len(ended), stage
+        assert html.count("<audio ") == len(ended)
+        for truth in ended:
+            assert truth["file"] in html
+
+
+def test_rep_page_shows_the_plan_with_playable_moments(demo_site):
+    (page,) = [p for p in (demo_site.folder / "reps").glob("*.html") if p.name.startswith("boris-ivanov-")]
+    html = page.read_text(encoding="utf-8")
+    assert "a required stage was skipped" in html and "Target in 30 days" in html
+    clips = re.findall(r'<audio id="gap1-own\d+"[^>]* src="\.\./(audio/[0-9a-f]+\.mp3)#t=([\d.]+),([\d.]+)"', html)
+    assert clips and all(float(start) < float(end) for _, start, end in clips)
+    assert all((demo_site.folder / path).is_file() for path, _, _ in clips)
+
+
+def test_names_and_text_are_escaped_and_files_named_safely(tmp_path, demo_script):
+    database = tmp_path / "calls.duckdb"
+    rep = "Zoë <b>O'Brien</b> & \"Co\" Жанна"
+    with store.writer(database) as con:
+        store.save_script(con, demo_script)
+        for i in range(3):
+            store.save_call(con, record(call_id=f"{i}" * 64, rep=rep))
+    site = report.build(database, tmp_path / "site", report.ReportOptions(audio=False))
+    pages = [p for p in site.pages if p.startswith("reps/")]
+    assert len(pages) == 1 and re.fullmatch(r"reps/zoe-b-o-brien-b-co-[0-9a-f]{8}\.html", pages[0])
+    for path in site.folder.rglob("*.html"):
+        html = path.read_text(encoding="utf-8")
+        assert "<b>O'Brien</b>" not in html and "</script><" not in html.replace("</script>\n<", "")
+    assert "Zoë &lt;b&gt;O&#39;Brien&lt;/b&gt;" in (site.folder / pages[0]).read_text(encoding="utf-8")
+
+
+def test_missing_recordings_are_reported_not_fatal_and_found_in_audio_dirs(tmp_path, demo_script):
+    database = tmp_path / "calls.duckdb"
+    moved = tmp_path / "archive"
+    moved.mkdir()
+    call = record(call_id="b" * 64)
+    write_tone(moved / call.file, seconds=3.0, rate=8000)
+    with store.writer(database) as con:
+        store.save_script(con, demo_script)
+        store.save_call(con, call)  # no source: processed elsewhere
+    site = report.build(database, tmp_path / "site")
+    assert site.audio == 0 and site.audio_missing == [call.file]
+    assert "Recording not available" in "".join(p.read_text() for p in site.folder.rglob("stages/*.html"))
+    site = report.build(database, tmp_path / "site", report.ReportOptions(audio_dirs=(moved,)))
+    assert site.audio == 1 and site.audio_missing == []
+
+
+def test_rebuild_replaces_the_site_and_reuses_converted_audio(demo_site, truth_database):
+    audio = sorted((demo_site.folder / "audio").glob("*.mp3"))
+    inodes = {p.name: p.stat().st_ino for p in audio}
+    (demo_site.folder / "stale.html").write_text("old page")
+    again = report.build(truth_database, demo_site.folder)
+    assert not (again.folder / "stale.html").exists()
+    assert {p.name: p.stat().st_ino for p in (again.folder / "audio").glob("*.mp3")} == inodes  # linked, not redone
+    assert [p.name for p in again.folder.parent.iterdir() if p.name.startswith(".")] == []  # no leftovers
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_report(tmp_path, truth_database):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a salescalls report"):
+        report.build(truth_database, folder)
+    assert (folder / "thesis.txt").read_text() == "precious"
+
+
+def test_empty_database_gives_a_report_that_says_so(tmp_path):
+    database = tmp_path / "empty.duckdb"
+    with store.writer(database):
+        pass
+    site = report.build(database, tmp_path / "site")
+    assert "No scored calls yet" in (site.folder / "reps.html").read_text(encoding="utf-8")
+    assert embedded((site.folder / "funnel.html").read_text(encoding="utf-8"), "funnel-data")["views"] == {}
+
+
+def test_report_never_writes_to_the_database(tmp_path, truth_database):
+    before = truth_database.read_bytes()
+    with store.reader(truth_database):  # another reader may hold it meanwhile
+        report.build(truth_database, tmp_path / "site", report.ReportOptions(audio=False))
+    assert truth_database.read_bytes() == before
+
+
+def test_cli_report_builds_and_explains_bad_options(tmp_path, truth_database):
+    runner = CliRunner()
+    out = tmp_path / "site"
+    result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--no-audio"])
+    assert result.exit_code == 0, result.output
+    assert f"-> {out / 'index.html'}" in result.output and (out / "index.html").is_file()
+    result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--period", "year"])
+    assert result.exit_code == 1 and "period must be one of day, week, month, quarter" in result.output
+    result = runner.invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(out)])
+    assert result.exit_code == 1 and "no database" in result.output
+    assert DEMO.is_dir()
