@@ -84,7 +84,7 @@ def test_rep_page_shows_the_plan_with_playable_moments(demo_site):
 
 def test_names_and_text_are_escaped_and_files_named_safely(tmp_path, demo_script):
     database = tmp_path / "calls.duckdb"
-    rep = "Zoë <b>O'Brien</b> & \"Co\" Жанна"
+    rep = 'Zoë <b>O\'Brien</b> & "Co" Жанна'
     with store.writer(database) as con:
         store.save_script(con, demo_script)
         for i in range(3):

@@ -344,4 +344,5 @@ def test_upgrade_to_recording_paths_fills_them_from_the_run_inbox(tmp_path, demo
     with store.writer(path) as con:
         assert con.execute("SELECT source FROM calls").fetchone() == ("inbox/night/x.wav",)
         store.save_call(con, CallRecord(**{**record().__dict__, "source": "/recordings/a.wav"}))
-        assert con.execute("SELECT source FROM calls WHERE call_id = ?", ["a" * 64]).fetchone() == ("/recordings/a.wav",)
+        source = con.execute("SELECT source FROM calls WHERE call_id = ?", ["a" * 64]).fetchone()
+    assert source == ("/recordings/a.wav",)
