@@ -5,13 +5,24 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.nightly import analyse, nightly
 from salescalls import inbox
 from tests.conftest import DEMO
 from tests.test_store import record
+
+
+def latest_artifact(key: str) -> str:
+    """The newest artifact's markdown (the REST API directly: prefect 3.8.8's client sends null
+    paging fields that its own server rejects)."""
+    body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1, "offset": 0}
+    response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()[0]["data"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,6 +71,8 @@ def test_nightly_run_stores_calls_quarantines_bad_files_and_is_idempotent(night,
     overview = index.read_text(encoding="utf-8")
     assert "empty file (0 bytes)" in overview and "not decodable audio" in overview
     assert len(list((index.parent / "audio").glob("*.mp3"))) == 1
+    summary = latest_artifact("salescalls-run-summary")  # the run's summary links to the report
+    assert f"[Open the report]({index.as_uri()})" in summary and "1 added" in summary
     quarantined = sorted(p.name for p in (tmp_path / "quarantine").iterdir())
     assert quarantined == ["broken.wav", "broken.wav.reason.txt", "empty call.ogg", "empty call.ogg.reason.txt"]
     assert sorted(p.name for p in folder.iterdir()) == ["c13.flac", "calls.csv"]
