@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each query after the first")
     parser.add_argument("--db", type=Path, help="database file (default: a temporary one, deleted after)")
     parser.add_argument("--json", default="bench/results/scale.json")
+    parser.add_argument("--no-report", action="store_true", help="skip timing the HTML report's build")
     args = parser.parse_args(argv)
 
     workdir = tempfile.TemporaryDirectory(prefix="salescalls-scale-")
@@ -517,6 +518,12 @@ def main(argv: list[str] | None = None) -> dict:
             "training plan": lambda: coaching.training_plan(con, rep),
         }
         duck = {name: _timed(query, args.repeats) for name, query in queries.items()}
+        site = None
+        if not args.no_report:  # the whole site without audio (there are no recordings): every rep's plan
+            from salescalls import report
+
+            site = report.build(path, Path(workdir.name) / "report", report.ReportOptions(audio=False))
+            print(f"report: {len(site.pages):,} pages in {site.seconds:.1f} s", flush=True)
         duck_peak = _peak_memory_gb()
         tables = pandas_tables(con)
     pandas_queries = {
@@ -579,6 +586,8 @@ def main(argv: list[str] | None = None) -> dict:
         "duckdb_memory_limit": os.environ.get("SALESCALLS_DB_MEMORY", "DuckDB default (80 % of RAM)"),
         "rep": rep,
         "queries": rows,
+        "report_s": site and site.seconds,
+        "report_pages": site and len(site.pages),
         "same_answers": True,
     }
     print(f"\n{args.calls:,} calls, {n_utterances:,} utterances; load {load_seconds:.1f} s; database {size_gb:.2f} GB")
@@ -588,6 +597,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{row['query']:18} {row['duckdb_first_s']:12.3f}s {row['duckdb_s']:8.3f}s {row['pandas_s']:8.3f}s "
             f"{row['speedup']:8.1f}x"
         )
+    if site is not None:
+        print(f"HTML report (no audio): {len(site.pages):,} pages in {site.seconds:.1f} s")
     print(
         f"peak memory: generate + load {load_peak:.2f} GB, DuckDB queries {duck_peak:.2f} GB, "
         f"with the pandas tables {summary['peak_rss_with_pandas_gb']:.2f} GB"

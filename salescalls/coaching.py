@@ -357,10 +357,22 @@ def training_plan(
 
     The calls' facts are computed once into a temporary table (the connection may be read-only)
     that every step reads."""
+    return training_plans(con, [rep], examples=examples, targets=targets, **filters)[rep]
+
+
+def training_plans(
+    con: duckdb.DuckDBPyConnection,
+    reps: list[str],
+    *,
+    examples: int = 2,
+    targets: tuple[Kpi, ...] = KPI_TARGETS,
+    **filters,
+) -> dict[str, pd.DataFrame]:
+    """training_plan for each of `reps`, computing the calls' facts once for all of them."""
     facts = f"plan_facts_{uuid.uuid4().hex}"
     con.execute(f"CREATE TEMP TABLE {facts} AS {CALL_FACTS_SQL}", _facts(**filters))
     try:
-        return _training_plan(con, facts, rep, examples, targets)
+        return {rep: _training_plan(con, facts, rep, examples, targets) for rep in reps}
     finally:
         con.execute(f"DROP TABLE IF EXISTS {facts}")
 

@@ -299,6 +299,7 @@ def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[l
     by_period = coaching.ratings(con, options.period, options.targets)
     counts = analytics.error_counts(con)
     metrics = analytics.rep_conversation_metrics(con).set_index("rep")
+    plans = coaching.training_plans(con, overall["rep"].tolist(), examples=options.examples, targets=options.targets)
     table, pages = [], {}
     for row in overall.to_dict("records"):
         rep = row["rep"]
@@ -312,7 +313,7 @@ def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[l
             for m in analytics.REP_AVERAGED
         }
         profile = analytics.profile_from_counts(counts, rep)
-        plan = coaching.training_plan(con, rep, examples=options.examples, targets=options.targets)
+        plan = plans[rep]
         link = rep_page(rep)
         row = _clean(row)
         table.append({**row, "page": link, "latest": latest, "metrics": mine})
@@ -429,7 +430,7 @@ def publish_audio(
         name = f"audio/{page_id(call['call_id'])}.mp3"
         old = previous / name if previous else None
         if old is not None and old.is_file():
-            os.link(old, folder / name) if _same_device(old, folder) else shutil.copy2(old, folder / name)
+            _link_or_copy(old, folder / name)
             call["audio"] = name
             continue
         source = find_recording(call, options.audio_dirs)
@@ -454,8 +455,12 @@ def publish_audio(
     site.audio = sum(1 for call in calls.values() if call["audio"])
 
 
-def _same_device(a: Path, b: Path) -> bool:
-    return a.stat().st_dev == b.stat().st_dev
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one (no second copy on disk), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 # ---------------------------------------------------------------- rendering
@@ -502,7 +507,13 @@ def render(data: dict, folder: Path, options: ReportOptions, site: Site) -> None
     """Write every page of the site into `folder`."""
     env = _environment()
     built = datetime.now()
-    common = {"title": options.title, "built": built, "period": options.period, "calls": data["calls"]}
+    common = {
+        "title": options.title,
+        "built": built,
+        "period": options.period,
+        "calls": data["calls"],
+        "audio_published": options.audio,
+    }
 
     def write(path: str, template: str, **values) -> None:
         depth = path.count("/")

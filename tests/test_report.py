@@ -155,6 +155,8 @@ def test_cli_report_builds_and_explains_bad_options(tmp_path, truth_database):
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--no-audio"])
     assert result.exit_code == 0, result.output
     assert f"-> {out / 'index.html'}" in result.output and (out / "index.html").is_file()
+    stage_page = next((out / "stages").glob("*.html")).read_text(encoding="utf-8")
+    assert "<audio " not in stage_page and "not published in this report" in stage_page
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--period", "year"])
     assert result.exit_code == 1 and "period must be one of day, week, month, quarter" in result.output
     result = runner.invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(out)])
