@@ -366,38 +366,48 @@ def training_plans(
     *,
     examples: int = 2,
     targets: tuple[Kpi, ...] = KPI_TARGETS,
+    profiles: dict[str, pd.DataFrame] | None = None,
     **filters,
 ) -> dict[str, pd.DataFrame]:
-    """training_plan for each of `reps`, computing the calls' facts once for all of them."""
+    """training_plan for each of `reps`. The calls' facts, the team's error counts, ratings and
+    script orders are computed once for all of them; `profiles` (rep -> analytics.error_profile
+    over the same calls), when the caller has them already, are used instead of recomputing them."""
     facts = f"plan_facts_{uuid.uuid4().hex}"
     con.execute(f"CREATE TEMP TABLE {facts} AS {CALL_FACTS_SQL}", _facts(**filters))
     try:
-        return {rep: _training_plan(con, facts, rep, examples, targets) for rep in reps}
+        counts = con.execute(ERROR_COUNTS_SQL.format(source=f"SELECT * FROM {facts}")).df()
+        rated = rate(con.execute(KPI_SQL.format(source=f"SELECT * FROM {facts}"), list(BALANCED_TALK)).df(), targets)
+        stage_rows = con.execute(
+            "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
+        ).fetchall()
+        required = {(s, v): list(r) for s, v, r in con.execute(REQUIRED_SQL).fetchall()}
+        orders = {(s, v): list(stages) for s, v, stages in stage_rows}
+
+        def stage_order_of(script_id, version):
+            needed = required.get((script_id, version), [])
+            return orders.get((script_id, version), []), needed[-1] if needed else None
+
+        plans = {}
+        for rep in reps:
+            profile = (profiles or {}).get(rep)
+            if profile is None:
+                profile = profile_from_counts(counts, rep)
+            plans[rep] = _training_plan(con, facts, rep, examples, profile, rated, stage_order_of)
+        return plans
     finally:
         con.execute(f"DROP TABLE IF EXISTS {facts}")
 
 
-def _training_plan(con, facts: str, rep: str, examples: int, targets: tuple[Kpi, ...]) -> pd.DataFrame:
-    profile = profile_from_counts(con.execute(ERROR_COUNTS_SQL.format(source=f"SELECT * FROM {facts}")).df(), rep)
+def _training_plan(con, facts: str, rep: str, examples: int, profile, rated, stage_order_of) -> pd.DataFrame:
     if profile.empty:
         return profile
     gaps = profile[(profile["errors"] > 0) & ~(profile["rate"] <= profile["team_rate"])].copy()
     gaps["difference"] = gaps["rate"] - gaps["team_rate"].fillna(0)
     gaps = gaps.sort_values(["flagged", "difference", "p_value"], ascending=[False, False, True]).head(PLAN_GAPS)
-    rated = rate(con.execute(KPI_SQL.format(source=f"SELECT * FROM {facts}"), list(BALANCED_TALK)).df(), targets)
     top = [r for r in top_quartile(rated) if r != rep]
     if not top:  # the rep is the team's best, or nobody is rated: learn from the best of the others
         others = rated[(rated["rep"] != rep) & rated["points"].notna()].sort_values("points", ascending=False)
         top = others["rep"].head(1).tolist()
-    stage_rows = con.execute(
-        "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
-    ).fetchall()
-    required = {(s, v): list(r) for s, v, r in con.execute(REQUIRED_SQL).fetchall()}
-    orders = {(s, v): list(stages) for s, v, stages in stage_rows}
-
-    def stage_order_of(script_id, version):
-        needed = required.get((script_id, version), [])
-        return orders.get((script_id, version), []), needed[-1] if needed else None
 
     errors = gaps["error"].tolist()
     own_calls = _latest_calls(con, facts, "rep = ?", rep, errors, True, examples)

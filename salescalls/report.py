@@ -299,7 +299,9 @@ def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[l
     by_period = coaching.ratings(con, options.period, options.targets)
     counts = analytics.error_counts(con)
     metrics = analytics.rep_conversation_metrics(con).set_index("rep")
-    plans = coaching.training_plans(con, overall["rep"].tolist(), examples=options.examples, targets=options.targets)
+    reps = overall["rep"].tolist()
+    profiles = {rep: analytics.profile_from_counts(counts, rep) for rep in reps}
+    plans = coaching.training_plans(con, reps, examples=options.examples, targets=options.targets, profiles=profiles)
     table, pages = [], {}
     for row in overall.to_dict("records"):
         rep = row["rep"]
@@ -312,8 +314,7 @@ def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[l
             m: float((rest[m] * rest["calls"]).sum() / rest["calls"].sum()) if rest["calls"].sum() else None
             for m in analytics.REP_AVERAGED
         }
-        profile = analytics.profile_from_counts(counts, rep)
-        plan = plans[rep]
+        profile, plan = profiles[rep], plans[rep]
         link = rep_page(rep)
         row = _clean(row)
         table.append({**row, "page": link, "latest": latest, "metrics": mine})
