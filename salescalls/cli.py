@@ -621,3 +621,7 @@ def rescore(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None
         store.save_script(con, call_script)
         count, name = qa.rescore(con, call_script, settings.models_dir)
     typer.echo(f"rescored {count} calls of {call_script.id} with {name}")
+
+
+if __name__ == "__main__":  # python -m salescalls.cli
+    main()

@@ -27,6 +27,7 @@ class Settings:
     whisper_model: str = "base"  # whisper size name; weights in models_dir/whisper/<name>.pt
     language: str | None = None  # force a language code (en, ru, hu); None detects per call
     vocabulary_prompt: bool = False  # prompt whisper with the script's vocabulary (measured: off is better)
+    redact: bool = False  # remove personal data (phones, e-mails, cards, IBANs, names) before storing
     rep_channel: int = 0  # in stereo recordings, the channel that carries the rep
     num_speakers: int | None = 2  # speakers in a mono call; None lets diarization decide...
     min_speakers: int | None = None  # ...within these bounds
@@ -45,7 +46,7 @@ class Settings:
                 raw = _env("DB", raw)
             if raw is None:
                 continue
-            if f.name == "vocabulary_prompt":
+            if f.name in ("vocabulary_prompt", "redact"):
                 values[f.name] = raw.lower() in ("1", "true", "yes", "on")
             elif f.name in ("rep_channel", "threads", "workers"):
                 values[f.name] = int(raw)

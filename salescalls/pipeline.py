@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, diarize, outcomes, roles, stages, transcribe
+from . import audio, diarize, outcomes, privacy, roles, stages, transcribe
 from .align import Utterance, assign_channels, assign_speakers, build_utterances
 from .config import Settings
+from .privacy import Removal
 from .score import CallScore, PhraseHit, ScoredUtterance, score_call
 from .script import Script
 
@@ -42,6 +43,8 @@ class CallRecord:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     metadata: dict[str, str] = field(default_factory=dict)  # CRM fields from calls.csv
     source: str = ""  # the recording's absolute path when it was processed (reports play it from there)
+    redacted: bool = False  # personal data was removed from the texts before anything was written
+    redactions: tuple[Removal, ...] = ()  # what was removed where (no original text)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -56,6 +59,7 @@ class CallRecord:
         for key in ("stages_reached", "stages_skipped", "out_of_order"):
             score[key] = tuple(score[key])
         data["score"] = CallScore(**score)
+        data["redactions"] = tuple(Removal(**r) for r in data.get("redactions", ()))
         return cls(**data)
 
 
@@ -195,6 +199,10 @@ def analyse_call(
             for u, role in zip(utterances, speaker_roles, strict=True)
         )
         scored, call_score = label_stages(scored, script, stage_model, speech.language)
+    removals = ()
+    if settings.redact:  # before the record exists: the original text is never staged or stored
+        with _timed(timings, "redact"):
+            scored, removals = privacy.redact_utterances(scored, speech.language)
     return CallRecord(
         call_id=call_id,
         file=path.name,
@@ -215,4 +223,6 @@ def analyse_call(
         timings=timings,
         metadata=dict(metadata or {}),
         source=str(path.resolve()),
+        redacted=settings.redact,
+        redactions=removals,
     )

@@ -37,7 +37,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
+from markupsafe import Markup, escape
 
 from . import analytics, charts, coaching, store
 from .coaching import KPI_TARGETS, Kpi
@@ -211,7 +212,8 @@ def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
 
 CALLS_SQL = f"""
 SELECT c.call_id, c.file, c.source, c.rep, c.started_at, c.duration, c.segment, c.campaign, c.language,
-       c.script_id, c.script_version, c.diarization, r.end_stage, r.ended_by, {analytics.OUTCOME_SQL} AS outcome,
+       c.script_id, c.script_version, c.diarization, c.redacted, r.end_stage, r.ended_by,
+       {analytics.OUTCOME_SQL} AS outcome,
        r.stages_reached, r.stages_skipped, r.talk_ratio, r.rep_questions, r.longest_monologue,
        r.rep_interruptions
 FROM calls c JOIN call_results r USING (call_no)
@@ -273,7 +275,15 @@ def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[st
             turn["colour"] = charts.stage_colour(position) if position is not None else "#BBBBBB"
         call["utterances"] = turns
         call["end_at"] = end_moment(turns, call["end_stage"])
+    removed = con.execute(
+        "SELECT call_id, start_s, end_s FROM redactions WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, start_s",
+        [call_ids],
+    ).fetchall()
+    for call_id, start_s, end_s in removed:
+        if call_id in calls:
+            calls[call_id].setdefault("silence", []).append((start_s, end_s))
     for call in calls.values():
+        call.setdefault("silence", [])
         call.setdefault("utterances", [])
         call.setdefault("errors", [])
         call.setdefault("end_at", None)
@@ -407,10 +417,14 @@ def find_recording(call: dict, audio_dirs: tuple[Path, ...]) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def transcode(source: Path, target: Path) -> None:
-    """The recording as MP3 (speech quality), written under a temporary name and then renamed."""
+def transcode(source: Path, target: Path, silence: list[tuple[float, float]] = ()) -> None:
+    """The recording as MP3 (speech quality), written under a temporary name and then renamed;
+    `silence` lists (start, end) seconds muted in it (where personal data was said)."""
     partial = target.with_name(target.name + ".part")
     command = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(source), "-vn", "-map_metadata", "-1"]
+    if silence:
+        spans = "+".join(f"between(t,{start:.3f},{end:.3f})" for start, end in silence)
+        command += ["-af", f"volume=enable='{spans}':volume=0"]
     command += ["-ar", "22050", "-c:a", "libmp3lame", "-b:a", AUDIO_BITRATE, "-f", "mp3", str(partial)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
@@ -428,7 +442,8 @@ def publish_audio(
     audio.mkdir(parents=True, exist_ok=True)
     jobs = []
     for call in calls.values():
-        name = f"audio/{page_id(call['call_id'])}.mp3"
+        # A recording with personal data silenced gets its own name: never confused with an unredacted copy.
+        name = f"audio/{page_id(call['call_id'])}{'-redacted' if call['silence'] else ''}.mp3"
         old = previous / name if previous else None
         if old is not None and old.is_file():
             _link_or_copy(old, folder / name)
@@ -443,7 +458,7 @@ def publish_audio(
     def run(job):
         call, source, target, name = job
         try:
-            transcode(source, target)
+            transcode(source, target, call["silence"])
             call["audio"] = name
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             call["audio_error"] = str(error)
@@ -467,12 +482,25 @@ def _link_or_copy(source: Path, target: Path) -> None:
 # ---------------------------------------------------------------- rendering
 
 
+_PLACEHOLDER = re.compile(r"\[(EMAIL|CARD|IBAN|PHONE|PERSON)\]")
+
+
+def _marked(text: str) -> Markup:
+    """Escaped text with redaction placeholders shown as marks."""
+    return Markup(_PLACEHOLDER.sub(r'<mark class="redacted">\g<0></mark>', str(escape(text))))
+
+
 def moment_end(call: dict, at: float) -> float:
     """Where a moment's utterance ends (plus a breath), so a clip plays the whole of it."""
     for turn in call["utterances"]:
         if abs(turn["start_s"] - at) < 0.01:
             return float(turn["end_s"]) + 0.5
     return at + 10.0
+
+
+def _missing(value) -> bool:
+    """No value to show: None, NaN, or a field the data does not have (a rep with no metrics yet)."""
+    return value is None or isinstance(value, Undefined) or value != value
 
 
 def _environment() -> Environment:
@@ -483,11 +511,12 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["script_json"] = _script_json
-    env.filters["clock"] = lambda s: "" if s is None or s != s else analytics.clock(float(s))
-    env.filters["percent"] = lambda v: "–" if v is None or v != v else f"{float(v):.0%}"
-    env.filters["number"] = lambda v, fmt=".1f": "–" if v is None or v != v else format(float(v), fmt)
-    env.filters["when"] = lambda v: "" if v is None or v != v else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"
-    env.filters["day"] = lambda v: "" if v is None or v != v else f"{pd.Timestamp(v):%Y-%m-%d}"
+    env.filters["marked"] = _marked
+    env.filters["clock"] = lambda v: "" if _missing(v) else analytics.clock(float(v))
+    env.filters["percent"] = lambda v: "–" if _missing(v) else f"{float(v):.0%}"
+    env.filters["number"] = lambda v, fmt=".1f": "–" if _missing(v) else format(float(v), fmt)
+    env.filters["when"] = lambda v: "" if _missing(v) else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"
+    env.filters["day"] = lambda v: "" if _missing(v) else f"{pd.Timestamp(v):%Y-%m-%d}"
     env.globals["moment_end"] = moment_end
     return env
 

@@ -166,3 +166,15 @@ INSERT INTO reps SELECT rep, min(started_at), max(started_at), count(*), now() F
 -- migration 4: where each recording was read, so reports can play it
 ALTER TABLE calls ADD COLUMN source VARCHAR;  -- the recording's path when it was processed
 UPDATE calls SET source = r.inbox || '/' || calls.file FROM runs r WHERE r.run_id = calls.run_id;
+
+-- migration 5: redaction of personal data (SALESCALLS_REDACT): what was removed where, never the text
+ALTER TABLE calls ADD COLUMN redacted BOOLEAN DEFAULT false;  -- personal data removed before storage
+CREATE TABLE redactions (
+    call_id    VARCHAR NOT NULL,
+    idx        INTEGER NOT NULL,          -- the utterance (utterances.idx)
+    kind       VARCHAR NOT NULL,          -- email, card, iban, phone, person
+    start_char INTEGER NOT NULL,          -- the placeholder's place in the stored text
+    end_char   INTEGER NOT NULL,
+    start_s    DOUBLE NOT NULL,           -- the removed words' estimated time in the recording, s
+    end_s      DOUBLE NOT NULL            -- (the report silences it in the audio it publishes)
+);

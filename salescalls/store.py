@@ -27,7 +27,7 @@ from .script import Script
 _CALL_COLUMNS = (
     "call_id, file, external_id, rep, started_at, duration, channels, sample_rate, codec, language, segment, "
     "campaign, crm_outcome, script_id, script_version, stage_model, whisper_model, diarization, role_method, "
-    "role_confidence, run_id, processed_at, timings, scored_at, source"
+    "role_confidence, run_id, processed_at, timings, scored_at, source, redacted"
 )
 _MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
 _UTTERANCE_COLUMNS = "call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel"
@@ -190,7 +190,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
     try:
         before = con.execute("SELECT rep FROM calls WHERE call_id = ?", [record.call_id]).fetchone()
         con.execute(
-            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 25)})",
+            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 26)})",
             [
                 record.call_id,
                 record.file,
@@ -217,10 +217,17 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
                 json.dumps(record.timings),
                 processed_at,
                 record.source or None,
+                record.redacted,
             ],
         )
         con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
         con.execute("DELETE FROM call_results WHERE call_id = ?", [record.call_id])
+        con.execute("DELETE FROM redactions WHERE call_id = ?", [record.call_id])
+        if record.redactions:
+            con.executemany(
+                "INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[record.call_id, r.idx, r.kind, r.start, r.end, r.start_s, r.end_s] for r in record.redactions],
+            )
         if record.utterances:
             con.executemany(
                 f"INSERT INTO utterances ({_UTTERANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -352,6 +359,7 @@ _EXPORTED = {
     "call_results": "SELECT r.* FROM call_results r JOIN calls c USING (call_id) WHERE {calls}",
     "utterances": "SELECT u.* FROM utterances u JOIN calls c USING (call_id) WHERE {calls} ORDER BY u.call_id, u.idx",
     "labels": "SELECT l.* FROM labels l JOIN calls c USING (call_id) WHERE {calls}",
+    "redactions": "SELECT x.* FROM redactions x JOIN calls c USING (call_id) WHERE {calls}",
     "script_stages": "SELECT * FROM script_stages",
     "reps": "SELECT * FROM reps",
     "runs": "SELECT * FROM runs",
