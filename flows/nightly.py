@@ -97,9 +97,17 @@ def nightly(
     script: str | None = None,
     language: str | None = None,
 ) -> dict:
-    """Process every new recording in `inbox_dir`; returns counts of what happened."""
-    logger = get_run_logger()
+    """Process every new recording in `inbox_dir`; returns counts of what happened.
+
+    One run at a time per database: a second run started meanwhile stops with a clear message.
+    Holding that lock, any run still marked running was killed or crashed, and is marked so."""
     settings = Settings.from_env(database=database, script=script, language=language)
+    with inbox.run_lock(settings.database):
+        return _run(inbox_dir, settings, metadata)
+
+
+def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
+    logger = get_run_logger()
     call_script = load_script(settings.script)  # a broken script stops the run before any work
     run_id = str(uuid.uuid4())
     inbox_path = Path(inbox_dir)
@@ -108,6 +116,8 @@ def nightly(
         logger.warning(problem)
 
     with store.writer(settings.database) as con:
+        for stale in store.interrupt_stale_runs(con):
+            logger.warning(f"run {stale} never finished (killed or crashed); this run completes its work")
         store.start_run(con, run_id, str(inbox_path))
         store.save_script(con, call_script)
     counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0}
@@ -120,6 +130,9 @@ def nightly(
             known = store.known_call_ids(con)
 
         files = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
+        files, busy = inbox.settled(files, settings.inbox_settle)
+        for path in busy:
+            logger.warning(f"{path.name}: still being copied (size changing); left for the next run")
         counts["files_seen"] = len(files)
         hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
         todo = []

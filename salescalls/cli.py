@@ -95,6 +95,7 @@ def run(
     from flows.nightly import nightly
 
     from . import analytics, store
+    from .inbox import RunInProgress
     from .script import ScriptError
     from .transcribe import ModelMissingError
 
@@ -108,7 +109,7 @@ def run(
             script=str(script) if script else None,
             language=language,
         )
-    except (ScriptError, ModelMissingError, FileNotFoundError) as error:
+    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress) as error:
         _fail(str(error))
     typer.echo(
         f"\nrun {summary['run_id']}: {summary['files_seen']} recordings, {summary['calls_added']} added, "

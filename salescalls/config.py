@@ -21,6 +21,7 @@ class Settings:
     database: Path = Path("data/salescalls.duckdb")  # the one DuckDB file
     work_dir: Path = Path("data/work")  # per-call results staged between workers and the writer
     quarantine_dir: Path = Path("data/quarantine")  # bad files are moved here with a reason
+    inbox_settle: float = 2.0  # seconds a file's size must stay unchanged before it is taken (copies in progress)
     script: Path = Path("data/scripts/demo.yaml")  # the call script calls are scored against
     report_dir: Path | None = Path("data/report")  # the HTML report the nightly run writes; "off": none
     report_url: str | None = None  # where the team serves report_dir (the run summary links there)
@@ -48,6 +49,8 @@ class Settings:
                 continue
             if f.name in ("vocabulary_prompt", "redact"):
                 values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif f.name == "inbox_settle":
+                values[f.name] = float(raw)
             elif f.name in ("rep_channel", "threads", "workers"):
                 values[f.name] = int(raw)
             elif f.name in ("num_speakers", "min_speakers", "max_speakers"):

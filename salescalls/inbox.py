@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +50,50 @@ def scan(inbox: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
             if path.is_file():
                 found.append(path)
     return sorted(found)
+
+
+class RunInProgress(RuntimeError):
+    """Another nightly run holds the database's run lock."""
+
+
+@contextmanager
+def run_lock(database: str | Path) -> Iterator[None]:
+    """Hold `<database>.run.lock` for one nightly run. The operating system releases it when the
+    process ends however it ends (even SIGKILL), so a crash never leaves a stale lock behind."""
+    import fcntl
+
+    path = Path(f"{database}.run.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInProgress(f"another nightly run is working on {database} (lock {path}); this one stops") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]:
+    """(settled, busy): a file whose size or modification time changes within `seconds` is still
+    being copied into the inbox and is left for the next run, rather than quarantined half-written."""
+
+    def state(path: Path):
+        try:
+            info = path.stat()
+        except OSError:  # gone meanwhile (moved away by whoever is copying)
+            return None
+        return info.st_size, info.st_mtime_ns
+
+    before = {path: state(path) for path in paths}
+    if seconds > 0:
+        time.sleep(seconds)
+    ready, busy = [], []
+    for path in paths:
+        now = state(path)
+        (ready if now is not None and now == before[path] else busy).append(path)
+    return ready, busy
 
 
 def read_metadata(path: str | Path | None) -> Metadata:

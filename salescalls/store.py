@@ -322,6 +322,17 @@ def start_run(con: duckdb.DuckDBPyConnection, run_id: str, inbox: str) -> None:
     )
 
 
+def interrupt_stale_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Mark runs still 'running' as interrupted (call only while holding the run lock: then no other
+    run is alive); returns their ids."""
+    stale = [row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()]
+    con.execute(
+        "UPDATE runs SET status = 'interrupted', message = 'stopped before it finished (killed or crashed)' "
+        "WHERE status = 'running'"
+    )
+    return stale
+
+
 def finish_run(
     con: duckdb.DuckDBPyConnection,
     run_id: str,

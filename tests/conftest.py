@@ -27,6 +27,7 @@ def _report_outside_the_checkout(monkeypatch, tmp_path_factory):
     """Runs of the flow in tests write their HTML report to a temporary folder, never data/report."""
     if "SALESCALLS_REPORT_DIR" not in os.environ:
         monkeypatch.setenv("SALESCALLS_REPORT_DIR", str(tmp_path_factory.mktemp("report") / "site"))
+    monkeypatch.setenv("SALESCALLS_INBOX_SETTLE", os.environ.get("SALESCALLS_INBOX_SETTLE", "0.2"))
 
 
 @pytest.fixture(scope="session")

@@ -54,3 +54,33 @@ def test_staged_results_are_written_atomically(tmp_path):
     staged = inbox.stage_result(tmp_path, record())
     assert inbox.staged_results(tmp_path) == [staged]
     assert not list(staged.parent.glob("*.tmp"))
+
+
+def test_files_still_being_copied_are_left_for_the_next_run(tmp_path):
+    import threading
+    import time
+
+    from salescalls.inbox import settled
+
+    done = tmp_path / "done.wav"
+    done.write_bytes(b"RIFF" + b"\0" * 1000)
+    growing = tmp_path / "copying.wav"
+    growing.write_bytes(b"RIFF")
+    stop = threading.Event()
+
+    def copy():  # a slow network copy: the file grows while the run looks at it
+        with growing.open("ab") as handle:
+            while not stop.is_set():
+                handle.write(b"\0" * 100)
+                handle.flush()
+                time.sleep(0.02)
+
+    writer = threading.Thread(target=copy)
+    writer.start()
+    try:
+        ready, busy = settled([done, growing], seconds=0.3)
+    finally:
+        stop.set()
+        writer.join()
+    assert ready == [done] and busy == [growing]
+    assert settled([done, growing], seconds=0.1) == ([done, growing], [])  # copied: taken next time
