@@ -324,6 +324,15 @@ ERRORS = {
     "interrupts": "the rep interrupted the customer",
 }
 
+
+def stage_orders(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], list[str]]:
+    """(script_id, script_version) -> its stages in script order."""
+    rows = con.execute(
+        "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
+    ).fetchall()
+    return {(script_id, version): list(stages) for script_id, version, stages in rows}
+
+
 # Per script version: its required stages before the sign-off (the last stage), in order. The last
 # two are the offer and the close: a call that reached the first and not the second had no close.
 REQUIRED_SQL = """

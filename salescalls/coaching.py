@@ -39,6 +39,7 @@ from .analytics import (
     format_table,
     profile_from_counts,
     shorten,
+    stage_orders,
 )
 
 MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one call decides too much
@@ -377,11 +378,8 @@ def training_plans(
     try:
         counts = con.execute(ERROR_COUNTS_SQL.format(source=f"SELECT * FROM {facts}")).df()
         rated = rate(con.execute(KPI_SQL.format(source=f"SELECT * FROM {facts}"), list(BALANCED_TALK)).df(), targets)
-        stage_rows = con.execute(
-            "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
-        ).fetchall()
         required = {(s, v): list(r) for s, v, r in con.execute(REQUIRED_SQL).fetchall()}
-        orders = {(s, v): list(stages) for s, v, stages in stage_rows}
+        orders = stage_orders(con)
 
         def stage_order_of(script_id, version):
             needed = required.get((script_id, version), [])

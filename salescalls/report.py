@@ -40,7 +40,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 from markupsafe import Markup, escape
 
-from . import analytics, charts, coaching, store
+from . import analytics, charts, coaching, privacy, store
 from .coaching import KPI_TARGETS, Kpi
 
 MARKER = ".salescalls-report"  # the site's root holds this file; only such a folder is ever replaced
@@ -131,6 +131,11 @@ def _distinct(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
 HIGHLIGHT_POINTS = 0.05  # a stage is highlighted when its drop-off is at least 5 points above the stage before
 
 
+def _labels(starts, period: str) -> list[str]:
+    """Period start dates as people name the periods (analytics.period_label)."""
+    return [analytics.period_label(start, period) for start in starts]
+
+
 def weakest(group: pd.DataFrame, top: int = 3) -> set[str]:
     """The stages the report highlights: of analytics.weakest_stages, the top `top` where calls end
     at least HIGHLIGHT_POINTS more often than at the stage before."""
@@ -206,7 +211,6 @@ def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
         "periods": sorted(periods, reverse=True),
         "segments": segments,
         "campaigns": campaigns,
-        "scripts": sorted({v["script"] for vs in views.values() for v in vs}),
     }
 
 
@@ -254,10 +258,7 @@ def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[st
     for row in errors.to_dict("records"):
         calls[row["call_id"]]["errors"] = [analytics.ERRORS[e] for e in analytics.ERRORS if row[e]]
     positions = {
-        (s, v): dict(zip(stages, range(len(stages)), strict=True))
-        for s, v, stages in con.execute(
-            "SELECT script_id, script_version, list(stage ORDER BY position) FROM script_stages GROUP BY ALL"
-        ).fetchall()
+        key: {stage: i for i, stage in enumerate(stages)} for key, stages in analytics.stage_orders(con).items()
     }
     utterances = con.execute(
         "SELECT call_id, idx, role, start_s, end_s, text, stage, backchannel FROM utterances "
@@ -316,8 +317,9 @@ def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[l
     for row in overall.to_dict("records"):
         rep = row["rep"]
         periods = by_period[by_period["rep"] == rep].copy()
-        periods["label"] = [analytics.period_label(p, options.period) for p in periods["period"]]
-        latest = _records(periods)[-1] if len(periods) else {}
+        periods["label"] = _labels(periods["period"], options.period)
+        period_rows = _records(periods)
+        latest = period_rows[-1] if period_rows else {}
         mine = _clean(metrics.loc[rep].to_dict()) if rep in metrics.index else {}
         rest = metrics.drop(index=rep, errors="ignore")
         team = {
@@ -332,7 +334,7 @@ def rep_pages(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> tuple[l
             "rep": rep,
             "page": link,
             "rating": row,
-            "periods": _records(periods),
+            "periods": period_rows,
             "metrics": mine,
             "team_metrics": team,
             "profile": _records(profile),
@@ -356,13 +358,13 @@ def overview(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> dict:
         "SELECT file, reason, quarantined_at, moved_to FROM quarantine ORDER BY quarantined_at DESC LIMIT 100"
     ).df()
     mix = analytics.outcome_mix(con, options.period)
-    mix["period"] = [analytics.period_label(p, options.period) for p in mix["period"]]
-    totals = analytics.outcome_mix(con).set_index("outcome")["calls"].to_dict()
+    mix["period"] = _labels(mix["period"], options.period)
+    totals = mix.groupby("outcome")["calls"].sum().to_dict()  # every call lies in one period
     team = coaching.team_kpis(con, options.period, options.targets)
     kpis = [k.name for k in options.targets]
     trend = None
     if not team.empty:
-        team["period"] = [analytics.period_label(p, options.period) for p in team["period"]]
+        team["period"] = _labels(team["period"], options.period)
         trend = charts.kpi_trend(team, kpis)
     return {
         "calls": calls,
@@ -482,7 +484,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 # ---------------------------------------------------------------- rendering
 
 
-_PLACEHOLDER = re.compile(r"\[(EMAIL|CARD|IBAN|PHONE|PERSON)\]")
+_PLACEHOLDER = re.compile("|".join(re.escape(p) for p in privacy.PLACEHOLDERS.values()))
 
 
 def _marked(text: str) -> Markup:
@@ -518,6 +520,7 @@ def _environment() -> Environment:
     env.filters["when"] = lambda v: "" if _missing(v) else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"
     env.filters["day"] = lambda v: "" if _missing(v) else f"{pd.Timestamp(v):%Y-%m-%d}"
     env.globals["moment_end"] = moment_end
+    env.globals["lead_in"] = LEAD_IN
     return env
 
 
@@ -598,7 +601,6 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", self.guess_type(str(path)))
         self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.send_header("Content-Length", str(end - start + 1))
-        self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self._remaining = end - start + 1
         return handle
@@ -616,8 +618,7 @@ class _Handler(SimpleHTTPRequestHandler):
             remaining -= len(chunk)
 
     def end_headers(self):
-        if not self.headers.get("Range"):
-            self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Accept-Ranges", "bytes")  # tells the browser it may ask for ranges
         super().end_headers()
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
@@ -645,7 +646,6 @@ def build(
         store.require_current_schema(con)
         if options.period == "auto":
             options = replace(options, period=choose_period(con))
-        analytics.check_period(options.period)
         progress(f"reading the database (periods: {options.period})")
         data = collect(con, options)
     built = folder.with_name(f".{folder.name}.building-{os.getpid()}")
