@@ -16,6 +16,7 @@ import salescalls  # noqa: F401
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -24,9 +25,9 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from salescalls import analytics, audio, inbox, report, search, store
+from salescalls import analytics, audio, engine, inbox, report, search, store
 from salescalls.config import Settings
-from salescalls.pipeline import CallRecord, analyse_call
+from salescalls.pipeline import CallRecord, analyse_call, models_loaded
 from salescalls.script import load_script
 from salescalls.transcribe import ModelMissingError
 
@@ -37,13 +38,14 @@ def fingerprint(path: str) -> str:
     return audio.content_hash(path)
 
 
-@task(cache_policy=NONE, task_run_name="analyse {path}")
+@task(cache_policy=NONE, tags=["salescalls-analyse"], task_run_name="analyse {path}")
 def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Settings) -> dict:
     """Run the speech and stage pipeline on one recording; stage the result, return its path.
 
     A file that is not usable audio, or that makes the pipeline fail, comes back with an
     `error` (the flow quarantines it and goes on); missing models stop the run instead, since
-    every other call would fail the same way.
+    every other call would fail the same way. Every answer says which worker process ran it,
+    how often that process has loaded the models, and its memory.
     """
     started = time.perf_counter()
     try:
@@ -51,9 +53,9 @@ def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Setting
     except ModelMissingError:
         raise
     except audio.AudioError as error:
-        return {"path": path, "call_id": call_id, "error": str(error)}
+        return {"path": path, "call_id": call_id, "error": str(error), **_worker()}
     except Exception as error:  # one bad call must not stop the night
-        return {"path": path, "call_id": call_id, "error": f"processing failed: {type(error).__name__}: {error}"}
+        return {"path": path, "call_id": call_id, "error": f"processing failed: {_one_line(error)}", **_worker()}
     staged = inbox.stage_result(settings.work_dir, record)
     return {
         "path": path,
@@ -61,7 +63,23 @@ def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Setting
         "staged": str(staged),
         "duration": record.duration,
         "seconds": round(time.perf_counter() - started, 2),
+        **_worker(),
     }
+
+
+def _worker() -> dict:
+    rss_mb, peak = engine.memory_mb()
+    return {"worker": engine.worker_name(), "models_loaded": models_loaded(), "rss_mb": rss_mb, "peak_rss_mb": peak}
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or "no message"
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+def problem_kind(reason: str) -> str:
+    """A quarantine reason's kind for the run's error tally: the words before the detail."""
+    return reason.split(":", 1)[0].strip() or "unknown"
 
 
 @task(cache_policy=NONE, task_run_name="report {folder}")
@@ -96,12 +114,16 @@ def nightly(
     metadata: str | None = None,
     script: str | None = None,
     language: str | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
 ) -> dict:
     """Process every new recording in `inbox_dir`; returns counts of what happened.
 
     One run at a time per database: a second run started meanwhile stops with a clear message.
     Holding that lock, any run still marked running was killed or crashed, and is marked so."""
-    settings = Settings.from_env(database=database, script=script, language=language)
+    settings = Settings.from_env(
+        database=database, script=script, language=language, workers=workers, dask_address=dask_address
+    )
     with inbox.run_lock(settings.database):
         return _run(inbox_dir, settings, metadata)
 
@@ -114,13 +136,16 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     crm = inbox.read_metadata(metadata or inbox_path / "calls.csv")
     for problem in crm.problems:
         logger.warning(problem)
+    run_engine = engine.engine_for(settings, _api_url())
+    reports: dict[str, dict] = {}  # worker process -> its latest report (models loaded, memory)
 
     with store.writer(settings.database) as con:
         for stale in store.interrupt_stale_runs(con):
             logger.warning(f"run {stale} never finished (killed or crashed); this run completes its work")
         store.start_run(con, run_id, str(inbox_path))
         store.save_script(con, call_script)
-    counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0}
+    counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0, "files_waiting": 0}
+    problems: Counter[str] = Counter({"CRM rows ignored": len(crm.problems)} if crm.problems else {})
     try:
         for staged in inbox.staged_results(settings.work_dir):  # left by a run that was stopped
             record = _store_staged(settings, staged, run_id)
@@ -133,6 +158,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         files, busy = inbox.settled(files, settings.inbox_settle)
         for path in busy:
             logger.warning(f"{path.name}: still being copied (size changing); left for the next run")
+        counts["files_waiting"] = len(busy)
         counts["files_seen"] = len(files)
         hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
         todo = []
@@ -146,31 +172,14 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
             f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored"
         )
 
-        futures = [analyse.submit(str(path), call_id, crm.rows.get(path.name, {}), settings) for path, call_id in todo]
-        for done, future in enumerate(as_completed(futures), start=1):
-            result = future.result()
-            name = Path(result["path"]).name
-            if "error" in result:
-                moved = inbox.quarantine(
-                    result["path"], settings.quarantine_dir, result["error"], run_id, result["call_id"]
-                )
-                with store.writer(settings.database) as con:
-                    store.save_quarantine(con, result["path"], result["call_id"], result["error"], run_id, str(moved))
-                counts["quarantined"] += 1
-                logger.warning(f"[{done}/{len(todo)}] {name}: quarantined: {result['error']}")
-                continue
-            record = _store_staged(settings, Path(result["staged"]), run_id)
-            counts["calls_added"] += 1
-            logger.info(
-                f"[{done}/{len(todo)}] {name}: {record.duration:.0f} s of audio in {result['seconds']:.1f} s, "
-                f"ends at {record.score.end_stage} ({record.score.ended_by}), {len(record.utterances)} utterances"
-            )
+        _analyse_all(todo, crm, settings, run_engine, run_id, counts, problems, reports)
     except BaseException as error:
         with store.writer(settings.database) as con:
-            store.finish_run(con, run_id, "failed", message=f"{type(error).__name__}: {error}", **counts)
+            usage = _usage(run_engine, reports)
+            store.finish_run(con, run_id, "failed", message=_one_line(error), errors=dict(problems), **counts, **usage)
         raise
     with store.writer(settings.database) as con:
-        store.finish_run(con, run_id, "completed", **counts)
+        store.finish_run(con, run_id, "completed", errors=dict(problems), **counts, **_usage(run_engine, reports))
         if counts["calls_added"] or not search.has_index(con):  # DuckDB's fts index does not follow writes
             index = search.build_index(con)
             logger.info(index.get("note") or f"search index: {index['indexed']} utterances")
@@ -188,11 +197,152 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         key="salescalls-run-summary",
         markdown=f"# salescalls run {run_id}\n\nInbox `{inbox_path}`: {counts['files_seen']} recordings, "
         f"{counts['calls_added']} added, {counts['calls_skipped']} already stored, {counts['quarantined']} "
-        f"quarantined.\n\n{report_line}\n\n## Drop-off by script stage\n\n```\n{table}\n```\n",
+        f"quarantined{_problems_line(problems)}.\n\n{report_line}\n\n"
+        f"## Drop-off by script stage\n\n```\n{table}\n```\n",
         description="Calls processed by the nightly run, the script drop-off table and a link to the report",
     )
     logger.info(f"stored in {settings.database}; `salescalls dropoff` prints the drop-off table")
-    return {"run_id": run_id, "database": str(settings.database), "report": site and site["index"], **counts}
+    return {
+        "run_id": run_id,
+        "database": str(settings.database),
+        "report": site and site["index"],
+        **counts,
+        "errors": dict(problems),
+        **_usage(run_engine, reports),
+    }
+
+
+def _problems_line(problems: Counter[str]) -> str:
+    return f" ({', '.join(f'{kind}: {n}' for kind, n in sorted(problems.items()))})" if problems else ""
+
+
+def _usage(run_engine: engine.Engine, reports: dict[str, dict]) -> dict:
+    """The run's resource columns from what the workers reported."""
+    writer_peak = engine.memory_mb()[1]
+    return {
+        "engine": run_engine.name,
+        "workers": len(reports),
+        "models_loaded": max((r["models_loaded"] for r in reports.values()), default=0),
+        "peak_rss_mb": max([writer_peak, *(r["peak_rss_mb"] for r in reports.values())]),
+    }
+
+
+def _analyse_all(
+    todo: list[tuple[Path, str]],
+    crm: inbox.Metadata,
+    settings: Settings,
+    run_engine: engine.Engine,
+    run_id: str,
+    counts: dict[str, int],
+    problems: Counter[str],
+    reports: dict[str, dict],
+) -> None:
+    """Analyse the new calls on the engine, at most its limit at a time, and store each result
+    as it comes back (this process is the only database writer). Counts, problems and the
+    workers' reports about themselves are filled in as calls finish, so a failed run keeps them."""
+    logger = get_run_logger()
+    if not todo:
+        return
+    with run_engine.runner as runner:
+        limit = run_engine.in_flight()
+        logger.info(f"{len(todo)} calls on {run_engine.name}, at most {limit} at a time")
+        queue = iter(todo)
+        pending: dict = {}
+
+        def submit_next() -> None:
+            for path, call_id in queue:  # takes one, if any are left
+                parameters = {
+                    "path": str(path),
+                    "call_id": call_id,
+                    "metadata": crm.rows.get(path.name, {}),
+                    "settings": run_engine.settings,
+                }
+                pending[runner.submit(analyse, parameters=parameters)] = (str(path), call_id)
+                return
+
+        for _ in range(limit):
+            submit_next()
+        done = 0
+        while pending:
+            future = next(as_completed(list(pending)))
+            path, call_id = pending.pop(future)
+            submit_next()
+            done += 1
+            try:
+                result = future.result()
+            except ModelMissingError:
+                raise
+            except Exception as error:  # the worker itself died (out of memory, killed): that call only
+                lost = f"processing failed: worker lost: {_one_line(error)}"
+                result = {"path": path, "call_id": call_id, "error": lost}
+            if "worker" in result:
+                reports[result["worker"]] = result
+            name = Path(path).name
+            if "error" in result:
+                moved = inbox.quarantine(path, settings.quarantine_dir, result["error"], run_id, call_id)
+                with store.writer(settings.database) as con:
+                    store.save_quarantine(con, path, call_id, result["error"], run_id, str(moved))
+                counts["quarantined"] += 1
+                problems[problem_kind(result["error"])] += 1
+                logger.warning(f"[{done}/{len(todo)}] {name}: quarantined: {result['error']}")
+                continue
+            record = _store_staged(settings, Path(result["staged"]), run_id)
+            counts["calls_added"] += 1
+            logger.info(
+                f"[{done}/{len(todo)}] {name}: {record.duration:.0f} s of audio in {result['seconds']:.1f} s "
+                f"on {result['worker']}, ends at {record.score.end_stage} ({record.score.ended_by}), "
+                f"{len(record.utterances)} utterances"
+            )
+    for worker, report_ in sorted(reports.items()):
+        logger.info(
+            f"worker {worker}: models loaded {report_['models_loaded']} times, "
+            f"{report_['rss_mb']:.0f} MB resident, peak {report_['peak_rss_mb']:.0f} MB"
+        )
+
+
+def _api_url() -> str | None:
+    """The Prefect API this flow reports to (a temporary local one when none is configured)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return str(client.api_url)
+
+
+DEPLOYMENT = "nightly"  # the deployment's name: salescalls-nightly/nightly in Prefect
+
+
+def schedule(cron: str, timezone: str | None = None):
+    """A Prefect cron schedule, checked now (a typo must not wait for the night to show)."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.schedules import Cron
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone or "UTC")
+    except ValidationError as error:
+        detail = error.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(f"schedule: {detail} (e.g. --cron '0 2 * * *' --timezone Europe/Budapest)") from None
+    return Cron(cron, timezone=timezone or "UTC")
+
+
+def serve(inbox_dir: str, cron: str, timezone: str | None = None, name: str = DEPLOYMENT, **parameters) -> None:
+    """Register the nightly deployment with the Prefect server and run it on `cron` until stopped.
+
+    This process waits for scheduled runs and starts each in a subprocess (one at a time); the
+    server (PREFECT_API_URL) keeps the schedule, the run history and the logs.
+    """
+    from prefect.deployments.runner import EntrypointType
+
+    given = {key: value for key, value in parameters.items() if value is not None}
+    nightly.serve(
+        name=name,
+        schedule=schedule(cron, timezone),
+        parameters={"inbox_dir": inbox_dir, **given},
+        description="New recordings in the inbox -> transcribed, scored calls in DuckDB, and the HTML report",
+        tags=["salescalls"],
+        limit=1,  # one run at a time (the run lock would refuse a second anyway)
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
 
 
 if __name__ == "__main__":

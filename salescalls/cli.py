@@ -90,11 +90,18 @@ def run(
     metadata: Path | None = typer.Option(None, help="CRM metadata CSV (default: INBOX/calls.csv)"),
     script: Path | None = typer.Option(None, help="call script YAML (default: SALESCALLS_SCRIPT)"),
     language: str | None = typer.Option(None, help="force a language (en, ru, hu); default: detect"),
+    workers: int | None = typer.Option(
+        None, min=1, help="calls at once: N>1 starts N local worker processes (default: SALESCALLS_WORKERS or 1)"
+    ),
+    dask_address: str | None = typer.Option(
+        None, help="run the calls on this Dask scheduler, e.g. tcp://host:8786 (default: SALESCALLS_DASK_ADDRESS)"
+    ),
 ) -> None:
     """Run the nightly flow on INBOX: new calls are transcribed, scored and stored; prints the drop-off table."""
     from flows.nightly import nightly
 
     from . import analytics, store
+    from .config import SettingsError
     from .inbox import RunInProgress
     from .script import ScriptError
     from .transcribe import ModelMissingError
@@ -102,14 +109,17 @@ def run(
     if not inbox.is_dir():
         _fail(f"inbox is not a folder: {inbox}")
     try:
+        Settings.from_env(workers=workers, dask_address=dask_address)  # a bad variable: one line, before Prefect starts
         summary = nightly(
             str(inbox),
             database=str(db) if db else None,
             metadata=str(metadata) if metadata else None,
             script=str(script) if script else None,
             language=language,
+            workers=workers,
+            dask_address=dask_address,
         )
-    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress) as error:
+    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress, SettingsError) as error:
         _fail(str(error))
     typer.echo(
         f"\nrun {summary['run_id']}: {summary['files_seen']} recordings, {summary['calls_added']} added, "
@@ -119,6 +129,54 @@ def run(
         typer.echo(analytics.dropoff_table(analytics.dropoff(con)))
     if summary.get("report"):
         typer.echo(f"\nHTML report: {summary['report']}")
+
+
+@app.command()
+def serve(
+    inbox: Path = typer.Argument(..., help="folder the recordings arrive in (and optionally calls.csv)"),
+    cron: str = typer.Option("0 2 * * *", help="when to run, as cron: minute hour day month weekday"),
+    timezone: str | None = typer.Option(None, help="the cron's time zone, e.g. Europe/Budapest (default: UTC)"),
+    name: str = typer.Option("nightly", help="the deployment's name in Prefect"),
+    db: Path | None = DB_OPTION,
+    metadata: Path | None = typer.Option(None, help="CRM metadata CSV (default: INBOX/calls.csv)"),
+    script: Path | None = typer.Option(None, help="call script YAML (default: SALESCALLS_SCRIPT)"),
+    language: str | None = typer.Option(None, help="force a language (en, ru, hu); default: detect"),
+    workers: int | None = typer.Option(None, min=1, help="calls at once (default: SALESCALLS_WORKERS or 1)"),
+    dask_address: str | None = typer.Option(None, help="a Dask scheduler to run the calls on"),
+) -> None:
+    """Run the nightly flow on a schedule: registers the deployment with the Prefect server
+    (PREFECT_API_URL) and starts each scheduled run, until stopped (Ctrl-C, or the service manager)."""
+    import os
+
+    from flows.nightly import schedule
+    from flows.nightly import serve as serve_flow
+
+    from .config import SettingsError
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail(
+            "PREFECT_API_URL is not set: a schedule lives on a Prefect server. Start one with "
+            "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Operations)"
+        )
+    if not inbox.is_dir():
+        _fail(f"inbox is not a folder: {inbox}")
+    try:
+        Settings.from_env(workers=workers, dask_address=dask_address)
+        schedule(cron, timezone)
+    except (SettingsError, ValueError) as error:
+        _fail(str(error))
+    serve_flow(
+        str(inbox.resolve()),
+        cron,
+        timezone,
+        name,
+        database=str(db.resolve()) if db else None,
+        metadata=str(metadata.resolve()) if metadata else None,
+        script=str(script.resolve()) if script else None,
+        language=language,
+        workers=workers,
+        dask_address=dask_address,
+    )
 
 
 @app.command()
@@ -519,7 +577,13 @@ def script_check(file: Path) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+    from .config import SettingsError
+
+    try:
+        sys.exit(app())
+    except SettingsError as error:  # a bad SALESCALLS_* variable, whichever command read it
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
 
 
 def _stored_calls_and_script(db: Path | None, script: Path | None):

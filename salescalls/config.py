@@ -15,6 +15,10 @@ def _env(name: str, default: str | None) -> str | None:
 _PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script", "report_dir")
 
 
+class SettingsError(ValueError):
+    """A SALESCALLS_* variable that cannot be used; the message names it and says why."""
+
+
 @dataclass(frozen=True)
 class Settings:
     models_dir: Path = Path("models")  # whisper/, pyannote/ and stages/ live here
@@ -35,7 +39,8 @@ class Settings:
     max_speakers: int | None = None
     device: str = "cpu"  # torch device for whisper and pyannote
     threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))  # torch threads
-    workers: int = 1  # calls processed at once in one process
+    workers: int | None = None  # calls analysed at once: >1 starts that many local worker processes (Dask)
+    dask_address: str | None = None  # an external Dask scheduler (tcp://host:8786) to run the calls on
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -43,25 +48,49 @@ class Settings:
         values = {}
         for f in fields(cls):
             raw = _env(f.name.upper(), None)
+            name = f"SALESCALLS_{f.name.upper()}"
             if f.name == "database":
-                raw = _env("DB", raw)
+                raw, name = _env("DB", raw), "SALESCALLS_DB"
             if raw is None:
                 continue
-            if f.name in ("vocabulary_prompt", "redact"):
-                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
-            elif f.name == "inbox_settle":
-                values[f.name] = float(raw)
-            elif f.name in ("rep_channel", "threads", "workers"):
-                values[f.name] = int(raw)
-            elif f.name in ("num_speakers", "min_speakers", "max_speakers"):
-                values[f.name] = None if raw.lower() in ("auto", "none") else int(raw)
-            elif f.name == "report_dir" and raw.lower() in ("off", "none", "no"):
-                values[f.name] = None
-            elif f.name in _PATH_FIELDS:
-                values[f.name] = Path(raw)
-            else:
-                values[f.name] = raw
+            try:
+                values[f.name] = _parse(f.name, raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r}: expected {_EXPECTED.get(f.name, 'a number')}") from None
         for name, value in overrides.items():
             if value is not None:
                 values[name] = Path(value) if name in _PATH_FIELDS else value
-        return cls(**values)
+        settings = cls(**values)
+        if settings.workers is not None and settings.workers < 1:
+            raise SettingsError(f"SALESCALLS_WORKERS={settings.workers}: expected 1 or more (or auto)")
+        return settings
+
+
+_EXPECTED = {
+    "rep_channel": "0 or 1",
+    "threads": "a whole number",
+    "workers": "a whole number of worker processes, or auto",
+    "num_speakers": "a whole number or auto",
+    "min_speakers": "a whole number or auto",
+    "max_speakers": "a whole number or auto",
+    "inbox_settle": "seconds, e.g. 2 or 0.5",
+}
+
+
+def _parse(name: str, raw: str):
+    """One SALESCALLS_* value as its field's type (ValueError when it is not one)."""
+    if name in ("vocabulary_prompt", "redact"):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if name == "inbox_settle":
+        return float(raw)
+    if name in ("rep_channel", "threads"):
+        return int(raw)
+    if name == "workers":
+        return None if raw.lower() == "auto" else int(raw)
+    if name in ("num_speakers", "min_speakers", "max_speakers"):
+        return None if raw.lower() in ("auto", "none") else int(raw)
+    if name == "report_dir" and raw.lower() in ("off", "none", "no"):
+        return None
+    if name in _PATH_FIELDS:
+        return Path(raw)
+    return raw

@@ -95,6 +95,7 @@ def recognise(
     whose channels are the same signal is treated as mono.
     """
     timings = {} if timings is None else timings
+    transcribe.use_threads(settings.threads)
     if audio.is_dual_mono(samples):
         samples = audio.mixdown(samples)[None, :]
     with _timed(timings, "load_models"):
@@ -172,6 +173,22 @@ def label_stages(
     return scored, score
 
 
+def _seed(call_id: str) -> None:
+    """Seed torch from the call's identity: whisper samples when it falls back to a temperature
+    above 0, and the same call must give the same record whichever worker runs it, and when."""
+    import hashlib
+
+    import torch
+
+    torch.manual_seed(int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:7], "big"))
+
+
+def models_loaded() -> int:
+    """How many times this process has loaded a speech model (whisper, pyannote): each is loaded
+    once per process and cached, so this stays at two however many calls the process runs."""
+    return transcribe.load_model.cache_info().misses + diarize.load_pipeline.cache_info().misses
+
+
 def analyse_call(
     path: str | Path,
     settings: Settings,
@@ -186,6 +203,7 @@ def analyse_call(
         info = audio.probe(path)
         samples = audio.load(path, info)
         call_id = call_id or audio.content_hash(path)
+    _seed(call_id)
     prompt = script.prompt(settings.language) if settings.vocabulary_prompt else None
     speech = recognise(samples, settings, prompt, timings)
     utterances = list(speech.utterances)

@@ -178,3 +178,11 @@ CREATE TABLE redactions (
     start_s    DOUBLE NOT NULL,           -- the removed words' estimated time in the recording, s
     end_s      DOUBLE NOT NULL            -- (the report silences it in the audio it publishes)
 );
+
+-- migration 6: what each nightly run met and used (monitoring)
+ALTER TABLE runs ADD COLUMN files_waiting INTEGER DEFAULT 0;  -- still being copied, left for the next run
+ALTER TABLE runs ADD COLUMN errors VARCHAR;          -- JSON object: kind of problem -> how many (files, CRM rows)
+ALTER TABLE runs ADD COLUMN engine VARCHAR;          -- where the calls ran: sequential, dask local xN, dask <address>
+ALTER TABLE runs ADD COLUMN workers INTEGER;         -- worker processes that analysed calls
+ALTER TABLE runs ADD COLUMN models_loaded INTEGER;   -- most speech-model loads in one worker (2: loaded once)
+ALTER TABLE runs ADD COLUMN peak_rss_mb DOUBLE;      -- largest peak resident memory of a worker or the writer, MB

@@ -342,11 +342,34 @@ def finish_run(
     calls_skipped: int,
     quarantined: int,
     message: str | None = None,
+    files_waiting: int = 0,
+    errors: dict[str, int] | None = None,
+    engine: str | None = None,
+    workers: int | None = None,
+    models_loaded: int | None = None,
+    peak_rss_mb: float | None = None,
 ) -> None:
+    """Close a run with what it did, what went wrong (`errors`: kind -> count) and what it used."""
     con.execute(
         "UPDATE runs SET finished_at = ?, status = ?, files_seen = ?, calls_added = ?, calls_skipped = ?, "
-        "quarantined = ?, message = ? WHERE run_id = ?",
-        [datetime.now(), status, files_seen, calls_added, calls_skipped, quarantined, message, run_id],
+        "quarantined = ?, message = ?, files_waiting = ?, errors = ?, engine = ?, workers = ?, "
+        "models_loaded = ?, peak_rss_mb = ? WHERE run_id = ?",
+        [
+            datetime.now(),
+            status,
+            files_seen,
+            calls_added,
+            calls_skipped,
+            quarantined,
+            message,
+            files_waiting,
+            json.dumps(errors or {}, ensure_ascii=False, sort_keys=True),
+            engine,
+            workers,
+            models_loaded,
+            peak_rss_mb,
+            run_id,
+        ],
     )
 
 

@@ -1,0 +1,105 @@
+"""Scale-out: the nightly flow on a local Dask cluster of two worker processes gives the same
+database as a sequential run, loads the models once per worker and keeps the run's records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.nightly import nightly
+from salescalls.config import Settings, SettingsError
+from salescalls.engine import engine_for
+from tests.conftest import DEMO
+
+CALLS = ("c13.flac", "c03.flac", "c06.ogg", "c05.flac")  # three mono calls and a stereo one
+# What a run stores about a call's content; ids and times that depend on storing order are left out.
+CONTENT = {
+    "calls": "SELECT * EXCLUDE (run_id, processed_at, scored_at, timings, source, call_no) FROM calls ORDER BY call_id",
+    "utterances": "SELECT * EXCLUDE (utterance_id) FROM utterances ORDER BY call_id, idx",
+    "call_results": "SELECT * EXCLUDE (call_no, first_utterance_id, last_utterance_id) FROM call_results "
+    "ORDER BY call_id",
+    "quarantine": "SELECT regexp_extract(file, '[^/]+$'), content_hash, reason FROM quarantine ORDER BY 1",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_api():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _inbox(folder):
+    folder.mkdir(parents=True)
+    for name in CALLS:
+        shutil.copy(DEMO / name, folder / name)
+    (folder / "notes.wav").write_text("not audio at all\n" * 40)
+    rows = [line for line in (DEMO / "calls.csv").read_text().splitlines() if line.split(",")[0] in ("call_id", *(n.split(".")[0] for n in CALLS))]
+    (folder / "calls.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def _content(database):
+    with duckdb.connect(str(database), read_only=True) as con:
+        return {table: con.execute(query).fetchall() for table, query in CONTENT.items()}
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_dask_cluster_of_two_workers_gives_the_same_database_as_a_sequential_run(tmp_path, monkeypatch, model_settings):
+    monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(model_settings.models_dir))
+    monkeypatch.setenv("SALESCALLS_SCRIPT", str(model_settings.script))
+    monkeypatch.setenv("SALESCALLS_LANGUAGE", "en")
+    monkeypatch.setenv("SALESCALLS_THREADS", "1")  # the same torch threads in both runs: same arithmetic
+    monkeypatch.setenv("SALESCALLS_REPORT_DIR", "off")
+    runs = {}
+    for engine, workers in (("sequential", 1), ("dask", 2)):
+        monkeypatch.setenv("SALESCALLS_WORK_DIR", str(tmp_path / engine / "work"))
+        monkeypatch.setenv("SALESCALLS_QUARANTINE_DIR", str(tmp_path / engine / "quarantine"))
+        database = tmp_path / engine / "calls.duckdb"
+        summary = nightly(str(_inbox(tmp_path / engine / "inbox")), database=str(database), workers=workers)
+        assert (summary["calls_added"], summary["quarantined"]) == (4, 1)
+        runs[engine] = summary, _content(database)
+
+    sequential, dask = runs["sequential"], runs["dask"]
+    assert sequential[0]["engine"] == "sequential" and dask[0]["engine"] == "dask local x2"
+    for table in CONTENT:
+        assert dask[1][table] == sequential[1][table], table
+    assert len(sequential[1]["utterances"]) > 20
+
+    # Two worker processes ran the calls, each loading whisper and pyannote once (2 loads), not per call.
+    assert dask[0]["workers"] == 2 and dask[0]["models_loaded"] == 2
+    assert sequential[0]["workers"] == 1 and sequential[0]["models_loaded"] <= 2
+    with duckdb.connect(str(tmp_path / "dask" / "calls.duckdb"), read_only=True) as con:
+        row = con.execute(
+            "SELECT status, engine, workers, models_loaded, peak_rss_mb, errors, quarantined FROM runs"
+        ).fetchone()
+    assert row[:4] == ("completed", "dask local x2", 2, 2)
+    assert 100 < row[4] < 16_000  # MB: a real measurement of a process holding the models
+    assert json.loads(row[5]) == {"not decodable audio": 1} and row[6] == 1
+
+
+def test_engine_follows_the_settings():
+    assert engine_for(Settings(workers=None)).name == "sequential"
+    assert engine_for(Settings(workers=1)).name == "sequential"
+    local = engine_for(Settings(workers=3, threads=8))
+    assert local.name == "dask local x3" and local.limit == 3
+    assert local.runner.cluster_kwargs["n_workers"] == 3 and local.runner.cluster_kwargs["processes"]
+    remote = engine_for(Settings(dask_address="tcp://scheduler:8786"))
+    assert remote.name == "dask tcp://scheduler:8786" and remote.runner.address == "tcp://scheduler:8786"
+    assert remote.limit is None  # the cluster's own thread count, asked once connected
+    assert engine_for(Settings(dask_address="tcp://scheduler:8786", workers=16)).limit == 16
+
+
+def test_bad_worker_settings_are_one_line_errors(monkeypatch):
+    monkeypatch.setenv("SALESCALLS_WORKERS", "many")
+    with pytest.raises(SettingsError, match="SALESCALLS_WORKERS='many': expected a whole number"):
+        Settings.from_env()
+    monkeypatch.setenv("SALESCALLS_WORKERS", "0")
+    with pytest.raises(SettingsError, match="expected 1 or more"):
+        Settings.from_env()
+    monkeypatch.setenv("SALESCALLS_WORKERS", "auto")
+    assert Settings.from_env().workers is None
