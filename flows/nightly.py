@@ -79,7 +79,7 @@ def _one_line(error: BaseException) -> str:
 
 def problem_kind(reason: str) -> str:
     """A quarantine reason's kind for the run's error tally: the words before the detail."""
-    return reason.split(":", 1)[0].strip() or "unknown"
+    return reason.split(":", 1)[0].split("(", 1)[0].strip() or "unknown"
 
 
 @task(cache_policy=NONE, task_run_name="report {folder}")
@@ -145,7 +145,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         store.start_run(con, run_id, str(inbox_path))
         store.save_script(con, call_script)
     counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0, "files_waiting": 0}
-    problems: Counter[str] = Counter({"CRM rows ignored": len(crm.problems)} if crm.problems else {})
+    problems: Counter[str] = Counter({"CRM metadata problems": len(crm.problems)} if crm.problems else {})
     try:
         for staged in inbox.staged_results(settings.work_dir):  # left by a run that was stopped
             record = _store_staged(settings, staged, run_id)
@@ -154,12 +154,13 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         with store.writer(settings.database) as con:
             known = store.known_call_ids(con)
 
-        files = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
+        found = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
+        files = [path for path in found if not _refuse(path, inbox_path, settings, run_id, counts, problems)]
         files, busy = inbox.settled(files, settings.inbox_settle)
         for path in busy:
             logger.warning(f"{path.name}: still being copied (size changing); left for the next run")
         counts["files_waiting"] = len(busy)
-        counts["files_seen"] = len(files)
+        counts["files_seen"] = len(found) - len(busy)
         hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
         todo = []
         for path, call_id in zip(files, hashes, strict=True):
@@ -210,6 +211,22 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         "errors": dict(problems),
         **_usage(run_engine, reports),
     }
+
+
+def _refuse(
+    path: Path, inbox_path: Path, settings: Settings, run_id: str, counts: dict[str, int], problems: Counter[str]
+) -> bool:
+    """Quarantine a file refused before it is read (a link leaving the inbox); True when refused."""
+    reason = inbox.refused(path, inbox_path)
+    if reason is None:
+        return False
+    moved = inbox.quarantine(path, settings.quarantine_dir, reason, run_id)
+    with store.writer(settings.database) as con:
+        store.save_quarantine(con, str(path), None, reason, run_id, str(moved))
+    counts["quarantined"] += 1
+    problems[problem_kind(reason)] += 1
+    get_run_logger().warning(f"{path.name}: quarantined: {reason}")
+    return True
 
 
 def _problems_line(problems: Counter[str]) -> str:

@@ -13,6 +13,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000  # what whisper and pyannote expect
 MIN_DURATION = 0.1  # seconds; shorter recordings hold no words
+SILENT_BELOW = 10 ** (-60 / 20)  # a recording whose loudest sample is below -60 dBFS holds no call
+TRUNCATED_SHARE = 0.9  # less than this share of the declared length decodes: the file was cut short
 PEAK = 0.9  # loudest sample after normalisation (about -1 dBFS)
 
 
@@ -116,9 +118,45 @@ def load(path: str | Path, info: AudioInfo | None = None) -> np.ndarray:
         raise AudioError(f"decoding failed: {detail[-1] if detail else 'ffmpeg error'}")
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     samples = samples[: samples.size - samples.size % channels].reshape(-1, channels).T
+    seconds = samples.shape[1] / SAMPLE_RATE
     if samples.shape[1] < MIN_DURATION * SAMPLE_RATE:
-        raise AudioError(f"too short: {samples.shape[1] / SAMPLE_RATE:.2f} s of audio")
+        raise AudioError(f"too short: {seconds:.2f} s of audio")
+    # A recording cut short (an interrupted copy or upload) would pass for a call that ended early,
+    # exactly what the drop-off analysis looks for: it is refused rather than scored.
+    # Only lengths a header states count: FLAC's sample total, a WAV's data size. Other formats'
+    # lengths may be estimates from the bitrate (or, for Ogg, from the last page that arrived).
+    declared = info.duration if info.codec == "flac" else declared_wav_seconds(path)
+    if declared > 1.0 and seconds < TRUNCATED_SHARE * declared - 0.5:
+        raise AudioError(f"truncated: the file declares {declared:.1f} s but holds {seconds:.1f} s of audio")
+    if float(np.abs(samples).max()) < SILENT_BELOW:
+        raise AudioError(f"silent: {seconds:.0f} s with nothing louder than {20 * np.log10(SILENT_BELOW):.0f} dBFS")
     return normalise(samples)
+
+
+def declared_wav_seconds(path: str | Path) -> float:
+    """The length a WAV file's header promises (its data chunk's size), 0 for other files.
+
+    ffprobe reports a WAV's length from the bytes present, so a cut-off WAV looks whole to it;
+    the header still says how much audio was written."""
+    import struct
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return 0.0
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0.0
+    position, byte_rate = 12, 0
+    while position + 8 <= len(head):
+        chunk, size = head[position : position + 4], struct.unpack("<I", head[position + 4 : position + 8])[0]
+        if chunk == b"fmt " and position + 20 <= len(head):
+            byte_rate = struct.unpack("<I", head[position + 16 : position + 20])[0]
+        if chunk == b"data":
+            # 0 and 0xFFFFFFFF mark a WAV written as a stream, whose length was never filled in
+            return size / byte_rate if byte_rate and 0 < size < 0xFFFFFFFF else 0.0
+        position += 8 + size + (size & 1)
+    return 0.0
 
 
 def normalise(samples: np.ndarray) -> np.ndarray:

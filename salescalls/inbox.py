@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -47,9 +49,25 @@ def scan(inbox: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
             suffix = path.suffix.lower()
             if name.startswith(".") or suffix in SIDECAR_SUFFIXES or suffix in PARTIAL_SUFFIXES:
                 continue
-            if path.is_file():
+            if path.is_file() or path.is_symlink():  # links are checked by `refused`, not skipped silently
                 found.append(path)
     return sorted(found)
+
+
+def refused(path: Path, inbox: str | Path) -> str | None:
+    """Why a found file is refused before it is read, or None. A symbolic link is followed only
+    to a file inside the inbox: a link elsewhere could make the run read (and the report publish)
+    any file the service account can see."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if not target.exists():
+        return f"broken symbolic link (to {os.readlink(path)})"
+    if not target.is_relative_to(Path(inbox).resolve()):
+        return f"symbolic link to a file outside the inbox ({target}); copy the recording into the inbox instead"
+    if not target.is_file():
+        return f"symbolic link to something that is not a file ({target})"
+    return None
 
 
 class RunInProgress(RuntimeError):
@@ -97,21 +115,86 @@ def settled(paths: list[Path], seconds: float) -> tuple[list[Path], list[Path]]:
 
 
 def read_metadata(path: str | Path | None) -> Metadata:
-    """calls.csv keyed by file name; rows without a file name are reported, not fatal."""
+    """calls.csv keyed by file name. A row that cannot be used is reported and left out, and a
+    field that cannot be used is reported and left empty; neither stops the run."""
     if path is None or not Path(path).is_file():
         return Metadata({}, ())
-    rows, problems = {}, []
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "file" not in reader.fieldnames:
+    path = Path(path)
+    text, problems = _csv_text(path)
+    rows: dict[str, dict[str, str]] = {}
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        if "file" not in header:
             return Metadata({}, (f"{path}: no 'file' column; expected columns {', '.join(METADATA_COLUMNS)}",))
-        for line, row in enumerate(reader, start=2):
-            name = (row.get("file") or "").strip()
-            if not name:
-                problems.append(f"{path}:{line}: no file name, row ignored")
+        for values in reader:
+            line = reader.line_num
+            if not any(value.strip() for value in values):
                 continue
-            rows[Path(name).name] = {k: (row.get(k) or "").strip() for k in METADATA_COLUMNS if row.get(k)}
+            if len(values) != len(header):
+                problems.append(f"{path}:{line}: {len(values)} fields where the header has {len(header)}; row ignored")
+                continue
+            row = {k: v.strip() for k, v in zip(header, values, strict=True) if k in METADATA_COLUMNS and v.strip()}
+            name, problem = _file_name(row.get("file", ""))
+            if problem:
+                problems.append(f"{path}:{line}: {problem}; row ignored")
+                continue
+            if name in rows:
+                problems.append(f"{path}:{line}: a second row for {name}; the first is kept")
+                continue
+            problems += [f"{path}:{line}: {issue}" for issue in _check_fields(row)]
+            rows[name] = row
+    except csv.Error as error:  # an unclosed quote, a field too long: nothing after it can be trusted
+        problems.append(f"{path}:{reader.line_num}: not valid CSV ({error}); the rest of the file is ignored")
     return Metadata(rows, tuple(problems))
+
+
+SEGMENTS = ("cold", "warm", "hot")
+# What spreadsheets save a CSV as when it is not UTF-8, for the languages scripts are written in.
+CSV_ENCODINGS = ("cp1251", "cp1250", "cp1252", "koi8_r", "iso8859_2", "iso8859_5", "utf_16")
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")  # C:\ or C:/ (an export from a Windows machine)
+
+
+def _csv_text(path: Path) -> tuple[str, list[str]]:
+    """The file's text: UTF-8, else the encoding it most likely has (Excel saves cp1251/cp1250)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(raw, cp_isolation=list(CSV_ENCODINGS)).best()
+        encoding = best.encoding if best is not None else "latin-1"
+        note = f"{path}: not UTF-8; read as {encoding} (save it as 'CSV UTF-8' to be sure)"
+        return raw.decode(encoding, errors="replace"), [note]
+
+
+def _file_name(value: str) -> tuple[str, str | None]:
+    """A row's recording as the name it is matched by, or why the row cannot be used. Rows are
+    matched to recordings by file name alone, so a path that leaves the inbox is refused."""
+    if not value:
+        return "", "no file name"
+    candidate = Path(value.replace("\\", "/"))
+    if candidate.is_absolute() or value.startswith(("/", "\\")) or ".." in candidate.parts or _DRIVE.match(value):
+        return "", f"file {value!r} is not a name inside the inbox"
+    return candidate.name, None
+
+
+def _check_fields(row: dict[str, str]) -> list[str]:
+    """Fix what can be fixed in a row's fields, drop what cannot, and say so."""
+    issues = []
+    if "started_at" in row:
+        try:
+            datetime.fromisoformat(row["started_at"])
+        except ValueError:
+            issues.append(f"started_at {row.pop('started_at')!r} is not a date and time (YYYY-MM-DD HH:MM); not used")
+    if "segment" in row:
+        segment = row["segment"].lower()
+        if segment in SEGMENTS:
+            row["segment"] = segment
+        else:
+            issues.append(f"segment {row.pop('segment')!r} is not one of {', '.join(SEGMENTS)}; not used")
+    return issues
 
 
 def _free_name(folder: Path, name: str) -> Path:

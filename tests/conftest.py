@@ -22,6 +22,19 @@ DEMO = ROOT / "data" / "demo"
 DEMO_SCRIPT = ROOT / "data" / "scripts" / "demo.yaml"
 
 
+def demo_inbox(folder: Path, names: tuple[str, ...]) -> Path:
+    """An inbox holding these demo recordings and their rows of the demo's calls.csv."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(DEMO / name, folder / name)
+    lines = (DEMO / "calls.csv").read_text(encoding="utf-8").splitlines()
+    rows = [line for line in lines[1:] if line.split(",")[1] in names]
+    (folder / "calls.csv").write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _report_outside_the_checkout(monkeypatch, tmp_path_factory):
     """Runs of the flow in tests write their HTML report to a temporary folder, never data/report."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import duckdb
 import pytest
 
 from salescalls.inbox import RunInProgress, run_lock
-from tests.conftest import DEMO, ROOT
+from tests.conftest import ROOT, demo_inbox
 
 HOLD = (
     "import sys, time\nfrom salescalls.inbox import run_lock\n"
@@ -38,12 +37,7 @@ CALLS = ("c13.flac", "c03.flac", "c06.ogg", "c12.flac")  # the shortest mono dem
 
 @pytest.mark.models
 def test_a_run_killed_midway_is_completed_by_the_next_with_every_call_once(tmp_path, model_settings):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    for name in CALLS:
-        shutil.copy(DEMO / name, inbox / name)
-    rows = [line for line in (DEMO / "calls.csv").read_text().splitlines() if line.startswith(("call_id", *CALLS))]
-    (inbox / "calls.csv").write_text("\n".join(rows) + "\n")
+    inbox = demo_inbox(tmp_path / "inbox", CALLS)
     database = tmp_path / "calls.duckdb"
     env = {
         **os.environ,

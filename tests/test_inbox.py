@@ -25,7 +25,7 @@ def test_metadata_is_keyed_by_file_name_and_bad_rows_are_reported(tmp_path):
     metadata = inbox.read_metadata(csv_path)
     assert metadata.rows["c1.wav"]["rep"] == "Ann"
     assert metadata.rows["c3.flac"] == {"call_id": "c3", "file": "sub/c3.flac", "rep": "O'Neil, Jo", "segment": "hot"}
-    assert metadata.problems == (f"{csv_path}:3: no file name, row ignored",)
+    assert metadata.problems == (f"{csv_path}:3: no file name; row ignored",)
     assert inbox.read_metadata(tmp_path / "absent.csv").rows == {}
     (tmp_path / "wrong.csv").write_text("a,b\n1,2\n")
     assert "no 'file' column" in inbox.read_metadata(tmp_path / "wrong.csv").problems[0]

@@ -4,7 +4,6 @@ database as a sequential run, loads the models once per worker and keeps the run
 from __future__ import annotations
 
 import json
-import shutil
 
 import duckdb
 import pytest
@@ -13,7 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.nightly import nightly
 from salescalls.config import Settings, SettingsError
 from salescalls.engine import engine_for
-from tests.conftest import DEMO
+from tests.conftest import demo_inbox
 
 CALLS = ("c13.flac", "c03.flac", "c06.ogg", "c05.flac")  # three mono calls and a stereo one
 # What a run stores about a call's content; ids and times that depend on storing order are left out.
@@ -33,12 +32,8 @@ def prefect_api():
 
 
 def _inbox(folder):
-    folder.mkdir(parents=True)
-    for name in CALLS:
-        shutil.copy(DEMO / name, folder / name)
+    demo_inbox(folder, CALLS)
     (folder / "notes.wav").write_text("not audio at all\n" * 40)
-    rows = [line for line in (DEMO / "calls.csv").read_text().splitlines() if line.split(",")[0] in ("call_id", *(n.split(".")[0] for n in CALLS))]
-    (folder / "calls.csv").write_text("\n".join(rows) + "\n")
     return folder
 
 
