@@ -2,8 +2,11 @@
 
     salescalls run data/demo                   # the same flow from the CLI
     python flows/nightly.py data/demo          # or directly
+    salescalls serve INBOX --cron "0 2 * * *"  # on a schedule (a Prefect server keeps it)
 
-Tasks pass paths and ids, never audio or models. Workers (`analyse`) stage each result as a
+The per-call work runs where `salescalls.engine` says: in this process, on local worker
+processes, or on a Dask cluster (SALESCALLS_WORKERS, SALESCALLS_DASK_ADDRESS). Tasks pass paths
+and ids, never audio or models. Workers (`analyse`) stage each result as a
 JSON file; the flow itself is the single DuckDB writer and stores results as they complete, so
 a run that is killed loses at most the calls in flight, and the next run stores whatever was
 staged and skips every call already stored (calls are keyed by the sha256 of their audio).
@@ -138,6 +141,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         logger.warning(problem)
     run_engine = engine.engine_for(settings, _api_url())
     reports: dict[str, dict] = {}  # worker process -> its latest report (models loaded, memory)
+    memory: list[dict] = []  # after each call: the worker's resident and peak memory (flat, or a leak)
 
     with store.writer(settings.database) as con:
         for stale in store.interrupt_stale_runs(con):
@@ -173,7 +177,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
             f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored"
         )
 
-        _analyse_all(todo, crm, settings, run_engine, run_id, counts, problems, reports)
+        _analyse_all(todo, crm, settings, run_engine, run_id, counts, problems, reports, memory)
     except BaseException as error:
         with store.writer(settings.database) as con:
             usage = _usage(run_engine, reports)
@@ -210,6 +214,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         **counts,
         "errors": dict(problems),
         **_usage(run_engine, reports),
+        "memory": memory,
     }
 
 
@@ -253,6 +258,7 @@ def _analyse_all(
     counts: dict[str, int],
     problems: Counter[str],
     reports: dict[str, dict],
+    memory: list[dict],
 ) -> None:
     """Analyse the new calls on the engine, at most its limit at a time, and store each result
     as it comes back (this process is the only database writer). Counts, problems and the
@@ -294,6 +300,7 @@ def _analyse_all(
                 result = {"path": path, "call_id": call_id, "error": lost}
             if "worker" in result:
                 reports[result["worker"]] = result
+                memory.append({key: result[key] for key in ("worker", "rss_mb", "peak_rss_mb")} | {"call": done})
             name = Path(path).name
             if "error" in result:
                 moved = inbox.quarantine(path, settings.quarantine_dir, result["error"], run_id, call_id)

@@ -357,6 +357,41 @@ def plan(
 
 
 @app.command()
+def runs(
+    db: Path | None = DB_OPTION,
+    limit: int = typer.Option(10, min=1, help="how many of the latest runs"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table"),
+) -> None:
+    """The latest nightly runs: status, what they found and did, what went wrong, where they ran.
+    Exit code 3 when the latest run did not complete, so a monitor can alert on it."""
+    from . import store
+
+    frame = _read(db, lambda con: store.recent_runs(con, limit))
+    if as_json:
+        typer.echo(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1))
+    elif frame.empty:
+        typer.echo("no runs yet")
+    else:
+        for row in frame.to_dict("records"):
+            errors = json.loads(row["errors"] or "{}")
+            problems = ", ".join(f"{kind}: {n}" for kind, n in sorted(errors.items())) or "none"
+            took = "" if row["minutes"] != row["minutes"] else f", {row['minutes']:.1f} min"
+            typer.echo(
+                f"{row['started_at']:%Y-%m-%d %H:%M}  {row['status']:<11} {row['files_seen']} files: "
+                f"{row['calls_added']} added, {row['calls_skipped']} already stored, {row['quarantined']} quarantined, "
+                f"{row['files_waiting']} still copying{took}"
+            )
+            if row["engine"]:
+                peak = "" if row["peak_rss_mb"] != row["peak_rss_mb"] else f", peak {row['peak_rss_mb']:.0f} MB"
+                plural = "" if row["workers"] == 1 else "s"
+                typer.echo(f"    on {row['engine']} ({row['workers']} worker{plural}{peak}); problems: {problems}")
+            if row["message"]:
+                typer.echo(f"    {row['message']}")
+    if not frame.empty and frame.iloc[0]["status"] != "completed":
+        raise typer.Exit(code=3)
+
+
+@app.command()
 def export(
     folder: Path = typer.Argument(..., help="folder for the Parquet files (created if missing)"),
     db: Path | None = DB_OPTION,

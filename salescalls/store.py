@@ -373,6 +373,16 @@ def finish_run(
     )
 
 
+def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10):
+    """The latest runs, newest first, with their length in minutes."""
+    return con.execute(
+        "SELECT run_id, started_at, finished_at, date_diff('second', started_at, finished_at) / 60 AS minutes, "
+        "status, inbox, files_seen, calls_added, calls_skipped, quarantined, files_waiting, errors, engine, "
+        "workers, models_loaded, peak_rss_mb, message FROM runs ORDER BY started_at DESC LIMIT ?",
+        [limit],
+    ).df()
+
+
 def save_quarantine(
     con: duckdb.DuckDBPyConnection,
     file: str,

@@ -2,6 +2,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from salescalls import audio
 from tests.conftest import write_tone
@@ -77,3 +78,33 @@ def test_content_hash_is_the_bytes_identity(tmp_path):
     c = write_tone(tmp_path / "c.wav", frequency=330.0)
     assert audio.content_hash(a) == audio.content_hash(b) != audio.content_hash(c)
     assert len(audio.content_hash(a)) == 64
+
+
+def test_a_cut_off_wav_or_flac_is_refused_but_a_streamed_wav_is_not(tmp_path):
+    tone = (0.3 * np.sin(np.arange(16000 * 10) / 16000 * 2 * np.pi * 220)).astype(np.float32)
+    sf.write(tmp_path / "whole.wav", tone, 16000, subtype="PCM_16")
+    whole = (tmp_path / "whole.wav").read_bytes()
+    assert audio.declared_wav_seconds(tmp_path / "whole.wav") == pytest.approx(10.0)
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(audio.AudioError, match=r"truncated: the file declares 10.0 s but holds 5.0 s"):
+        audio.load(tmp_path / "cut.wav")
+    sf.write(tmp_path / "whole.flac", tone, 16000)
+    flac = (tmp_path / "whole.flac").read_bytes()
+    (tmp_path / "cut.flac").write_bytes(flac[: len(flac) // 3])
+    with pytest.raises(audio.AudioError, match="truncated"):
+        audio.load(tmp_path / "cut.flac")
+    # A WAV written as a stream has no length in its header (0xFFFFFFFF): nothing to compare with.
+    data = whole.index(b"data")
+    streamed = whole[: data + 4] + b"\xff\xff\xff\xff" + whole[data + 8 : data + 8 + 16000 * 2 * 4]
+    (tmp_path / "streamed.wav").write_bytes(streamed)
+    assert audio.declared_wav_seconds(tmp_path / "streamed.wav") == 0.0
+    assert audio.load(tmp_path / "streamed.wav").shape[1] == pytest.approx(16000 * 4, abs=200)
+
+
+def test_digital_silence_is_refused_and_quiet_speech_is_not(tmp_path):
+    sf.write(tmp_path / "silence.wav", np.zeros(16000 * 5, dtype=np.float32), 16000)
+    with pytest.raises(audio.AudioError, match=r"silent: 5 s with nothing louder than -60 dBFS"):
+        audio.load(tmp_path / "silence.wav")
+    quiet = (10 ** (-50 / 20) * np.sin(np.arange(16000 * 2) / 16000 * 2 * np.pi * 300)).astype(np.float32)
+    sf.write(tmp_path / "quiet.wav", quiet, 16000, subtype="FLOAT")
+    assert np.abs(audio.load(tmp_path / "quiet.wav")).max() == pytest.approx(audio.PEAK, abs=0.01)

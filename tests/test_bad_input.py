@@ -142,6 +142,10 @@ def test_bad_input_corpus_through_the_nightly_flow(tmp_path, settings_env):
         "broken symbolic link": 1,
         "CRM metadata problems": 7,
     }
+    monitor = CliRunner().invoke(app, ["runs", "--db", str(database)])
+    assert monitor.exit_code == 0, monitor.output
+    assert "11 files: 4 added, 1 already stored, 6 quarantined" in monitor.output
+    assert "on sequential (1 worker," in monitor.output and "truncated: 1" in monitor.output
     # The rep whose name is an SQL injection is a rep like any other in the report.
     site = Path(summary["report"]).parent
     assert "DROP TABLE calls" in (site / "reps.html").read_text(encoding="utf-8")
@@ -207,4 +211,7 @@ def test_missing_models_fail_the_run_with_one_line_and_keep_the_recording(tmp_pa
         status, failure = con.execute("SELECT status, message FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
         assert con.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
     assert status == "failed" and "whisper 'base' weights not found" in failure
+    monitor = CliRunner().invoke(app, ["runs", "--db", str(database)])
+    assert monitor.exit_code == 3  # the latest run failed: a monitor alerts
+    assert " failed " in monitor.output and "whisper 'base' weights not found" in monitor.output
     assert os.path.isfile(inbox / "c13.flac")

@@ -84,3 +84,22 @@ def test_files_still_being_copied_are_left_for_the_next_run(tmp_path):
         writer.join()
     assert ready == [done] and busy == [growing]
     assert settled([done, growing], seconds=0.1) == ([done, growing], [])  # copied: taken next time
+
+
+def test_links_are_followed_only_inside_the_inbox(tmp_path):
+    folder, elsewhere = tmp_path / "inbox", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "a.wav").write_bytes(b"x")
+    (elsewhere / "b.wav").write_bytes(b"x")
+    (folder / "inside.wav").symlink_to("a.wav")
+    (folder / "outside.wav").symlink_to(elsewhere / "b.wav")
+    (folder / "gone.wav").symlink_to(elsewhere / "gone.wav")
+    (folder / "up.wav").symlink_to("../elsewhere/b.wav")
+    found = inbox.scan(folder)
+    assert [p.name for p in found] == ["a.wav", "gone.wav", "inside.wav", "outside.wav", "up.wav"]
+    reasons = {p.name: inbox.refused(p, folder) for p in found}
+    assert reasons["a.wav"] is None and reasons["inside.wav"] is None
+    assert reasons["outside.wav"].startswith("symbolic link to a file outside the inbox")
+    assert reasons["up.wav"].startswith("symbolic link to a file outside the inbox")
+    assert reasons["gone.wav"].startswith("broken symbolic link")
