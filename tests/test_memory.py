@@ -30,7 +30,7 @@ def test_memory_stays_flat_over_a_200_call_batch(monkeypatch, model_settings):
     assert worker["calls"] == 200
     # Flat: after the first calls have loaded the models and run every path, the process does not grow
     # with the number of calls. Resident memory swings by about 200 MB as the allocator takes and
-    # returns memory (measured: 1,971-2,180 MB over 200 calls of 20 s); a leak of 1 MB per call would
-    # give a slope of 100 MB per 100 calls and end 195 MB up.
-    assert worker["slope_mb_per_100_calls"] < 60, worker
+    # returns memory (measured: 1,971-2,180 MB over 200 calls of 20 s), and creeps by about 0.3-0.4 MB
+    # per call (slopes 31 and 43 MB per 100 calls measured); a leak of 1 MB per call would give 100.
+    assert worker["slope_mb_per_100_calls"] < 75, worker
     assert worker["max_after_baseline_mb"] - worker["baseline_mb"] < 400, worker
