@@ -215,3 +215,33 @@ def test_missing_models_fail_the_run_with_one_line_and_keep_the_recording(tmp_pa
     assert monitor.exit_code == 3  # the latest run failed: a monitor alerts
     assert " failed " in monitor.output and "whisper 'base' weights not found" in monitor.output
     assert os.path.isfile(inbox / "c13.flac")
+
+
+@pytest.mark.models
+def test_a_model_failure_on_one_call_quarantines_that_call_and_the_run_goes_on(tmp_path, settings_env, monkeypatch):
+    """Fault injection: diarization fails on the first call (as an out-of-memory error would)."""
+    from salescalls import diarize
+
+    database = settings_env
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("c03.flac", "c13.flac"):
+        (inbox / name).write_bytes((DEMO / name).read_bytes())
+    real, calls = diarize.pyannote_turns, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CPU out of memory: tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diarize, "pyannote_turns", fails_once)
+    summary = nightly(str(inbox), database=str(database))
+    assert (summary["calls_added"], summary["quarantined"]) == (1, 1)
+    assert summary["errors"] == {"processing failed": 1}
+    with duckdb.connect(str(database), read_only=True) as con:
+        (reason,) = con.execute("SELECT reason FROM quarantine WHERE file LIKE '%c03.flac'").fetchone()
+        assert con.execute("SELECT file FROM calls WHERE file LIKE 'c%'").fetchall() == [("c13.flac",)]
+        assert con.execute("SELECT status FROM runs WHERE run_id = ?", [summary["run_id"]]).fetchone() == ("completed",)
+    assert reason == "processing failed: RuntimeError: CPU out of memory: tried to allocate 2.00 GiB"
+    assert stored_rows(database, "e" * 64)["calls"]  # the earlier call is still there
