@@ -106,8 +106,38 @@ def _store_staged(settings: Settings, staged: Path, run_id: str) -> CallRecord:
     record = CallRecord.from_json(staged.read_text(encoding="utf-8"))
     with store.writer(settings.database) as con:
         store.save_call(con, record, run_id)
+        store.end_attempt(con, record.call_id)
     staged.unlink()
     return record
+
+
+def _set_aside(
+    settings: Settings,
+    run_id: str,
+    path: str | Path,
+    call_id: str | None,
+    reason: str,
+    counts: dict[str, int],
+    problems: Counter[str],
+) -> None:
+    """Quarantine a file with its reason: moved out of the inbox, a row in `quarantine`, counted."""
+    moved = inbox.quarantine(path, settings.quarantine_dir, reason, run_id, call_id)
+    with store.writer(settings.database) as con:
+        store.save_quarantine(con, str(path), call_id, reason, run_id, str(moved))
+        if call_id:
+            store.end_attempt(con, call_id)  # put back in the inbox, it gets a fresh try
+    counts["quarantined"] += 1
+    problems[problem_kind(reason)] += 1
+
+
+KILLS_BEFORE_SETTING_ASIDE = 2  # runs killed while a recording was in flight: then it is the likely cause
+
+
+def _killed_the_run(runs: int) -> str:
+    return (
+        f"killed the run: {runs} runs stopped while analysing this recording (a crash, or out of memory); "
+        "set aside so the other calls go on"
+    )
 
 
 @flow(name="salescalls-nightly", task_runner=ThreadPoolTaskRunner(max_workers=1))
@@ -146,6 +176,9 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     with store.writer(settings.database) as con:
         for stale in store.interrupt_stale_runs(con):
             logger.warning(f"run {stale} never finished (killed or crashed); this run completes its work")
+        killed = store.killed_attempts(con)  # call_id -> (runs killed while it was in flight, file)
+        for runs, file in killed.values():
+            logger.warning(f"{Path(file).name} was being analysed when {runs} run(s) were killed")
         store.start_run(con, run_id, str(inbox_path))
         store.save_script(con, call_script)
     counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0, "files_waiting": 0}
@@ -172,6 +205,11 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
                 counts["calls_skipped"] += 1
                 continue
             known.add(call_id)  # a second copy of the same audio in this batch is skipped too
+            runs_killed = killed.get(call_id, (0, ""))[0]
+            if runs_killed >= KILLS_BEFORE_SETTING_ASIDE:  # else it would stop every night at this file
+                _set_aside(settings, run_id, path, call_id, _killed_the_run(runs_killed), counts, problems)
+                logger.error(f"{path.name}: quarantined: {_killed_the_run(runs_killed)}")
+                continue
             todo.append((path, call_id))
         logger.info(
             f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored"
@@ -180,6 +218,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         _analyse_all(todo, crm, settings, run_engine, run_id, counts, problems, reports, memory)
     except BaseException as error:
         with store.writer(settings.database) as con:
+            store.forget_attempts(con, run_id)  # it stopped by itself: its calls in flight did not kill it
             usage = _usage(run_engine, reports)
             store.finish_run(con, run_id, "failed", message=_one_line(error), errors=dict(problems), **counts, **usage)
         raise
@@ -225,11 +264,7 @@ def _refuse(
     reason = inbox.refused(path, inbox_path)
     if reason is None:
         return False
-    moved = inbox.quarantine(path, settings.quarantine_dir, reason, run_id)
-    with store.writer(settings.database) as con:
-        store.save_quarantine(con, str(path), None, reason, run_id, str(moved))
-    counts["quarantined"] += 1
-    problems[problem_kind(reason)] += 1
+    _set_aside(settings, run_id, path, None, reason, counts, problems)
     get_run_logger().warning(f"{path.name}: quarantined: {reason}")
     return True
 
@@ -280,6 +315,8 @@ def _analyse_all(
                     "metadata": crm.rows.get(path.name, {}),
                     "settings": run_engine.settings,
                 }
+                with store.writer(settings.database) as con:  # a run killed now knows what was in flight
+                    store.start_attempt(con, call_id, str(path), run_id)
                 pending[runner.submit(analyse, parameters=parameters)] = (str(path), call_id)
                 return
 
@@ -303,11 +340,7 @@ def _analyse_all(
                 memory.append({key: result[key] for key in ("worker", "rss_mb", "peak_rss_mb")} | {"call": done})
             name = Path(path).name
             if "error" in result:
-                moved = inbox.quarantine(path, settings.quarantine_dir, result["error"], run_id, call_id)
-                with store.writer(settings.database) as con:
-                    store.save_quarantine(con, path, call_id, result["error"], run_id, str(moved))
-                counts["quarantined"] += 1
-                problems[problem_kind(result["error"])] += 1
+                _set_aside(settings, run_id, path, call_id, result["error"], counts, problems)
                 logger.warning(f"[{done}/{len(todo)}] {name}: quarantined: {result['error']}")
                 continue
             record = _store_staged(settings, Path(result["staged"]), run_id)

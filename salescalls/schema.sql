@@ -186,3 +186,11 @@ ALTER TABLE runs ADD COLUMN engine VARCHAR;          -- where the calls ran: seq
 ALTER TABLE runs ADD COLUMN workers INTEGER;         -- worker processes that analysed calls
 ALTER TABLE runs ADD COLUMN models_loaded INTEGER;   -- most speech-model loads in one worker (2: loaded once)
 ALTER TABLE runs ADD COLUMN peak_rss_mb DOUBLE;      -- largest peak resident memory of a worker or the writer, MB
+
+-- migration 7: the calls each run has in flight, so a recording that kills the run itself is found
+CREATE TABLE attempts (
+    call_id VARCHAR NOT NULL,       -- sha256 of the recording
+    file VARCHAR NOT NULL,          -- where the run read it
+    run_id VARCHAR NOT NULL,        -- the run that sent it to a worker
+    started_at TIMESTAMP NOT NULL   -- when; the row goes when the call is stored or quarantined
+);

@@ -373,6 +373,30 @@ def finish_run(
     )
 
 
+def start_attempt(con: duckdb.DuckDBPyConnection, call_id: str, file: str, run_id: str) -> None:
+    """Note a call sent to a worker; `end_attempt` removes the note once it is stored or quarantined."""
+    con.execute("INSERT INTO attempts VALUES (?, ?, ?, ?)", [call_id, file, run_id, datetime.now()])
+
+
+def end_attempt(con: duckdb.DuckDBPyConnection, call_id: str) -> None:
+    con.execute("DELETE FROM attempts WHERE call_id = ?", [call_id])
+
+
+def forget_attempts(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Drop a run's notes when it stops by itself (an error, Ctrl-C): its calls did not kill it."""
+    con.execute("DELETE FROM attempts WHERE run_id = ?", [run_id])
+
+
+def killed_attempts(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:
+    """Calls that were in flight when a run was killed: call_id -> (how many runs, the last file).
+    Call after `interrupt_stale_runs`; a run still working never counts."""
+    rows = con.execute(
+        "SELECT a.call_id, count(DISTINCT a.run_id), arg_max(a.file, a.started_at) FROM attempts a "
+        "JOIN runs r USING (run_id) WHERE r.status = 'interrupted' GROUP BY a.call_id"
+    ).fetchall()
+    return {call_id: (runs, file) for call_id, runs, file in rows}
+
+
 def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10):
     """The latest runs, newest first, with their length in minutes."""
     return con.execute(

@@ -35,6 +35,36 @@ def demo_inbox(folder: Path, names: tuple[str, ...]) -> Path:
     return folder
 
 
+CRASH_ON_LOAD = """
+# Loaded at interpreter start (sitecustomize): a process that opens a recording whose name starts
+# with SALESCALLS_TEST_CRASH_ON dies at once (SIGKILL), as a decoder crash or the OOM killer would.
+import os, signal
+
+def _arm():
+    import salescalls.audio as audio
+
+    prefix, real = os.environ["SALESCALLS_TEST_CRASH_ON"], audio.load
+
+    def load(path, *args, **kwargs):
+        if os.path.basename(str(path)).startswith(prefix):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *args, **kwargs)
+
+    audio.load = load
+
+if os.environ.get("SALESCALLS_TEST_CRASH_ON"):
+    _arm()
+"""
+
+
+def crash_on_load(folder: Path, prefix: str) -> dict[str, str]:
+    """Environment for child processes that die opening recordings named `prefix`*."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(CRASH_ON_LOAD, encoding="utf-8")
+    path = os.pathsep.join([str(folder), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {"PYTHONPATH": path, "SALESCALLS_TEST_CRASH_ON": prefix}
+
+
 @pytest.fixture(autouse=True)
 def _report_outside_the_checkout(monkeypatch, tmp_path_factory):
     """Runs of the flow in tests write their HTML report to a temporary folder, never data/report."""

@@ -1,9 +1,11 @@
 """Scale-out: the nightly flow on a local Dask cluster of two worker processes gives the same
-database as a sequential run, loads the models once per worker and keeps the run's records."""
+database as a sequential run, loads the models once per worker and keeps the run's records; a
+recording that kills its worker process is quarantined and the other calls go on."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import duckdb
 import pytest
@@ -12,7 +14,7 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.nightly import nightly
 from salescalls.config import Settings, SettingsError
 from salescalls.engine import engine_for
-from tests.conftest import demo_inbox
+from tests.conftest import DEMO, crash_on_load, demo_inbox
 
 CALLS = ("c13.flac", "c03.flac", "c06.ogg", "c05.flac")  # three mono calls and a stereo one
 # What a run stores about a call's content; ids and times that depend on storing order are left out.
@@ -75,6 +77,36 @@ def test_dask_cluster_of_two_workers_gives_the_same_database_as_a_sequential_run
     assert row[:4] == ("completed", "dask local x2", 2, 2)
     assert 100 < row[4] < 16_000  # MB: a real measurement of a process holding the models
     assert json.loads(row[5]) == {"not decodable audio": 1} and row[6] == 1
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_a_recording_that_kills_its_worker_is_quarantined_and_the_run_goes_on(tmp_path, monkeypatch, model_settings):
+    import dask
+
+    for name, value in crash_on_load(tmp_path / "crash", "a crasher").items():
+        monkeypatch.setenv(name, value)  # the worker processes are started with this environment
+    monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(model_settings.models_dir))
+    monkeypatch.setenv("SALESCALLS_SCRIPT", str(model_settings.script))
+    monkeypatch.setenv("SALESCALLS_LANGUAGE", "en")
+    monkeypatch.setenv("SALESCALLS_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("SALESCALLS_QUARANTINE_DIR", str(tmp_path / "quarantine"))
+    monkeypatch.setenv("SALESCALLS_REPORT_DIR", "off")
+    inbox = demo_inbox(tmp_path / "inbox", ("c13.flac", "c03.flac"))
+    shutil.copy(DEMO / "c06.ogg", inbox / "a crasher.ogg")
+    database = tmp_path / "calls.duckdb"
+    # Dask gives a task that killed a worker this many more tries on fresh workers (3 by default).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        summary = nightly(str(inbox), database=str(database), workers=2)
+    assert (summary["calls_added"], summary["quarantined"]) == (2, 1)
+    assert summary["errors"] == {"processing failed": 1}
+    with duckdb.connect(str(database), read_only=True) as con:
+        (reason,) = con.execute("SELECT reason FROM quarantine").fetchone()
+        files = sorted(f for (f,) in con.execute("SELECT file FROM calls").fetchall())
+        status = con.execute("SELECT status FROM runs").fetchone()[0]
+        in_flight = con.execute("SELECT count(*) FROM attempts").fetchone()[0]
+    assert reason.startswith("processing failed: worker lost: KilledWorker"), reason
+    assert files == ["c03.flac", "c13.flac"] and status == "completed" and in_flight == 0
 
 
 def test_engine_follows_the_settings():

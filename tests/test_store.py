@@ -101,6 +101,26 @@ def test_runs_and_quarantine_are_recorded(tmp_path):
         assert con.execute("SELECT reason FROM quarantine").fetchone()[0] == "empty file (0 bytes)"
 
 
+def test_calls_in_flight_count_against_a_recording_only_when_their_run_was_killed(tmp_path):
+    with store.writer(tmp_path / "calls.duckdb") as con:
+        for run in ("killed 1", "killed 2", "failed", "live"):
+            store.start_run(con, run, "/inbox")
+        store.start_attempt(con, "aa", "/inbox/x.wav", "killed 1")
+        store.start_attempt(con, "bb", "/inbox/y.wav", "killed 1")
+        store.end_attempt(con, "bb")  # stored before the kill
+        store.start_attempt(con, "aa", "/inbox/x renamed.wav", "killed 2")
+        store.start_attempt(con, "cc", "/inbox/z.wav", "failed")
+        store.forget_attempts(con, "failed")  # stopped by itself: not the recording's doing
+        store.finish_run(con, "failed", "failed", 0, 0, 0, 0)
+        store.finish_run(con, "live", "completed", 0, 0, 0, 0)
+        assert store.killed_attempts(con) == {}  # runs still marked running are not known to be dead
+        store.start_run(con, "now", "/inbox")
+        con.execute("UPDATE runs SET status = 'completed' WHERE run_id = 'now'")
+        assert sorted(store.interrupt_stale_runs(con)) == ["killed 1", "killed 2"]
+        store.start_attempt(con, "dd", "/inbox/w.wav", "now")  # only interrupted runs count
+        assert store.killed_attempts(con) == {"aa": (2, "/inbox/x renamed.wav")}
+
+
 def test_dropoff_counts_reached_and_ended_per_stage(tmp_path, demo_script):
     path = tmp_path / "calls.duckdb"
     with store.writer(path) as con:
