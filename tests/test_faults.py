@@ -35,6 +35,20 @@ def test_one_run_at_a_time_and_a_killed_run_leaves_no_stale_lock(tmp_path):
         pass
 
 
+def _run_env(tmp_path, model_settings, database, **extra: str) -> dict[str, str]:
+    """The environment of a `salescalls run` in a child process, with its files under tmp_path."""
+    return {
+        **os.environ,
+        "SALESCALLS_MODELS_DIR": str(model_settings.models_dir),
+        "SALESCALLS_SCRIPT": str(model_settings.script),
+        "SALESCALLS_WORK_DIR": str(tmp_path / "work"),
+        "SALESCALLS_QUARANTINE_DIR": str(tmp_path / "quarantine"),
+        "SALESCALLS_DB": str(database),
+        "SALESCALLS_REPORT_DIR": "off",
+        **extra,
+    }
+
+
 CALLS = ("c13.flac", "c03.flac", "c06.ogg", "c12.flac")  # the shortest mono demo calls
 
 
@@ -42,16 +56,7 @@ CALLS = ("c13.flac", "c03.flac", "c06.ogg", "c12.flac")  # the shortest mono dem
 def test_a_run_killed_midway_is_completed_by_the_next_with_every_call_once(tmp_path, model_settings):
     inbox = demo_inbox(tmp_path / "inbox", CALLS)
     database = tmp_path / "calls.duckdb"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "SALESCALLS_MODELS_DIR": str(model_settings.models_dir),
-        "SALESCALLS_SCRIPT": str(model_settings.script),
-        "SALESCALLS_WORK_DIR": str(tmp_path / "work"),
-        "SALESCALLS_QUARANTINE_DIR": str(tmp_path / "quarantine"),
-        "SALESCALLS_DB": str(database),
-        "SALESCALLS_REPORT_DIR": "off",
-    }
+    env = _run_env(tmp_path, model_settings, database, PYTHONPATH=str(ROOT))
     command = [sys.executable, "-m", "salescalls.cli", "run", str(inbox), "--language", "en"]
     # The whole job (CLI, Prefect's temporary server) in its own process group, killed as a crash would.
     first = subprocess.Popen(
@@ -92,16 +97,7 @@ def test_a_recording_that_kills_the_run_is_set_aside_after_two_killed_runs(tmp_p
     inbox = demo_inbox(tmp_path / "inbox", ("c13.flac",))
     shutil.copy(DEMO / "c03.flac", inbox / "a crasher.flac")  # sorts first: it is analysed first
     database = tmp_path / "calls.duckdb"
-    env = {
-        **os.environ,
-        **crash_on_load(tmp_path / "crash", "a crasher"),
-        "SALESCALLS_MODELS_DIR": str(model_settings.models_dir),
-        "SALESCALLS_SCRIPT": str(model_settings.script),
-        "SALESCALLS_WORK_DIR": str(tmp_path / "work"),
-        "SALESCALLS_QUARANTINE_DIR": str(tmp_path / "quarantine"),
-        "SALESCALLS_DB": str(database),
-        "SALESCALLS_REPORT_DIR": "off",
-    }
+    env = _run_env(tmp_path, model_settings, database, **crash_on_load(tmp_path / "crash", "a crasher"))
     command = [sys.executable, "-m", "salescalls.cli", "run", str(inbox), "--language", "en"]
     for night in range(2):
         log = tmp_path / f"night{night}.log"
