@@ -71,6 +71,8 @@ def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Setting
 
 
 def _worker() -> dict:
+    """Who ran the call and its memory, once what the call freed is given back."""
+    engine.release_memory()
     rss_mb, peak = engine.memory_mb()
     return {"worker": engine.worker_name(), "models_loaded": models_loaded(), "rss_mb": rss_mb, "peak_rss_mb": peak}
 

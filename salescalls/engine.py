@@ -12,6 +12,9 @@ stays the only database writer whatever the engine: workers return results, neve
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import gc
 import logging
 import os
 import resource
@@ -86,3 +89,23 @@ def memory_mb() -> tuple[float, float]:
     except (OSError, ValueError, IndexError):  # not Linux: the peak is the best we have
         now = peak
     return round(now, 1), round(peak, 1)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (macOS, musl)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_memory() -> None:
+    """Give the memory freed by the last call back to the system. glibc keeps freed blocks in its
+    arenas, so without this a long-lived worker's resident memory creeps up by about 0.4 MB per
+    call although no object outlives its call (measured with tracemalloc: Python objects grew by
+    0.2 MB over 70 calls, and malloc_trim brought resident memory below its level at call 10)."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

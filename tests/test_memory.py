@@ -1,5 +1,6 @@
 """Memory over a night: 200 distinct real calls through the nightly flow in one process, with
-the process's resident memory after each call (bench/memory.py measures and reports it)."""
+the process's resident memory after each call (bench/memory.py measures and reports it), and the
+release of freed memory that workers do after each call."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from bench import memory
+from salescalls.engine import memory_mb, release_memory
 from tests.conftest import ROOT
 
 
@@ -34,3 +36,14 @@ def test_memory_stays_flat_over_a_200_call_batch(monkeypatch, model_settings):
     # per call (slopes 31 and 43 MB per 100 calls measured); a leak of 1 MB per call would give 100.
     assert worker["slope_mb_per_100_calls"] < 75, worker
     assert worker["max_after_baseline_mb"] - worker["baseline_mb"] < 400, worker
+
+
+def test_memory_freed_by_a_call_is_given_back_to_the_system():
+    blocks = [bytes(1000) + bytes([i % 256]) for i in range(200_000)]  # ~200 MB in malloc'd blocks
+    kept = blocks[::100]  # a few survivors pin the heap, as a call's leftovers do: free() cannot shrink it
+    del blocks
+    before = memory_mb()[0]
+    release_memory()
+    after = memory_mb()[0]
+    assert before - after > 100, (before, after)  # MB
+    assert len(kept) == 2000
