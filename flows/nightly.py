@@ -209,8 +209,9 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
             known.add(call_id)  # a second copy of the same audio in this batch is skipped too
             runs_killed = killed.get(call_id, (0, ""))[0]
             if runs_killed >= KILLS_BEFORE_SETTING_ASIDE:  # else it would stop every night at this file
-                _set_aside(settings, run_id, path, call_id, _killed_the_run(runs_killed), counts, problems)
-                logger.error(f"{path.name}: quarantined: {_killed_the_run(runs_killed)}")
+                reason = _killed_the_run(runs_killed)
+                _set_aside(settings, run_id, path, call_id, reason, counts, problems)
+                logger.error(f"{path.name}: quarantined: {reason}")
                 continue
             todo.append((path, call_id))
         logger.info(
