@@ -654,16 +654,45 @@ def review(
 
 @labels_app.command("import")
 def labels_import(
-    file: Path = typer.Argument(..., help="a review file (CSV or JSON) with the label column filled in"),
+    file: Path = typer.Argument(
+        ...,
+        help="a review file (CSV/JSON, label column filled in) or labelled transcripts (JSONL; CSV call,text,stage)",
+    ),
     db: Path | None = DB_OPTION,
     by: str | None = typer.Option(None, help="who labelled (stored with every label)"),
+    script: Path | None = typer.Option(None, help="call script the labelled transcripts follow"),
 ) -> None:
-    """Store the labels of a review file; rows with an unknown call, utterance or stage are reported."""
+    """Store labels: a review file's corrections of stored calls, or a file of labelled transcripts
+    (calls not in the database, e.g. before the first night) to train on."""
+    from . import corpus, store
     from . import review as qa
-    from . import store
 
     if not file.is_file():
         _fail(f"no such file: {file}")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        _fail(f"{file}: not UTF-8 text; save it as UTF-8 and import again")
+    if corpus.is_corpus_file(file, text):
+        from .script import ScriptError, load_script
+
+        settings = Settings.from_env(database=db, script=script)
+        try:
+            call_script = load_script(settings.script)
+            with store.writer(settings.database) as con:
+                store.save_script(con, call_script)
+                result = corpus.import_corpus(con, file, call_script)
+        except (ScriptError, corpus.CorpusError) as error:
+            _fail(str(error))
+        for line in result.errors:
+            typer.echo(line, err=True)
+        typer.echo(
+            f"{_count(result.dialogues, 'labelled call')} ({_count(result.turns, 'turn')}, "
+            f"{result.labelled} with a stage) stored for {call_script.id}; `salescalls train` learns from them"
+        )
+        if not result.labelled:
+            raise typer.Exit(code=1)
+        return
     try:
         rows = qa.read_label_file(file)
     except (ValueError, UnicodeDecodeError) as error:
@@ -677,29 +706,28 @@ def labels_import(
         raise typer.Exit(code=1)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @app.command()
 def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
-    """Train a new stage-model version from the script's examples and every labelled call."""
-    from . import review as qa
-    from . import store
+    """Train a stage-model candidate from the script's examples and every labelled call; it becomes
+    the active model only when it measures at least as well on held-out labels."""
+    from . import store, training
 
     settings, call_script = _stored_calls_and_script(db, script)
     with store.reader(settings.database) as con:
         try:
-            folder, training = qa.train_from_labels(con, call_script, settings.models_dir)
+            folder, record = training.train_from_labels(con, call_script, settings.models_dir)
         except ValueError as error:
             _fail(str(error))
     typer.echo(
-        f"trained {folder} from {training['labelled_calls']} labelled calls "
-        f"({training['labelled_utterances']} utterances) and {training['script_examples']} script examples"
+        f"trained {folder} from {_count(record['labelled_calls'], 'labelled call')} "
+        f"({record['labelled_utterances']} labelled utterances) and {record['script_examples']} script examples"
     )
-    if training["cross_validation"]:
-        cv = training["cross_validation"]
-        typer.echo(
-            f"held-out accuracy ({cv['folds']}-fold over calls): trained {cv['trained_accuracy']:.1%}, "
-            f"cold start {cv['cold_start_accuracy']:.1%}"
-        )
-    outcome = training["outcome_model"]
+    typer.echo(record["verdict"])
+    outcome = record["outcome_model"]
     if isinstance(outcome, dict):
         typer.echo(
             f"outcome model from {outcome['calls']} calls with a CRM outcome: held-out accuracy "
@@ -707,7 +735,65 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
         )
     else:
         typer.echo(f"outcome model {outcome}")
-    typer.echo("run `salescalls rescore` to give the stored calls the new model's stages")
+    if record["promoted"]:
+        typer.echo("run `salescalls rescore` to give the stored calls the new model's stages")
+    else:
+        typer.echo(f"the new version stays unused; `salescalls models use {folder.name[1:]}` would make it active")
+
+
+@models_app.command("stages")
+def models_stages(script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Every stage-model version of the script with what it measured; * marks the active one."""
+    from . import stage_versions
+    from .analytics import format_table
+    from .script import ScriptError, load_script
+
+    settings = Settings.from_env(script=script)
+    try:
+        call_script = load_script(settings.script)
+    except ScriptError as error:
+        _fail(str(error))
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        [
+            {
+                "": "*" if row["active"] else "",
+                "version": row["version"],
+                "model": row["name"],
+                "created": row["created_at"] or "",
+                "labelled calls": row.get("labelled_calls") if row["version"] else "",
+                "held-out accuracy": row.get("held_out_accuracy"),
+                "replaced model's": row.get("replaced_accuracy"),
+                "note": (row.get("verdict") or "")[:60] if row["version"] else "the script's examples only",
+            }
+            for row in stage_versions.versions(settings.models_dir, call_script)
+        ]
+    )
+    typer.echo(f"stage models of {call_script.id} in {settings.models_dir}:")
+    typer.echo(
+        format_table(rows, {k: k for k in rows.columns}, {"held-out accuracy": ".1%", "replaced model's": ".1%"})
+    )
+    typer.echo("`salescalls models use N` activates version N (0: the cold start); then `salescalls rescore`")
+
+
+@models_app.command("use")
+def models_use(
+    version: int = typer.Argument(..., help="the version to score calls with (0: the cold-start model)"),
+    script: Path | None = typer.Option(None, help="call script YAML"),
+) -> None:
+    """Make a saved stage-model version (or the cold start) the active one: roll back or forward."""
+    from . import stage_versions
+    from .script import ScriptError, load_script
+
+    settings = Settings.from_env(script=script)
+    try:
+        call_script = load_script(settings.script)
+        stage_versions.set_active(settings.models_dir, call_script, version, "chosen with salescalls models use")
+    except (ScriptError, stage_versions.VersionError) as error:
+        _fail(str(error))
+    name = stage_versions.load_model(settings.models_dir, call_script).name
+    typer.echo(f"{call_script.id}: calls are now scored with {name}; run `salescalls rescore` for the stored ones")
 
 
 @app.command()

@@ -33,7 +33,7 @@ class Settings:
     language: str | None = None  # force a language code (en, ru, hu); None detects per call
     vocabulary_prompt: bool = False  # prompt whisper with the script's vocabulary (measured: off is better)
     redact: bool = False  # remove personal data (phones, e-mails, cards, IBANs, names) before storing
-    rep_channel: int = 0  # in stereo recordings, the channel that carries the rep
+    rep_channel: int | str = 0  # in stereo recordings, the channel that carries the rep; "auto": the words decide
     num_speakers: int | None = 2  # speakers in a mono call; None lets diarization decide...
     min_speakers: int | None = None  # ...within these bounds
     max_speakers: int | None = None
@@ -67,7 +67,7 @@ class Settings:
 
 
 _EXPECTED = {
-    "rep_channel": "0 or 1",
+    "rep_channel": "0, 1 or auto",
     "threads": "a whole number",
     "workers": "a whole number of worker processes, or auto",
     "num_speakers": "a whole number or auto",
@@ -83,7 +83,13 @@ def _parse(name: str, raw: str):
         return raw.lower() in ("1", "true", "yes", "on")
     if name == "inbox_settle":
         return float(raw)
-    if name in ("rep_channel", "threads"):
+    if name == "rep_channel":
+        if raw.strip().lower() == "auto":
+            return "auto"
+        if raw.strip() not in ("0", "1"):
+            raise ValueError(raw)
+        return int(raw)
+    if name == "threads":
         return int(raw)
     if name == "workers":
         return None if raw.lower() == "auto" else int(raw)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, diarize, outcomes, privacy, roles, stages, transcribe
+from . import audio, diarize, encoder, outcomes, privacy, roles, stage_versions, stages, transcribe
 from .align import Utterance, assign_channels, assign_speakers, build_utterances
 from .config import Settings
 from .privacy import Removal
@@ -45,6 +45,9 @@ class CallRecord:
     source: str = ""  # the recording's absolute path when it was processed (reports play it from there)
     redacted: bool = False  # personal data was removed from the texts before anything was written
     redactions: tuple[Removal, ...] = ()  # what was removed where (no original text)
+    role_note: str = ""  # a warning about the roles (words contradict the channel convention, ...)
+    embedding_model: str = ""  # sentence encoder of `embeddings`; "" when none was used
+    embeddings: tuple[str, ...] = ()  # per utterance, its packed vector (encoder.pack), for the writer to keep
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -60,6 +63,7 @@ class CallRecord:
             score[key] = tuple(score[key])
         data["score"] = CallScore(**score)
         data["redactions"] = tuple(Removal(**r) for r in data.get("redactions", ()))
+        data["embeddings"] = tuple(data.get("embeddings", ()))
         return cls(**data)
 
 
@@ -137,10 +141,13 @@ def recognise(
 
 
 def assign_roles(speech: Speech, settings: Settings, script: Script) -> roles.RoleAssignment:
-    """Stereo: the configured rep channel; mono: what each speaker says."""
+    """Stereo: the configured rep channel, checked against the words (or chosen by them with
+    `auto`); mono: what each speaker says. Never fails a call: with no evidence the confidence
+    says so."""
+    classifier = roles.role_classifier(script)
     if speech.diarization == "channels":
-        return roles.roles_from_channels(settings.rep_channel)
-    return roles.roles_from_text(list(speech.utterances), roles.role_classifier(script))
+        return roles.roles_for_channels(list(speech.utterances), settings.rep_channel, classifier)
+    return roles.roles_from_text(list(speech.utterances), classifier)
 
 
 def label_stages(
@@ -171,6 +178,19 @@ def label_stages(
             outcome_confidence=round(float(proba[best]), 4),
         )
     return scored, score
+
+
+def sentence_vectors(model: stages.StageModel, texts: list[str], timings: dict[str, float]) -> np.ndarray | None:
+    """Encode a call's utterances once, up front (the stage model then only looks them up)."""
+    name = getattr(model.classifier, "encoder", None)
+    if not name or not texts:
+        return None
+    with _timed(timings, "encode"):
+        return encoder.shared_cache(name).encode(texts)
+
+
+def _encoder_identity(model: stages.StageModel) -> str:
+    return encoder.shared_cache(model.classifier.encoder).encoder.name
 
 
 def _seed(call_id: str) -> None:
@@ -207,7 +227,8 @@ def analyse_call(
     prompt = script.prompt(settings.language) if settings.vocabulary_prompt else None
     speech = recognise(samples, settings, prompt, timings)
     utterances = list(speech.utterances)
-    stage_model = stages.load_model(settings.models_dir, script)
+    stage_model = stage_versions.load_model(settings.models_dir, script)
+    vectors = sentence_vectors(stage_model, [u.text for u in utterances], timings)  # roles use them too
     with _timed(timings, "roles"):
         assignment = assign_roles(speech, settings, script)
         speaker_roles = [assignment.roles.get(u.speaker, "customer") for u in utterances]
@@ -221,6 +242,11 @@ def analyse_call(
     if settings.redact:  # before the record exists: the original text is never staged or stored
         with _timed(timings, "redact"):
             scored, removals = privacy.redact_utterances(scored, speech.language)
+    # The writer keeps each utterance's vector for rescoring; never one of text that was redacted.
+    packed = tuple(
+        encoder.pack(vectors[i]) if vectors is not None and u.text == utterances[i].text else ""
+        for i, u in enumerate(scored)
+    )
     return CallRecord(
         call_id=call_id,
         file=path.name,
@@ -236,6 +262,9 @@ def analyse_call(
         diarization=speech.diarization,
         role_method=assignment.method,
         role_confidence=round(assignment.confidence, 4),
+        role_note=assignment.note,
+        embedding_model=_encoder_identity(stage_model) if vectors is not None else "",
+        embeddings=packed if vectors is not None else (),
         utterances=scored,
         score=call_score,
         timings=timings,

@@ -3,7 +3,7 @@
     salescalls review -o review.csv      # the utterances the model is least sure of
     (fill the `label` column in a spreadsheet or labelling tool)
     salescalls labels import review.csv  # store the corrections
-    salescalls train                     # a new stage-model version from script + labels
+    salescalls train                     # a new stage-model version from script + labels (salescalls.training)
     salescalls rescore                   # stored calls get the new model's stages, no re-transcribing
 
 Labels are stored in the database (`labels`), keyed by call and utterance, with the text they
@@ -14,7 +14,6 @@ utterances as context.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -22,9 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
 
-from . import outcomes, stages, store
+from . import stage_versions, store
 from .pipeline import label_stages
 from .script import OFF_SCRIPT, Script
 
@@ -153,128 +151,37 @@ def import_labels(
     return ImportResult(stored, skipped, tuple(errors))
 
 
-def labelled_calls(con: duckdb.DuckDBPyConnection, script_id: str) -> list[stages.LabelledCall]:
-    """Every call of the script with at least one label: all its utterances, labels where given."""
-    labelled = con.execute(
-        "SELECT DISTINCT c.call_id, c.language FROM calls c JOIN labels l USING (call_id) WHERE c.script_id = ? "
-        "ORDER BY c.call_id",
-        [script_id],
-    ).fetchall()
-    calls = []
-    for call_id, language in labelled:
-        rows = con.execute(
-            "SELECT u.text, u.role, l.stage FROM utterances u LEFT JOIN labels l USING (call_id, idx) "
-            "WHERE u.call_id = ? ORDER BY u.idx",
-            [call_id],
-        ).fetchall()
-        calls.append(
-            stages.LabelledCall(
-                texts=tuple(r[0] for r in rows),
-                roles=tuple(r[1] for r in rows),
-                stages=tuple(r[2] if r[2] != OFF_SCRIPT else None for r in rows),
-                language=language,
-            )
-        )
-    return calls
+def use_stored_vectors(
+    con: duckdb.DuckDBPyConnection, encoder_name: str | None, texts: list[str], keep: bool = True
+) -> int:
+    """Make the sentence vectors of these texts known to the encoder's cache: read the stored
+    ones, encode only the rest and (with `keep`, on a writer) store those, so no unchanged text is
+    ever encoded twice. Returns how many texts had to be encoded."""
+    if not encoder_name:
+        return 0
+    from . import encoder
 
-
-def cross_validate(script: Script, calls: list[stages.LabelledCall], folds: int = 5, seed: int = 0) -> dict | None:
-    """Accuracy on held-out labelled calls (k-fold over calls), cold start beside it."""
-    if len(calls) < 2:
-        return None
-    from sklearn.model_selection import KFold
-
-    folds = min(folds, len(calls))
-    right = {"trained": 0, "cold_start": 0}
-    total = 0
-    cold = stages.train_from_script(script)
-    for train_index, test_index in KFold(folds, shuffle=True, random_state=seed).split(np.arange(len(calls))):
-        model = stages.train(script, [calls[i] for i in train_index])
-        for i in test_index:
-            call = calls[i]
-            for name, m in (("trained", model), ("cold_start", cold)):
-                predicted = [x.stage for x in m.label(list(call.texts), list(call.roles), language=call.language)]
-                right[name] += sum(p == s for p, s in zip(predicted, call.stages, strict=True) if s is not None)
-            total += sum(s is not None for s in call.stages)
-    return {f"{name}_accuracy": round(count / total, 4) for name, count in right.items()} | {"folds": folds}
-
-
-MIN_OUTCOME_CALLS = 10  # stored calls with a CRM outcome needed to train the outcome model
-
-
-def calls_with_outcomes(con: duckdb.DuckDBPyConnection, script_id: str) -> tuple[list[outcomes.CallEnd], list[str]]:
-    """Every stored call of the script whose CRM outcome is known, as the outcome model sees it."""
-    rows = con.execute(
-        "SELECT c.call_id, c.language, c.crm_outcome, r.end_stage, r.ended_by FROM calls c "
-        "JOIN call_results r USING (call_id) WHERE c.script_id = ? AND c.crm_outcome IS NOT NULL "
-        "AND c.crm_outcome <> '' ORDER BY c.call_id",
-        [script_id],
-    ).fetchall()
-    ends, known = [], []
-    for call_id, language, crm_outcome, end_stage, ended_by in rows:
-        ends.append(outcomes.call_end(store.stored_utterances(con, call_id), end_stage, ended_by, language))
-        known.append(crm_outcome)
-    return ends, known
-
-
-def cross_validate_outcomes(ends: list[outcomes.CallEnd], known: list[str], folds: int = 5, seed: int = 0) -> dict:
-    """Held-out accuracy of the outcome model (k-fold over calls) next to always guessing the most common."""
-    from collections import Counter
-
-    from sklearn.model_selection import StratifiedKFold
-
-    y = np.asarray(known)
-    folds = max(2, min(folds, min(Counter(known).values())))
-    right = majority_right = 0
-    for train_index, test_index in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        if len(set(y[train_index])) < 2:
-            continue
-        model = outcomes.OutcomeClassifier().fit([ends[i] for i in train_index], y[train_index])
-        right += int((model.predict([ends[i] for i in test_index]) == y[test_index]).sum())
-        common = Counter(y[train_index]).most_common(1)[0][0]
-        majority_right += int((y[test_index] == common).sum())
-    return {
-        "calls": len(known),
-        "folds": folds,
-        "accuracy": round(right / len(known), 4),
-        "majority_baseline_accuracy": round(majority_right / len(known), 4),
-    }
-
-
-def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path) -> tuple[Path, dict]:
-    """Train a new model version from the script and every labelled call; returns (folder, sidecar training)."""
-    calls = labelled_calls(con, script.id)
-    if not calls:
-        raise ValueError(f"no labelled calls for script {script.id}: import labels first (salescalls labels import)")
-    model = stages.train(script, calls)
-    ends, known_outcomes = calls_with_outcomes(con, script.id)
-    outcome_metrics = None
-    if len(ends) >= MIN_OUTCOME_CALLS and len(set(known_outcomes)) >= 2:
-        outcome_metrics = cross_validate_outcomes(ends, known_outcomes)
-        model.outcome_model = outcomes.OutcomeClassifier().fit(ends, known_outcomes)
-    digest = hashlib.sha256(
-        json.dumps([[c.texts, c.roles, c.stages] for c in calls], ensure_ascii=False).encode("utf-8")
-    ).hexdigest()
-    training = {
-        "labelled_calls": len(calls),
-        "labelled_utterances": sum(s is not None for c in calls for s in c.stages),
-        "script_examples": len(stages.script_training_data(script)[1]),
-        "script_sha256": script.sha256,
-        "data_sha256": digest,
-        "cross_validation": cross_validate(script, calls),
-        "outcome_model": outcome_metrics or f"not trained: needs {MIN_OUTCOME_CALLS} calls with 2+ CRM outcomes",
-    }
-    return stages.save_model(model, models_dir, training), training
+    cache = encoder.shared_cache(encoder_name)
+    unknown = cache.unknown(texts)
+    if unknown:
+        cache.add(store.load_embeddings(con, cache.encoder.name, list(unknown)))
+        unknown = cache.unknown(unknown.values())
+    if unknown:
+        vectors = cache.encode(list(unknown.values()))
+        if keep:
+            store.save_embeddings(con, cache.encoder.name, dict(zip(unknown, vectors, strict=True)))
+    return len(unknown)
 
 
 def rescore(con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path, progress=None) -> tuple[int, str]:
     """Give every stored call of the script the current model's stages; returns (calls, model name)."""
-    model = stages.load_model(models_dir, script)
+    model = stage_versions.load_model(models_dir, script)
     call_ids = con.execute(
         "SELECT call_id, language FROM calls WHERE script_id = ? ORDER BY call_id", [script.id]
     ).fetchall()
     for n, (call_id, language) in enumerate(call_ids, 1):
         utterances = store.stored_utterances(con, call_id)
+        use_stored_vectors(con, model.classifier.encoder, [u.text for u in utterances])
         scored, score = label_stages(utterances, script, model, language)
         store.save_rescored(con, call_id, scored, score, model.name, script)
         if progress:

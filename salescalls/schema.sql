@@ -194,3 +194,27 @@ CREATE TABLE attempts (
     run_id VARCHAR NOT NULL,        -- the run that sent it to a worker
     started_at TIMESTAMP NOT NULL   -- when; the row goes when the call is stored or quarantined
 );
+
+-- migration 8: sentence vectors kept per text, role notes, labelled dialogue corpora
+ALTER TABLE calls ADD COLUMN role_note VARCHAR;  -- warning about the roles (words contradict the channel convention, ...)
+-- Each text is encoded once: rescoring and retraining read its vector here instead of encoding again.
+CREATE TABLE text_embeddings (
+    encoder  VARCHAR NOT NULL,  -- sentence encoder identity (salescalls.encoder)
+    text_key VARCHAR NOT NULL,  -- encoder.text_key(text): hash of the NFC text
+    vector   BLOB NOT NULL,     -- float16 values, little-endian
+    PRIMARY KEY (encoder, text_key)
+);
+-- Labelled transcripts that are not stored calls (a team's earlier calls, a public corpus):
+-- training data for the stage model before the first night (`salescalls labels import`).
+CREATE TABLE labelled_turns (
+    corpus      VARCHAR NOT NULL,  -- name of the imported file
+    dialogue    VARCHAR NOT NULL,  -- the call's id in that file
+    idx         INTEGER NOT NULL,  -- turn order in the call
+    role        VARCHAR,           -- rep, customer or '' (unknown)
+    text        VARCHAR NOT NULL,
+    stage       VARCHAR,           -- NULL: context only, not a label
+    script_id   VARCHAR NOT NULL,  -- the script whose stages the labels name
+    language    VARCHAR,
+    imported_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (corpus, dialogue, idx)
+);

@@ -3,7 +3,11 @@
 Definitions (also in the README):
 - A stage is *reached* when at least one utterance (not a back-channel) is labelled with it.
 - The script's last stage is the sign-off (farewell). The *end stage* is the last stage before
-  the sign-off: where the conversation was when the call ended.
+  the final sign-off: where the conversation was when the call ended. It is read off the decoded
+  sequence so that one stray utterance cannot move it: the sign-off is absorbing (after it, the
+  call resumes only when two utterances of other stages come in a row, as a new request after
+  "anything else?" does; a misheard "I need a name" after the goodbye is part of the goodbye, and
+  does not count as reaching its stage either).
 - *Who ended* the call is whoever started the final sign-off; with no sign-off, the last speaker.
 - A required stage is *skipped* when the call got past it (its end stage comes later in the
   script) without reaching it.
@@ -70,25 +74,55 @@ def _all_languages(by_language: dict[str, tuple[str, ...]]) -> list[str]:
     return [phrase for phrases in by_language.values() for phrase in phrases]
 
 
+RESUME = 2  # after the sign-off, this many utterances of other stages in a row resume the call
+
+
+@dataclass(frozen=True)
+class CallPath:
+    """Where a call went, from its decoded stages (see the module's definitions)."""
+
+    sign_off: int | None  # index (in the sequence given) of the utterance starting the final sign-off
+    end: int | None  # index of the utterance that sets the end stage (None: only sign-off, or nothing)
+    strays: frozenset[int]  # utterances after the sign-off that do not resume the call
+
+
+def call_path(stages: list[str], sign_off: str) -> CallPath:
+    """The final sign-off, the strays after it and the utterance that fixes the end stage.
+
+    The sign-off is absorbing: once a call has signed off, it resumes only when RESUME utterances
+    of other stages come in a row (a new request after "anything else?"); fewer are strays, part
+    of the goodbye (one misheard sentence after it cannot move the end stage).
+    """
+    start, pending, strays = None, [], set()
+    for i, stage in enumerate(stages):
+        if stage == sign_off:
+            start = i if start is None else start
+            strays.update(pending)
+            pending = []
+        elif start is not None:
+            pending.append(i)
+            if len(pending) >= RESUME:  # the conversation went on: that was not the final sign-off
+                start, pending, strays = None, [], set()
+    strays.update(pending)
+    before = [i for i in range(start if start is not None else len(stages)) if stages[i] != sign_off]
+    return CallPath(start, before[-1] if before else None, frozenset(strays) if start is not None else frozenset())
+
+
 def score_call(utterances: list[ScoredUtterance], script: Script) -> CallScore:
     # Back-channels and off-script talk say nothing about where the call is in the script.
     spoken = [u for u in utterances if not u.backchannel and u.stage in script.stage_names]
     sign_off = script.stage_names[-1]
+    path = call_path([u.stage for u in spoken], sign_off)
     reached: list[str] = []
-    for utterance in spoken:
-        if utterance.stage not in reached and utterance.stage in script.stage_names:
+    for i, utterance in enumerate(spoken):
+        if utterance.stage not in reached and i not in path.strays:
             reached.append(utterance.stage)
 
-    end_stage = next((u.stage for u in reversed(spoken) if u.stage != sign_off), None)
-    if end_stage is None and spoken:
-        end_stage = sign_off
+    end_stage = spoken[path.end].stage if path.end is not None else (sign_off if spoken else None)
 
     ended_by = None
     if spoken:
-        trailing = len(spoken)
-        while trailing > 0 and spoken[trailing - 1].stage == sign_off:
-            trailing -= 1
-        ended_by = spoken[trailing].role if trailing < len(spoken) else spoken[-1].role
+        ended_by = spoken[path.sign_off].role if path.sign_off is not None else spoken[-1].role
 
     required = [s.name for s in script.stages if s.required and s.name != sign_off]
     skipped = []

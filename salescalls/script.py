@@ -14,6 +14,7 @@ SPEAKERS = ("rep", "customer", "both")
 OFF_SCRIPT = "off_script"  # the label of an utterance no stage fits
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+_WORD = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter, in any script
 _TOP_KEYS = {"script", "version", "title", "languages", "vocabulary", "stages", "outcomes", "forbidden", "controlled"}
 _STAGE_KEYS = {"name", "required", "speaker", "description", "examples"}
 _RULE_KEYS = {"name", "description", "phrases"}
@@ -111,6 +112,8 @@ def parse_script(text: str, source: str = "<script>") -> Script:
     if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
         parser.fail(stages_node, "stages must be a non-empty list")
     stages = [parser.stage(node) for node in stages_node.value]
+    for node, stage in zip(stages_node.value, stages, strict=True):
+        parser.need_usable_examples(node, stage)
     seen: dict[str, int] = {}
     for node, stage in zip(stages_node.value, stages, strict=True):
         if stage.name in seen:
@@ -175,7 +178,9 @@ def _labelled_set_script(root: yaml.MappingNode, text: str, source: str) -> Scri
             parser.fail(fields["required"], f"stage '{name}': required must be true or false")
         examples = parser.text_list(parser.need(fields, "examples", node), f"stage '{name}' examples")
         description = parser.text(fields["description"], "description") if "description" in fields else ""
-        stages.append((order, Stage(name, required, "both", description, {ANY_ROLE: {languages[0]: tuple(examples)}})))
+        stage = Stage(name, required, "both", description, {ANY_ROLE: {languages[0]: tuple(examples)}})
+        parser.need_usable_examples(node, stage)
+        stages.append((order, stage))
     outcomes = {}
     if "outcomes" in top:
         outcomes = {str(k.value): {} for k, _ in parser.pairs(top["outcomes"], "outcomes")}
@@ -269,6 +274,12 @@ class _Parser:
             self.fail(node, f"stage '{name}' has no example phrases")
         description = self.text(fields["description"], "description") if "description" in fields else ""
         return Stage(name=name, required=required, speaker=speaker, description=description, examples=examples)
+
+    def need_usable_examples(self, node: yaml.Node, stage: Stage) -> None:
+        """A stage is learned from its examples: at least one must hold a word."""
+        phrases = [p for by_language in stage.examples.values() for ps in by_language.values() for p in ps]
+        if not any(_WORD.search(p) for p in phrases):
+            self.fail(node, f"stage '{stage.name}' has no usable example phrase (none holds a word): add real examples")
 
     def rule(self, node: yaml.Node) -> PhraseRule:
         fields = self.mapping(node, "a phrase rule", _RULE_KEYS)

@@ -27,7 +27,7 @@ from .script import Script
 _CALL_COLUMNS = (
     "call_id, file, external_id, rep, started_at, duration, channels, sample_rate, codec, language, segment, "
     "campaign, crm_outcome, script_id, script_version, stage_model, whisper_model, diarization, role_method, "
-    "role_confidence, run_id, processed_at, timings, scored_at, source, redacted"
+    "role_confidence, run_id, processed_at, timings, scored_at, source, redacted, role_note"
 )
 _MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
 _UTTERANCE_COLUMNS = "call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel"
@@ -190,7 +190,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
     try:
         before = con.execute("SELECT rep FROM calls WHERE call_id = ?", [record.call_id]).fetchone()
         con.execute(
-            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 26)})",
+            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 27)})",
             [
                 record.call_id,
                 record.file,
@@ -218,6 +218,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
                 processed_at,
                 record.source or None,
                 record.redacted,
+                record.role_note or None,
             ],
         )
         con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
@@ -235,6 +236,18 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
                     [record.call_id, i, u.speaker, u.role, u.start, u.end, u.text, u.stage, u.confidence, u.backchannel]
                     for i, u in enumerate(record.utterances)
                 ],
+            )
+        if record.embedding_model and record.embeddings:
+            from . import encoder
+
+            save_embeddings(
+                con,
+                record.embedding_model,
+                {
+                    encoder.text_key(u.text): encoder.unpack(packed)
+                    for u, packed in zip(record.utterances, record.embeddings, strict=False)
+                    if packed
+                },
             )
         _save_result(con, record.call_id, record.score)
         conversation.refresh(con, record.call_id)
@@ -304,6 +317,30 @@ def refresh_reps(con: duckdb.DuckDBPyConnection, rep: str | None = None) -> None
         "WHERE rep IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR rep = ?) GROUP BY rep",
         [rep, rep],
     )
+
+
+def save_embeddings(con: duckdb.DuckDBPyConnection, encoder_name: str, vectors: dict) -> int:
+    """Keep sentence vectors (text key -> vector) for rescoring and retraining; known ones stay."""
+    import numpy as np
+
+    if not vectors:
+        return 0
+    rows = [[encoder_name, key, np.asarray(v, dtype="<f2").tobytes()] for key, v in vectors.items()]
+    con.executemany("INSERT OR IGNORE INTO text_embeddings VALUES (?, ?, ?)", rows)
+    return len(rows)
+
+
+def load_embeddings(con: duckdb.DuckDBPyConnection, encoder_name: str, keys: list[str]) -> dict:
+    """The stored vectors of these text keys (those known), as float32 arrays."""
+    import numpy as np
+
+    if not keys:
+        return {}
+    found = con.execute(
+        "SELECT text_key, vector FROM text_embeddings WHERE encoder = ? AND text_key IN (SELECT unnest(?::VARCHAR[]))",
+        [encoder_name, sorted(set(keys))],
+    ).fetchall()
+    return {key: np.frombuffer(blob, dtype="<f2").astype(np.float32) for key, blob in found}
 
 
 def stored_utterances(con: duckdb.DuckDBPyConnection, call_id: str) -> list[ScoredUtterance]:

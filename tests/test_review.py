@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from salescalls import stages, store
+from salescalls import stage_versions, stages, store
 from salescalls.cli import app
 from salescalls.pipeline import CallRecord, label_stages
 from salescalls.score import CallScore, ScoredUtterance
@@ -141,10 +141,10 @@ def test_train_without_labels_says_what_to_do(database):
 
 def test_a_model_for_other_stages_is_not_used(tmp_path, demo_script):
     model = stages.train(demo_script, [stages.LabelledCall(("Hello.",), ("rep",), ("greeting",), "en")])
-    stages.save_model(model, tmp_path, {"note": "test"})
-    assert stages.load_model(tmp_path, demo_script).name == "demo-broadband@1:stages-v1"
+    stage_versions.save_model(model, tmp_path, {"note": "test"})
+    assert stage_versions.load_model(tmp_path, demo_script).name == "demo-broadband@1:stages-v1"
     changed = type(demo_script)(**{**demo_script.__dict__, "stages": demo_script.stages[:-1]})
-    assert stages.load_model(tmp_path, changed).name.startswith("cold-start:")
+    assert stage_versions.load_model(tmp_path, changed).name.startswith("cold-start:")
 
 
 def test_off_script_utterances_do_not_count_as_stages(demo_script):

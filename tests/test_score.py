@@ -90,3 +90,39 @@ def test_controlled_phrases_are_reported_apart_from_forbidden(demo_script):
         ("free_installation_offer", "free installation", "rep")
     ]  # the customer repeating it is not the rep's promise
     assert score.forbidden == ()
+
+
+def test_one_misheard_sentence_after_the_goodbye_does_not_move_the_end_stage(demo_script):
+    # The recogniser heard "I need a name" in "that's all I need today"; the model called it needs.
+    utterances = call(
+        ("rep", "greeting", "Hello, Sam from BrightLine."),
+        ("rep", "needs", "What bothers you most?"),
+        ("rep", "offer", "Our fibre plan is forty nine euros."),
+        ("rep", "close", "Shall I set up the order?"),
+        ("customer", "close", "Yes, send me the contract."),
+        ("rep", "farewell", "Thank you, goodbye."),
+        ("customer", "needs", "I need a name."),
+        ("customer", "farewell", "Bye."),
+    )
+    score = score_call(utterances, demo_script)
+    assert (score.end_stage, score.ended_by) == ("close", "rep")
+    # ...nor does it count as reaching needs after the fact, and nothing was skipped for it.
+    assert score.stages_reached == ("greeting", "needs", "offer", "close", "farewell")
+    without_the_stray = score_call(utterances[:6] + utterances[7:], demo_script)
+    assert score.end_stage == without_the_stray.end_stage and score.stages_skipped == without_the_stray.stages_skipped
+    # A stray at the very end (no goodbye after it) is part of the goodbye as well.
+    assert score_call(utterances[:7], demo_script).end_stage == "close"
+
+
+def test_a_call_that_goes_on_after_anything_else_ends_where_it_really_ended(demo_script):
+    utterances = call(
+        ("rep", "greeting", "Hello."),
+        ("rep", "offer", "Our fibre plan is forty nine euros."),
+        ("rep", "farewell", "Is there anything else I can do for you?"),
+        ("customer", "objection", "Actually, that is more than we pay now."),
+        ("rep", "objection", "One outage costs you more than the difference."),
+        ("customer", "farewell", "I'll think about it, bye."),
+    )
+    score = score_call(utterances, demo_script)
+    assert (score.end_stage, score.ended_by) == ("objection", "customer")
+    assert "objection" in score.stages_reached
