@@ -15,7 +15,7 @@ from pathlib import Path
 
 from salescalls import stages, store
 from salescalls.analytics import format_table
-from salescalls.evaluate import compare_call, compare_database, load_truth, match_turns
+from salescalls.evaluate import compare_call, compare_database, label_from_truth, load_truth, match_turns
 from salescalls.pipeline import label_stages
 from salescalls.script import load_script
 
@@ -54,6 +54,53 @@ def leave_one_call_out(con, truth_dir: str, script) -> dict:
     return {"calls": len(calls), "end_stage_correct": right_end, "stage_accuracy": round(right_stage / matched, 4)}
 
 
+def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
+    """One round of the QA loop, measured: the `labels` least confident utterances labelled from
+    the truth, a candidate trained and compared as `salescalls train` does, then every call
+    scored with the model `train` would leave active (the candidate only if promoted)."""
+    from salescalls import review, training
+
+    rows = label_from_truth(con, review.review_rows(con, labels), truth_dir)
+    by_call: dict[str, dict[int, str]] = {}
+    for row in rows:
+        if row["label"]:
+            by_call.setdefault(row["call_id"], {})[int(row["idx"])] = row["label"]
+    calls = []
+    for call_id, labelled in sorted(by_call.items()):
+        language = con.execute("SELECT language FROM calls WHERE call_id = ?", [call_id]).fetchone()[0]
+        utterances = store.stored_utterances(con, call_id)
+        calls.append(
+            stages.LabelledCall(
+                tuple(u.text for u in utterances),
+                tuple(u.role for u in utterances),
+                tuple(labelled.get(i) for i in range(len(utterances))),
+                language,
+                call_id,
+            )
+        )
+    comparison = training.held_out_comparison(script, calls, None)
+    promoted = comparison is not None and comparison["candidate_accuracy"] >= comparison["current_accuracy"]
+    model = stages.train(script, calls) if promoted else stages.train_from_script(script)
+    right_end = right_stage = matched = 0
+    for path in sorted(Path(truth_dir).glob("c*.json")):
+        truth = load_truth(path)
+        row = con.execute("SELECT call_id, language FROM calls WHERE file = ?", [truth["file"]]).fetchone()
+        if row is None:
+            continue
+        scored, score = label_stages(store.stored_utterances(con, row[0]), script, model, row[1])
+        comparison_ = compare_call(path.stem, list(scored), score.end_stage, score.ended_by, truth)
+        right_end += comparison_.end_stage_ok
+        right_stage += comparison_.stage_correct
+        matched += comparison_.utterances
+    return {
+        "labels": sum(len(v) for v in by_call.values()),
+        "comparison": comparison,
+        "promoted": promoted,
+        "end_stage_correct": right_end,
+        "stage_accuracy": round(right_stage / max(matched, 1), 4),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="data/salescalls.duckdb")
@@ -63,8 +110,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     with store.reader(args.db) as con:
+        from salescalls.review import use_stored_vectors
+
+        texts = [row[0] for row in con.execute("SELECT text FROM utterances").fetchall()]
+        use_stored_vectors(con, stages.default_encoder(), texts, keep=False)  # the run kept them
         comparisons = compare_database(con, args.truth)
         trained = leave_one_call_out(con, args.truth, load_script(args.script)) if comparisons else None
+        reviewed = review_round(con, args.truth, load_script(args.script)) if comparisons else None
         calls = con.execute("SELECT file, duration, channels, sample_rate, timings FROM calls ORDER BY file").df()
     if not comparisons:
         raise SystemExit(f"no stored call has a ground-truth file in {args.truth}: run `make demo` first")
@@ -95,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         "role_accuracy": round(sum(c.role_correct for c in comparisons) / matched, 4),
     }
     summary["trained_leave_one_call_out"] = trained
+    summary["after_one_review_round"] = reviewed
     steps: dict[str, float] = {}
     for timings in calls["timings"]:
         for step, seconds in json.loads(timings).items():
@@ -120,6 +173,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"trained on the other calls' labels (leave one call out): end stage right for "
         f"{trained['end_stage_correct']}/{trained['calls']} calls, utterance stage accuracy "
         f"{trained['stage_accuracy']:.1%}"
+    )
+    print(
+        f"after one review round ({reviewed['labels']} labels from the truth, candidate "
+        f"{'promoted' if reviewed['promoted'] else 'kept out'}): end stage right for "
+        f"{reviewed['end_stage_correct']}/{summary['calls']} calls, "
+        f"utterance stage accuracy {reviewed['stage_accuracy']:.1%}"
     )
     print(
         f"{audio_seconds:.0f} s of audio; seconds per step: "

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from salescalls.questions import is_question
+
 STAGES = ("greeting", "qualification", "needs", "offer", "objection", "close", "farewell")
 SEGMENTS = ("cold", "warm", "hot")
 OUTCOMES = ("sale", "meeting", "callback", "refusal")
@@ -280,30 +282,55 @@ def _outcome(calls: pd.DataFrame) -> pd.Series:
 
 def pandas_funnel(tables) -> pd.DataFrame:
     """analytics.dropoff: per script version and stage, with the stage models that labelled the calls."""
-    from salescalls.analytics import wilson_interval
+    from salescalls.analytics import SUCCESS_OUTCOMES, wilson_interval
 
     calls = _joined(tables).assign(outcome=lambda f: _outcome(f))
     script = ["script_id", "script_version"]
-    reached = calls[[*script, "stages_reached"]].explode("stages_reached").groupby(script + ["stages_reached"]).size()
-    ended = calls.assign(by_customer=calls["ended_by"] == "customer", by_rep=calls["ended_by"] == "rep")
+    position = {stage: i for i, stage in enumerate(STAGES)}
+    sign_off, script_end = len(STAGES) - 1, len(STAGES) - 2
+    calls["furthest"] = [
+        max((position[s] for s in reached if position.get(s, sign_off) < sign_off), default=-1)
+        for reached in calls["stages_reached"]
+    ]
+    calls["signed_off"] = [STAGES[sign_off] in reached for reached in calls["stages_reached"]]
+    calls["complete"] = calls["end_stage"].map(position).eq(script_end) | calls["outcome"].isin(SUCCESS_OUTCOMES)
+    occurred = calls[[*script, "stages_reached"]].explode("stages_reached").groupby(script + ["stages_reached"]).size()
+    ended = calls.assign(
+        by_customer=calls["ended_by"] == "customer",
+        by_rep=calls["ended_by"] == "rep",
+        dropped=~calls["complete"],
+        dropped_by_customer=~calls["complete"] & (calls["ended_by"] == "customer"),
+    )
     grouped = ended.groupby(script + ["end_stage"]).agg(
-        ended_here=("call_no", "size"), ended_by_customer=("by_customer", "sum"), ended_by_rep=("by_rep", "sum")
+        ended_here=("call_no", "size"),
+        dropped=("dropped", "sum"),
+        ended_by_customer=("by_customer", "sum"),
+        ended_by_rep=("by_rep", "sum"),
+        dropped_by_customer=("dropped_by_customer", "sum"),
     )
     mix = ended.groupby(script + ["end_stage", "outcome"]).size()
     totals = calls.groupby(script).agg(calls=("call_no", "size"), stage_models=("stage_model", "unique"))
     frames = []
     for (script_id, version), total in totals.iterrows():
+        mine = calls[(calls["script_id"] == script_id) & (calls["script_version"] == version)]
         frame = pd.DataFrame({"stage": list(STAGES)})
         key = [(script_id, version, stage) for stage in STAGES]
         frame["calls"], frame["stage_models"] = total["calls"], ", ".join(sorted(total["stage_models"]))
-        frame["reached"] = reached.reindex(key, fill_value=0).to_numpy()
-        for column in ("ended_here", "ended_by_customer", "ended_by_rep"):
+        frame["got_here"] = [
+            int((mine["furthest"] >= i).sum())
+            if i < sign_off
+            else int(((mine["furthest"] == script_end) & mine["signed_off"]).sum())
+            for i in range(len(STAGES))
+        ]
+        frame["occurred"] = occurred.reindex(key, fill_value=0).to_numpy()
+        for column in ("ended_here", "dropped", "ended_by_customer", "ended_by_rep", "dropped_by_customer"):
             frame[column] = grouped[column].reindex(key, fill_value=0).to_numpy()
         frame["outcomes"] = [mix.loc[k].to_dict() if k in mix.index.droplevel(3) else {} for k in key]
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
-    frame["share_ended"] = frame["ended_here"] / frame["reached"]
-    frame["share_low"], frame["share_high"] = wilson_interval(frame["ended_here"], frame["reached"])
+    frame["completed"] = frame["ended_here"] - frame["dropped"]
+    frame["drop_share"] = frame["dropped"] / frame["got_here"]
+    frame["drop_low"], frame["drop_high"] = wilson_interval(frame["dropped"], frame["got_here"])
     return frame
 
 
@@ -384,15 +411,28 @@ def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
 
     calls, utterances = _joined(tables), tables["utterances"]
     profile = profile_from_counts(pandas_error_counts(calls), rep)
-    gaps = profile[(profile["errors"] > 0) & ~(profile["rate"] <= profile["team_rate"])].copy()
+    rated = pandas_ratings(calls)
+    mine = rated[rated["rep"] == rep]
+    missed_names = [k.name for k in coaching.KPI_TARGETS if len(mine) and mine.iloc[-1][f"{k.name}_status"] == "missed"]
+    missed = {coaching.KPI_ERRORS[name]: name for name in missed_names if name in coaching.KPI_ERRORS}
+    gaps = profile[
+        (profile["errors"] > 0) & (~(profile["rate"] <= profile["team_rate"]) | profile["error"].isin(missed))
+    ]
+    gaps = gaps.copy()
     gaps["difference"] = gaps["rate"] - gaps["team_rate"].fillna(0)
-    gaps = gaps.sort_values(["flagged", "difference", "p_value"], ascending=[False, False, True]).head(
-        coaching.PLAN_GAPS
+    gaps["missed_kpi"] = gaps["error"].map(missed)
+    gaps = gaps.sort_values(
+        ["flagged", "missed_kpi", "difference", "p_value"], ascending=[False, True, False, True], na_position="last"
     )
-    top = [r for r in coaching.top_quartile(pandas_ratings(calls)) if r != rep]
+    must = gaps["missed_kpi"].notna() | gaps["flagged"]
+    gaps = pd.concat([gaps[must], gaps[~must].head(max(0, coaching.PLAN_GAPS - int(must.sum())))])
+    top = [r for r in coaching.top_quartile(rated) if r != rep]
     errors = _errors(calls)
     by_no = calls.set_index("call_no")
+    skipped = calls[(calls["rep"] == rep)]["stages_skipped"].explode().dropna().value_counts()
+    focus_stage = sorted(skipped[skipped == skipped.max()].index)[0] if len(skipped) else None
     plan = []
+    used_moments, used_contrasts = set(), set()
     for error in gaps["error"]:
         mine = errors[(errors["rep"] == rep) & errors[error]]
         mine = mine.assign(call_id=by_no.loc[mine["call_no"], "call_id"].to_numpy())
@@ -404,34 +444,39 @@ def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
             result["forbidden_idx"] = (
                 json.loads(result["forbidden"])[0]["utterance"] if result["forbidden"] != "[]" else None
             )
+            result["focus_stage"] = focus_stage if error == "skipped_required_stage" else None
             rows = spoken[spoken["call_no"] == call_no].sort_values("idx")
             rows = rows.astype({"role": str, "stage": str, "text": str}).to_dict("records")
             moment = coaching.locate(error, result, rows, list(STAGES))
-            if moment is not None:
+            if moment is not None and (result["call_id"], float(moment["start_s"])) not in used_moments:
+                used_moments.add((result["call_id"], float(moment["start_s"])))
                 stage = coaching._contrast_stage(error, result, moment, "close")
                 moments.append((result["call_id"], round(float(moment["start_s"]), 3), stage))
         contrast = None
-        if moments and top:
+        stage = moments[0][2] if moments else (focus_stage if error == "skipped_required_stage" else None)
+        if stage and top:
             good = errors[errors["rep"].isin(top) & ~errors[error]]
             good = good.assign(call_id=by_no.loc[good["call_no"], "call_id"].to_numpy())
             good = good.sort_values(["started_at", "call_id"], ascending=[False, True]).head(coaching.CONTRAST_CALLS)
             pool = utterances[
                 utterances["call_no"].isin(good["call_no"])
-                & (utterances["stage"] == moments[0][2])
+                & (utterances["stage"] == stage)
                 & (utterances["role"] == "rep")
                 & ~utterances["backchannel"]
             ]
+            pool = pool.assign(call_id=by_no.loc[pool["call_no"], "call_id"].to_numpy())
+            pool = pool[[(c, i) not in used_contrasts for c, i in zip(pool["call_id"], pool["idx"], strict=True)]]
             if len(pool):
                 wants = error in ("few_questions", "talks_too_much", "long_monologue")
                 pool = pool.assign(
-                    question=pool["text"].astype(str).str.rstrip().str.endswith("?") & wants,
+                    question=pool["text"].astype(str).map(is_question) & wants,
                     started_at=by_no.loc[pool["call_no"], "started_at"].to_numpy(),
-                    call_id=by_no.loc[pool["call_no"], "call_id"].to_numpy(),
                 )
                 best = pool.sort_values(
                     ["question", "confidence", "started_at", "call_id", "idx"],
                     ascending=[False, False, False, True, True],
                 ).iloc[0]
+                used_contrasts.add((best["call_id"], best["idx"]))
                 contrast = (best["call_id"], round(float(best["start_s"]), 3))
         plan.append({"error": error, "examples": moments, "contrast": contrast})
     return plan
@@ -536,9 +581,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Both sides must give the same answers.
     d_funnel, p_funnel = duck["funnel"][2].set_index("stage"), panda["funnel"][2].set_index("stage")
-    assert (d_funnel["reached"] == p_funnel["reached"]).all() and (
-        d_funnel["ended_here"] == p_funnel["ended_here"]
-    ).all()
+    for column in ("got_here", "occurred", "ended_here", "dropped", "completed"):
+        assert (d_funnel[column] == p_funnel[column]).all(), column
     assert d_funnel["outcomes"].tolist() == p_funnel["outcomes"].tolist()
     columns = ["errors", "calls", "team_errors", "flagged"]
     assert duck["rep profile"][2][columns].equals(panda["rep profile"][2][columns])

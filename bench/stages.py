@@ -4,20 +4,28 @@
 
 A dialogue file has one call per line in the format of ../shared/eval/dialogues/dev.jsonl:
 {"call_id", "turns": [{"speaker": "agent"|"customer", "text", "stage"|null}], "meta":
-{"last_stage_before_farewell"}}. The script is the YAML beside the file (`script.yaml`) unless
-given; both salescalls' own script format and the labelled-set format are read. Turns whose
-stage is null are context, never scored.
+{"last_stage_before_farewell", "domains"}}. The script is the YAML beside the file (`script.yaml`)
+unless given; both salescalls' own script format and the labelled-set format are read. Turns
+whose stage is null are context, never scored.
 
-Systems, each cold (the script's example phrases only) and trained (k-fold cross-validation
-over calls: trained on the other folds' calls, tested on the held-out fold):
+Settings, each system in each:
+- cold: fit on the script alone (its example phrases), as on a team's first night;
+- cv: k-fold cross-validation over calls (trained on the other folds, tested on the held-out one);
+- domains: leave-domains-out, for files whose calls name their domains (`meta.domains`): for each
+  domain, trained on the calls without it and tested on the calls with it. Within-set cross-
+  validation shares a domain's words between training and test; this does not, so it is the
+  measure of how a model does on a team's *new* kinds of calls.
+Systems:
 - keywords: a turn gets the stage whose keywords it contains most (cold: the content words of
   each stage's examples; trained: words that point to one stage in >= 60 % of their uses);
-- tfidf+lr: word 1-2-gram TF-IDF into a logistic regression, nothing else (cold: the examples;
-  trained: the labelled turns);
-- salescalls: the product's stage model (`salescalls.stages.train`), with and without the
-  sequence decoder ("salescalls-no-hmm" shows what the decoder adds).
+- tfidf+lr: word 1-2-gram TF-IDF into a logistic regression, nothing else;
+- salescalls-words: the product's stage model with words only (no sentence encoder);
+- salescalls: the product's stage model with the sentence encoder (what `make demo` runs).
+  Both decoded as sequences (the product) and per utterance ("-per-utterance": what the
+  decoder adds or costs), from the same fitted model.
 Reported: accuracy and macro-F1 over the stages present in the labels, F1 per stage, the share
-of calls whose drop-off stage (last stage before the farewell) is right, and throughput.
+of calls whose drop-off stage (the end stage as salescalls.score defines it) is right, and
+throughput. Sentence vectors are cached in bench/results/vectors.npz between runs.
 """
 
 from __future__ import annotations
@@ -38,8 +46,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold
 
+from salescalls import encoder as sentence_encoder
 from salescalls import nlp
 from salescalls.outcomes import CallEnd, OutcomeClassifier
+from salescalls.score import call_path
 from salescalls.script import OFF_SCRIPT, Script, load_script
 from salescalls.stages import LabelledCall, script_training_data, train
 
@@ -54,6 +64,7 @@ class Dialogue:
     end_stage: str | None  # the labelled drop-off stage (last stage before the farewell)
     call_id: str
     outcome: str | None = None  # the call's labelled outcome, if any
+    domains: tuple[str, ...] = ()  # the call's service domains (meta.domains), if named
 
 
 def load_dialogues(path: Path) -> list[Dialogue]:
@@ -72,15 +83,19 @@ def load_dialogues(path: Path) -> list[Dialogue]:
             )
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise SystemExit(f"{path}:{number}: not a labelled dialogue ({error})") from None
-        end = (record.get("meta") or {}).get("last_stage_before_farewell")
-        dialogues.append(Dialogue(call, end, record.get("call_id", f"line{number}"), record.get("outcome")))
+        meta = record.get("meta") or {}
+        end = meta.get("last_stage_before_farewell")
+        domains = tuple(meta.get("domains") or ())
+        dialogues.append(Dialogue(call, end, record.get("call_id", f"line{number}"), record.get("outcome"), domains))
     return dialogues
 
 
 def end_stage(stages: list[str], sign_off: str) -> str | None:
-    """The drop-off stage as salescalls.score defines it: the last stage before the sign-off."""
+    """The drop-off stage as salescalls.score defines it (the last stage before the final sign-off,
+    strays after the sign-off aside)."""
     spoken = [s for s in stages if s and s != OFF_SCRIPT]
-    return next((s for s in reversed(spoken) if s != sign_off), sign_off if spoken else None)
+    path = call_path(spoken, sign_off)
+    return spoken[path.end] if path.end is not None else (sign_off if spoken else None)
 
 
 # --- systems: each is fit(script, train_dialogues) -> predict(dialogue) -> stage per turn ---------
@@ -156,28 +171,31 @@ class TfidfLogistic:
 
 
 class Salescalls:
-    def __init__(self, decode: bool = True):
-        self.decode = decode
-        self.name = "salescalls" if decode else "salescalls-no-hmm"
+    """The product's stage model; one fit gives both the decoded and the per-utterance labels."""
+
+    def __init__(self, encoder: str | None):
+        self.encoder = encoder
+        self.name = "salescalls" if encoder else "salescalls-words"
 
     def fit(self, script: Script, dialogues: list[Dialogue]):
-        self.model_ = train(script, [d.call for d in dialogues])
+        self.model_ = train(script, [d.call for d in dialogues], encoder=self.encoder)
         return self
 
-    def predict_many(self, dialogues: list[Dialogue]) -> list[list[str]]:
+    def predict_many(self, dialogues: list[Dialogue]) -> dict[str, list[list[str]]]:
         """All calls in one classifier pass, as a nightly batch or a rescoring run does."""
-        if not self.decode:
-            return [self.predict(d) for d in dialogues]
         batch = [(d.call.texts, d.call.roles, None, d.call.language) for d in dialogues]
-        return [[label.stage for label in labels] for labels in self.model_.label_calls(batch)]
+        decoded = [[label.stage for label in labels] for labels in self.model_.label_calls(batch)]
+        per_utterance = [
+            [self.model_.stages[k] for k in np.argmax(self.model_.emissions(*b[:2], b[3]), axis=1)] if b[0] else []
+            for b in batch
+        ]
+        return {self.name: decoded, f"{self.name}-per-utterance": per_utterance}
 
-    def predict(self, dialogue: Dialogue) -> list[str]:
-        call = dialogue.call
-        if self.decode:
-            labels = self.model_.label(list(call.texts), list(call.roles), language=call.language)
-            return [label.stage for label in labels]
-        emission = self.model_.emissions(list(call.texts), list(call.roles), call.language)
-        return [self.model_.stages[k] for k in np.argmax(emission, axis=1)]
+
+def _predict(system, dialogues: list[Dialogue]) -> dict[str, list[list[str]]]:
+    if hasattr(system, "predict_many"):
+        return system.predict_many(dialogues)
+    return {system.name: [system.predict(d) for d in dialogues]}
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -208,33 +226,58 @@ def score(system_predictions: list[list[str]], dialogues: list[Dialogue], script
     }
 
 
-def evaluate(system_factory, script: Script, dialogues: list[Dialogue], folds: int, seed: int) -> dict:
-    """Cold start (fit on the script alone) and trained (k-fold over calls) predictions, scored."""
-    cold = system_factory().fit(script, [])
+def evaluate(
+    system_factory, script: Script, dialogues: list[Dialogue], folds: int, seed: int, min_domain_calls: int = 10
+) -> dict:
+    """Cold start, k-fold and leave-domains-out predictions of one system (and its variants), scored."""
     started = time.perf_counter()
-    cold_predictions = [cold.predict(d) for d in dialogues]
+    cold = _predict(system_factory().fit(script, []), dialogues)
     seconds = time.perf_counter() - started
-    batched = None
-    if hasattr(cold, "predict_many"):
-        started = time.perf_counter()
-        assert cold.predict_many(dialogues) == cold_predictions  # same labels, batched or not
-        batched = time.perf_counter() - started
-    trained_predictions: list[list[str] | None] = [None] * len(dialogues)
+    results = {name: {"cold": score(predictions, dialogues, script)} for name, predictions in cold.items()}
+    pooled: dict[str, list] = {name: [None] * len(dialogues) for name in cold}
     for train_index, test_index in KFold(folds, shuffle=True, random_state=seed).split(np.arange(len(dialogues))):
         system = system_factory().fit(script, [dialogues[i] for i in train_index])
-        held_out = [dialogues[i] for i in test_index]
-        predictions = (
-            system.predict_many(held_out) if hasattr(system, "predict_many") else map(system.predict, held_out)
-        )
-        for i, predicted in zip(test_index, predictions, strict=True):
-            trained_predictions[i] = predicted
-    turns = sum(len(d.call.texts) for d in dialogues)
-    return {
-        "cold": score(cold_predictions, dialogues, script),
-        "trained": score(trained_predictions, dialogues, script),
-        "utterances_per_second": round(turns / seconds, 1),
-        "utterances_per_second_batched": round(turns / batched, 1) if batched else None,
-    }
+        for name, predictions in _predict(system, [dialogues[i] for i in test_index]).items():
+            for i, predicted in zip(test_index, predictions, strict=True):
+                pooled[name][i] = predicted
+    for name, predictions in pooled.items():
+        results[name]["cv"] = score(predictions, dialogues, script)
+    domains = leave_domains_out(system_factory, script, dialogues, min_domain_calls)
+    for name in results:
+        results[name]["domains"] = domains.get(name)
+        results[name]["seconds_cold_fit_and_label"] = round(seconds, 1)
+    return results
+
+
+def leave_domains_out(
+    system_factory, script: Script, dialogues: list[Dialogue], min_calls: int = 10
+) -> dict[str, dict]:
+    """For each named domain: trained on the calls without it, scored on the calls with it.
+
+    Returns per system variant the mean over domains of accuracy, macro-F1 and drop-off accuracy,
+    and each domain's scores; {} when the calls name no domains.
+    """
+    names = sorted({d for dialogue in dialogues for d in dialogue.domains})
+    per_domain: dict[str, dict[str, dict]] = {}
+    for domain in names:
+        test = [d for d in dialogues if domain in d.domains]
+        training = [d for d in dialogues if domain not in d.domains]
+        if len(test) < min_calls or len(training) < min_calls:  # too few to say anything
+            continue
+        system = system_factory().fit(script, training)
+        for name, predictions in _predict(system, test).items():
+            per_domain.setdefault(name, {})[domain] = score(predictions, test, script)
+    summary = {}
+    for name, scores in per_domain.items():
+        summary[name] = {
+            "accuracy": round(float(np.mean([s["accuracy"] for s in scores.values()])), 4),
+            "macro_f1": round(float(np.mean([s["macro_f1"] for s in scores.values()])), 4),
+            "drop_off_accuracy": round(float(np.mean([s["drop_off_accuracy"] or 0 for s in scores.values()])), 4),
+            "per_domain": {
+                domain: {k: s[k] for k in ("accuracy", "macro_f1", "calls")} for domain, s in scores.items()
+            },
+        }
+    return summary
 
 
 def _call_end(dialogue: Dialogue, stages: list[str | None], sign_off: str) -> CallEnd:
@@ -280,30 +323,44 @@ def evaluate_outcomes(script: Script, dialogues: list[Dialogue], folds: int, see
     }
 
 
+SETTINGS = (("cold", "cold start"), ("cv", "within-set CV"), ("domains", "leave-domains-out"))
+
+
 def print_table(results: dict, stages: list[str]) -> None:
-    header = ["system", "setting", "accuracy", "macro-F1", "drop-off", "off-script", *stages, "utt/s", "batched"]
+    header = ["system", "setting", "accuracy", "macro-F1", "drop-off", *stages]
     rows = []
     for name, result in results.items():
-        for setting in ("cold", "trained"):
-            r = result[setting]
+        for setting, label in SETTINGS:
+            r = result.get(setting)
+            if not r:
+                continue
+            f1 = r.get("f1", {})
             rows.append(
                 [
                     name,
-                    setting,
+                    label,
                     f"{r['accuracy']:.3f}",
                     f"{r['macro_f1']:.3f}",
                     "-" if r["drop_off_accuracy"] is None else f"{r['drop_off_accuracy']:.1%}",
-                    f"{r['off_script_share']:.1%}",
-                    *[f"{r['f1'][s]:.2f}" if s in r["f1"] else "-" for s in stages],
-                    f"{result['utterances_per_second']:,.0f}" if setting == "cold" else "",
-                    f"{result['utterances_per_second_batched']:,.0f}"
-                    if setting == "cold" and result["utterances_per_second_batched"]
-                    else "",
+                    *[f"{f1[s]:.2f}" if s in f1 else "" for s in stages],
                 ]
             )
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
+
+
+def systems() -> dict:
+    """Every system of the comparison; the encoder ones only where the encoder is installed."""
+    found = {
+        "keywords": Keywords,
+        "tfidf+lr": TfidfLogistic,
+        "salescalls-words": lambda: Salescalls(encoder=None),
+    }
+    encoder = sentence_encoder.configured() or sentence_encoder.DEFAULT_ENCODER
+    if sentence_encoder.available(encoder):
+        found["salescalls"] = lambda: Salescalls(encoder=encoder)
+    return found
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -312,9 +369,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--script", type=Path, help="the script the labels follow (default: script.yaml beside)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-domain-calls", type=int, default=10, help="calls a domain needs to be left out")
     parser.add_argument("--json", default="bench/results/stages.json")
+    parser.add_argument("--vectors", type=Path, default=Path("bench/results/vectors.npz"), help="sentence-vector cache")
     args = parser.parse_args(argv)
     files = args.dialogues or [_shared_dialogues()]
+    cache = sentence_encoder.shared_cache(sentence_encoder.configured() or sentence_encoder.DEFAULT_ENCODER)
+    if cache is not None and sentence_encoder.available():
+        cache.load(args.vectors)
     report = {
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": platform.platform(),
@@ -326,36 +388,17 @@ def main(argv: list[str] | None = None) -> dict:
         script = load_script(args.script or path.parent / "script.yaml")
         dialogues = load_dialogues(path)
         print(f"{path}: {len(dialogues)} calls, script {script.id} v{script.version}", flush=True)
-        systems = {
-            "keywords": Keywords,
-            "tfidf+lr": TfidfLogistic,
-            "salescalls-no-hmm": lambda: Salescalls(decode=False),
-            "salescalls": Salescalls,
-        }
         results = {}
-        for name, factory in systems.items():
+        for name, factory in systems().items():
             started = time.perf_counter()
-            results[name] = evaluate(factory, script, dialogues, args.folds, args.seed)
+            results.update(evaluate(factory, script, dialogues, args.folds, args.seed, args.min_domain_calls))
             print(f"  {name}: {time.perf_counter() - started:.1f} s", flush=True)
         print()
-        present = [s for s in script.stage_names if s in results["salescalls"]["trained"]["f1"]]
+        present = [s for s in script.stage_names if s in results["tfidf+lr"]["cv"]["f1"]]
         print_table(results, present)
-        base, ours = results["tfidf+lr"]["trained"], results["salescalls"]["trained"]
-        results["comparison"] = {
-            "trained_macro_f1_minus_tfidf_lr": round(ours["macro_f1"] - base["macro_f1"], 4),
-            "trained_accuracy_ratio": round(ours["accuracy"] / base["accuracy"], 4),
-            "throughput_ratio": round(
-                results["salescalls"]["utterances_per_second_batched"] / results["tfidf+lr"]["utterances_per_second"],
-                4,
-            ),
-        }
-        print(
-            f"\nsalescalls trained macro-F1 {ours['macro_f1']:.3f} vs tfidf+lr {base['macro_f1']:.3f} "
-            f"({results['comparison']['trained_macro_f1_minus_tfidf_lr']:+.3f}); drop-off stage right for "
-            f"{ours['drop_off_accuracy']:.1%} of calls; "
-            f"{results['salescalls']['utterances_per_second_batched']:,.0f} utterances/s batched, "
-            f"{results['salescalls']['utterances_per_second']:,.0f} call by call (sequence decoding included)"
-        )
+        results["comparison"] = _comparison(results)
+        for line in results["comparison"]["lines"]:
+            print(line)
         outcome = evaluate_outcomes(script, dialogues, args.folds, args.seed)
         if outcome:
             print(
@@ -364,10 +407,33 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{outcome['majority_baseline_accuracy']:.1%}, macro-F1 {outcome['majority_baseline_macro_f1']:.3f}"
             )
         report["sets"][str(path)] = {"script": f"{script.id}@{script.version}", "results": results, "outcomes": outcome}
+    if cache is not None and len(cache):
+        cache.save(args.vectors)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwritten {args.json}")
     return report
+
+
+def _comparison(results: dict) -> dict:
+    """The product against the best baseline in each setting (macro-F1 differences)."""
+    ours = "salescalls" if "salescalls" in results else "salescalls-words"
+    lines, numbers = [], {}
+    for setting, label in SETTINGS:
+        if not (results[ours].get(setting) and results["tfidf+lr"].get(setting)):
+            continue
+        mine = results[ours][setting]["macro_f1"]
+        best = max(("keywords", "tfidf+lr"), key=lambda name: results[name][setting]["macro_f1"])
+        numbers[setting] = {
+            "salescalls": mine,
+            "best_baseline": best,
+            "difference": round(mine - results[best][setting]["macro_f1"], 4),
+        }
+        lines.append(
+            f"{label}: {ours} macro-F1 {mine:.3f} vs {best} {results[best][setting]['macro_f1']:.3f} "
+            f"({numbers[setting]['difference']:+.3f})"
+        )
+    return {"system": ours, **numbers, "lines": lines}
 
 
 def _shared_dialogues() -> Path:

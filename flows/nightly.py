@@ -353,6 +353,8 @@ def _analyse_all(
                 f"on {result['worker']}, ends at {record.score.end_stage} ({record.score.ended_by}), "
                 f"{len(record.utterances)} utterances"
             )
+            if record.role_note:  # stored with the call too (calls.role_note)
+                logger.warning(f"[{done}/{len(todo)}] {name}: roles: {record.role_note}")
     for worker, report_ in sorted(reports.items()):
         logger.info(
             f"worker {worker}: models loaded {report_['models_loaded']} times, "

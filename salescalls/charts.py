@@ -68,49 +68,49 @@ def _layout(**extra) -> dict:
 
 
 def funnel(stages: pd.DataFrame, weakest: set[str] = frozenset()) -> dict:
-    """One script version's funnel (rows of analytics.dropoff in script order): calls that reached
-    and ended at each stage as bars, the share that ended there with its 95 % interval as points;
-    the weakest stages' points and bars in red."""
+    """One script version's funnel (rows of analytics.dropoff in script order): calls that got at
+    least this far as bars that only shrink down the script, calls that dropped at each stage
+    inside them, and the drop-off share with its 95 % interval as points; the weakest stages in red."""
     names = stages["stage"].tolist()
-    share = [_number(v) for v in stages["share_ended"]]
-    low = [_number(v) for v in stages["share_low"]]
-    high = [_number(v) for v in stages["share_high"]]
+    share = [_number(v) for v in stages["drop_share"]]
+    low = [_number(v) for v in stages["drop_low"]]
+    high = [_number(v) for v in stages["drop_high"]]
     weak = [name in weakest for name in names]
     return {
         "data": [
             {
                 "type": "bar",
-                "name": "reached",
+                "name": "got this far",
                 "x": names,
-                "y": stages["reached"].astype(int).tolist(),
+                "y": stages["got_here"].astype(int).tolist(),
                 "marker": {"color": REACHED},
-                "hovertemplate": "%{x}: %{y} calls reached it<extra></extra>",
+                "hovertemplate": "%{x}: %{y} calls got this far<extra></extra>",
             },
             {
                 "type": "bar",
-                "name": "ended here",
+                "name": "dropped here",
                 "x": names,
-                "y": stages["ended_here"].astype(int).tolist(),
+                "y": stages["dropped"].astype(int).tolist(),
                 "marker": {"color": [WEAK if w else ENDED for w in weak]},
-                "hovertemplate": "%{x}: %{y} calls ended here<extra></extra>",
+                "hovertemplate": "%{x}: %{y} calls dropped here<extra></extra>",
             },
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": "share ended, 95% interval",
+                "name": "drop-off share, 95% interval",
                 "x": names,
                 "y": [None if s is None else 100 * s for s in share],
                 "yaxis": "y2",
                 "marker": {"color": [WEAK if w else "#222222" for w in weak], "size": 9, "symbol": "diamond"},
                 "error_y": _error_bars(share, low, high),
-                "hovertemplate": "%{x}: %{y:.0f}% of the calls that reached it ended here<extra></extra>",
+                "hovertemplate": "%{x}: %{y:.0f}% of the calls that got this far dropped here<extra></extra>",
             },
         ],
         "layout": _layout(
-            barmode="group",
+            barmode="overlay",
             yaxis={"title": {"text": "calls"}, "rangemode": "tozero", "gridcolor": "#E5E5E5"},
             yaxis2={
-                "title": {"text": "share ended (%)"},
+                "title": {"text": "drop-off (%)"},
                 "overlaying": "y",
                 "side": "right",
                 "range": [0, 105],

@@ -190,11 +190,11 @@ def dropoff(
     campaign: str | None = typer.Option(None, help="only this campaign"),
     rep: str | None = typer.Option(None, help="only this rep's calls"),
     period: str | None = typer.Option(None, help=f"one table per {PERIODS_HELP}"),
-    min_calls: int | None = typer.Option(None, help="stages reached by fewer calls are not ranked (default 10)"),
+    min_calls: int | None = typer.Option(None, min=1, help="stages fewer calls got to are not judged (default 5)"),
 ) -> None:
-    """Per script stage: calls that reached it, ended there, the share that ended with its 95 % interval,
-    who ended them and their outcomes, and the stages where calls end much more often than at the
-    stage before (read-only)."""
+    """The funnel per script stage: calls that got this far, in which it occurred, that dropped or
+    completed here, the drop-off share with its 95 % interval and the outcomes; then the stages
+    whose drop-off is highest against the other stages', with Fisher's test (read-only)."""
     from . import analytics
 
     _dates(since=since, until=until)
@@ -204,17 +204,116 @@ def dropoff(
     frame = _read(db, lambda con: analytics.dropoff(con, script_id, **filters))
     typer.echo(analytics.dropoff_table(frame))
     minimum = analytics.MIN_CALLS if min_calls is None else min_calls
-    ranked = analytics.weakest_stages(frame, minimum)
     if not frame.empty:
-        typer.echo(f"\nweakest stages (share ended minus the previous stage's; reached by >= {minimum} calls):")
-        if ranked.empty:
-            typer.echo("  none: no stage was reached by enough calls to judge")
-        for _, row in ranked.head(3).iterrows():
-            when = f"{row['period']:%Y-%m-%d} " if row["period"] != "" else ""
-            typer.echo(
-                f"  {when}{row['stage']}: {row['share_ended']:.0%} of {int(row['reached'])} calls end here "
-                f"({row['share_low']:.0%}-{row['share_high']:.0%}), {row['worse_by'] * 100:+.0f} points"
-            )
+        blocks = frame.assign(period=frame["period"].astype(object).fillna(""))
+        for _, group in blocks.groupby(["script_id", "script_version", "period"], sort=True):
+            typer.echo("")
+            ranked = analytics.weakest_stages(group, minimum)
+            for line in analytics.weak_stage_lines(ranked, int(group["calls"].iloc[0]), minimum):
+                typer.echo(line)
+
+
+@app.command()
+def advice(
+    db: Path | None = DB_OPTION,
+    stage: list[str] = typer.Option(None, help="this stage (repeatable; default: the weakest stages)"),
+    script_id: str | None = typer.Option(None, help="this script (default: the one with the most calls)"),
+    script_version: int | None = typer.Option(None, help="this version (default: its latest with calls)"),
+    top: int = typer.Option(5, min=1, help="phrases per stage"),
+) -> None:
+    """What to change in the script: at each weak stage, the rep's phrases in calls that got past it
+    against calls that dropped there, with Fisher's test and a moment to play (read-only)."""
+    from . import advice as script_advice
+    from . import analytics
+
+    def answer(con):
+        found = con.execute(
+            "SELECT script_id, script_version, count(*) AS n FROM calls "
+            "WHERE (CAST($script_id AS VARCHAR) IS NULL OR script_id = $script_id) "
+            "AND (CAST($version AS INTEGER) IS NULL OR script_version = $version) "
+            "GROUP BY ALL ORDER BY n DESC, script_version DESC LIMIT 1",
+            {"script_id": script_id, "version": script_version},
+        ).fetchone()
+        if found is None:
+            return None
+        chosen_id, version, _ = found
+        stages = list(stage or [])
+        if not stages:
+            frame = analytics.dropoff(con, chosen_id, script_version=version)
+            stages = analytics.highlighted(analytics.weakest_stages(frame))["stage"].tolist()
+        known = [
+            row[0]
+            for row in con.execute(
+                "SELECT stage FROM script_stages WHERE script_id = ? AND script_version = ? ORDER BY position",
+                [chosen_id, version],
+            ).fetchall()
+        ]
+        unknown = [name for name in stages if name not in known]
+        if unknown:
+            raise ValueError(f"no stage {', '.join(unknown)} in {chosen_id} v{version}; its stages: {', '.join(known)}")
+        lines = [f"Script {chosen_id} v{version}: what the rep said where calls went on, against where they dropped"]
+        for name in stages:
+            moves = script_advice.stage_moves(con, chosen_id, version, name)
+            lines += ["", *script_advice.moves_text(moves, name, top)]
+        return lines
+
+    try:
+        lines = _read(db, answer)
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo("no scored calls yet" if lines is None else "\n".join(lines))
+
+
+@app.command()
+def reasons(
+    db: Path | None = DB_OPTION,
+    script_id: str | None = typer.Option(None, help="only this script"),
+    script_version: int | None = typer.Option(None, help="only this script version"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
+    campaign: str | None = typer.Option(None, help="only this campaign"),
+    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    period: str | None = typer.Option(None, help=f"one table per {PERIODS_HELP}"),
+) -> None:
+    """Why customers leave: the calls that dropped, per stage and reason (from the customer's last
+    words), with the reps who had them and what the customer said (read-only)."""
+    from . import reasons as why
+
+    _dates(since=since, until=until)
+    _check_period(period)
+    filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
+    filters |= {"campaign": campaign, "rep": rep, "period": period}
+    frame = _read(db, lambda con: why.why_customers_leave(con, script_id, **filters))
+    if frame.empty or not period:
+        typer.echo(why.reasons_table(frame))
+        return
+    for start, group in frame.groupby("period", sort=True):
+        typer.echo(f"period from {start:%Y-%m-%d}: {len(group)} dropped calls")
+        typer.echo(why.reasons_table(group) + "\n")
+
+
+@app.command("compare-versions")
+def compare_versions(
+    script_id: str = typer.Argument(..., help="the script whose versions to compare"),
+    db: Path | None = DB_OPTION,
+    version: int | None = typer.Option(None, help="this version against the one before it (default: the latest)"),
+    days: int | None = typer.Option(None, min=1, help="compare the DAYS before and after the version's first call"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+) -> None:
+    """Did a script edit help? Drop-off per stage of a script version against the version before it,
+    with Fisher's exact test (read-only)."""
+    from . import analytics
+
+    _dates(since=since, until=until)
+    try:
+        frame = _read(
+            db, lambda con: analytics.compare_versions(con, script_id, version, since=since, until=until, days=days)
+        )
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo(analytics.versions_table(frame))
 
 
 @app.command()

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import questions
 from .analytics import (
     CALL_FACTS_SQL,
     ERROR_COUNTS_SQL,
@@ -47,6 +48,13 @@ BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a bala
 PLAN_GAPS = 3  # gaps in a training plan
 QUOTE_WIDTH = 110  # characters of an example moment's text shown in the plan
 RATING_LABELS = {1: "missed goals", 2: "partly met goals", 3: "met goals", 4: "exceeded goals"}
+# The error a missed KPI is trained on: a plan always covers what the rating says was missed.
+KPI_ERRORS = {
+    "stages_covered": "skipped_required_stage",
+    "close_attempted": "no_close_attempt",
+    "clean_language": "forbidden_phrase",
+    "balanced_talk": "talks_too_much",
+}
 
 
 @dataclass(frozen=True)
@@ -218,8 +226,15 @@ def locate(error: str, result: dict, utterances: list[dict], stage_order: list[s
         return next(iter(candidates), None)
 
     if error == "skipped_required_stage" and len(result["stages_skipped"]):
-        skipped = position.get(result["stages_skipped"][0], -1)
-        return first(u for u in utterances if position.get(u["stage"], -1) > skipped)
+        skipped_stage = result.get("focus_stage") or result["stages_skipped"][0]
+        if skipped_stage not in list(result["stages_skipped"]):
+            skipped_stage = result["stages_skipped"][0]
+        skipped = position.get(skipped_stage, -1)
+        for i, u in enumerate(utterances):  # the first words past the stage: where the call jumped over it
+            if position.get(u["stage"], -1) > skipped:
+                before = utterances[i - 1]["stage"] if i else "the start"
+                return {**u, "note": f"{skipped_stage} belonged here: the call went from {before} to {u['stage']}"}
+        return None
     if error == "stages_out_of_order" and len(result["out_of_order"]):
         return first(u for u in utterances if u["stage"] == result["out_of_order"][0])
     if error == "forbidden_phrase" and result["forbidden_idx"] is not None:
@@ -239,7 +254,7 @@ def locate(error: str, result: dict, utterances: list[dict], stage_order: list[s
 def _contrast_stage(error: str, result: dict, moment: dict, close_stage: str | None) -> str:
     """Which stage a good example of the same moment comes from."""
     if error == "skipped_required_stage":
-        return result["stages_skipped"][0]
+        return moment["note"].split(" belonged here")[0] if moment.get("note") else result["stages_skipped"][0]
     if error == "no_close_attempt" and close_stage:
         return close_stage
     return moment["stage"]
@@ -267,7 +282,9 @@ def _id_range(calls: list[tuple]) -> list:
     return [min(firsts), max(lasts)] if firsts else [0, -1]
 
 
-def _call_moments(con, calls: list[tuple], error: str, stage_order_of) -> list[tuple[Moment, str]]:
+def _call_moments(
+    con, calls: list[tuple], error: str, stage_order_of, focus_stage: str | None = None
+) -> list[tuple[Moment, str]]:
     """(moment, stage a contrast should come from) for each call, where the error can be located."""
     if not calls:
         return []
@@ -290,7 +307,7 @@ def _call_moments(con, calls: list[tuple], error: str, stage_order_of) -> list[t
     found = []
     for result in results.set_index("call_id").loc[call_ids].reset_index().to_dict("records"):
         order, close_stage = stage_order_of(result["script_id"], result["script_version"])
-        moment = locate(error, result, by_call.get(result["call_id"], []), order)
+        moment = locate(error, {**result, "focus_stage": focus_stage}, by_call.get(result["call_id"], []), order)
         if moment is None:
             continue
         found.append(
@@ -303,7 +320,7 @@ def _call_moments(con, calls: list[tuple], error: str, stage_order_of) -> list[t
                     float(moment["start_s"]),
                     moment["stage"],
                     moment["text"],
-                    f'forbidden phrase "{result["phrase"]}"' if error == "forbidden_phrase" else "",
+                    f'forbidden phrase "{result["phrase"]}"' if error == "forbidden_phrase" else moment.get("note", ""),
                 ),
                 _contrast_stage(error, result, moment, close_stage),
             )
@@ -314,7 +331,7 @@ def _call_moments(con, calls: list[tuple], error: str, stage_order_of) -> list[t
 CONTRAST_CALLS = 200  # latest calls of the top reps searched for a contrasting example
 
 
-def _contrast(con, calls: list[tuple], error: str, stage: str) -> Moment | None:
+def _contrast(con, calls: list[tuple], error: str, stage: str, used: set | None = None) -> Moment | None:
     """A top-quartile rep's utterance on `stage` from one of `calls` (their latest without `error`):
     a question where the error is about asking too little or talking too much, else the most
     confidently labelled utterance of the stage."""
@@ -323,14 +340,17 @@ def _contrast(con, calls: list[tuple], error: str, stage: str) -> Moment | None:
     wants_question = error in ("few_questions", "talks_too_much", "long_monologue")
     recency = {call[0]: i for i, call in enumerate(calls)}  # calls come latest first
     candidates = con.execute(
-        "SELECT call_id, idx, start_s, stage, text, (rtrim(text) LIKE '%?') AND ? AS preferred, confidence "
-        "FROM utterances WHERE utterance_id BETWEEN ? AND ? AND call_id IN (SELECT unnest(?)) "
+        f"SELECT call_id, idx, start_s, stage, text, {questions.SQL.format(text='text')} AND ? AS preferred, "
+        "confidence FROM utterances WHERE utterance_id BETWEEN ? AND ? AND call_id IN (SELECT unnest(?)) "
         "AND stage = ? AND role = 'rep' AND NOT backchannel",
-        [wants_question, *_id_range(calls), list(recency), stage],
+        [questions.PATTERN, wants_question, *_id_range(calls), list(recency), stage],
     ).fetchall()
+    candidates = [c for c in candidates if (c[0], c[1]) not in (used or set())]  # never the same moment twice
     if not candidates:
         return None
-    call_id, _, start, stage, text, _, _ = min(candidates, key=lambda c: (not c[5], -c[6], recency[c[0]], c[0], c[1]))
+    call_id, idx, start, stage, text, _, _ = min(candidates, key=lambda c: (not c[5], -c[6], recency[c[0]], c[0], c[1]))
+    if used is not None:
+        used.add((call_id, idx))
     file, started_at, rep = con.execute(
         "SELECT file, CAST(started_at AS VARCHAR), coalesce(rep, '(unknown)') FROM calls WHERE call_id = ?", [call_id]
     ).fetchone()
@@ -390,18 +410,52 @@ def training_plans(
             profile = (profiles or {}).get(rep)
             if profile is None:
                 profile = profile_from_counts(counts, rep)
-            plans[rep] = _training_plan(con, facts, rep, examples, profile, rated, stage_order_of)
+            plans[rep] = _training_plan(con, facts, rep, examples, profile, rated, stage_order_of, targets)
         return plans
     finally:
         con.execute(f"DROP TABLE IF EXISTS {facts}")
 
 
-def _training_plan(con, facts: str, rep: str, examples: int, profile, rated, stage_order_of) -> pd.DataFrame:
+def missed_kpis(rated: pd.DataFrame, rep: str, targets: tuple[Kpi, ...] = KPI_TARGETS) -> list[str]:
+    """The KPIs the rep's rating counts as missed (over the plan's calls, not split by period)."""
+    mine = rated[rated["rep"] == rep]
+    if mine.empty:
+        return []
+    row = mine.iloc[-1]
+    return [kpi.name for kpi in targets if row.get(f"{kpi.name}_status") == "missed"]
+
+
+def skipped_stage(con, facts: str, rep: str) -> tuple[str | None, int]:
+    """The required stage the rep's calls skip most often, and in how many calls."""
+    found = con.execute(
+        f"SELECT stage, count(*) AS n FROM (SELECT unnest(r.stages_skipped) AS stage FROM {facts} f "
+        "JOIN call_results r USING (call_id) WHERE f.rep = ? AND f.skipped_required_stage) "
+        "GROUP BY stage ORDER BY n DESC, stage LIMIT 1",
+        [rep],
+    ).fetchone()
+    return (found[0], int(found[1])) if found else (None, 0)
+
+
+def _training_plan(
+    con, facts: str, rep: str, examples: int, profile, rated, stage_order_of, targets: tuple[Kpi, ...] = KPI_TARGETS
+) -> pd.DataFrame:
     if profile.empty:
         return profile
-    gaps = profile[(profile["errors"] > 0) & ~(profile["rate"] <= profile["team_rate"])].copy()
+    # Gaps: every error behind a KPI the rating says was missed (so rating and plan never
+    # disagree), then the errors most above the rest of the team, up to PLAN_GAPS in all.
+    missed = {KPI_ERRORS[name]: name for name in missed_kpis(rated, rep, targets) if name in KPI_ERRORS}
+    gaps = profile[
+        (profile["errors"] > 0) & (~(profile["rate"] <= profile["team_rate"]) | profile["error"].isin(missed))
+    ]
+    gaps = gaps.copy()
     gaps["difference"] = gaps["rate"] - gaps["team_rate"].fillna(0)
-    gaps = gaps.sort_values(["flagged", "difference", "p_value"], ascending=[False, False, True]).head(PLAN_GAPS)
+    gaps["missed_kpi"] = gaps["error"].map(missed)
+    gaps = gaps.sort_values(
+        ["flagged", "missed_kpi", "difference", "p_value"], ascending=[False, True, False, True], na_position="last"
+    )
+    must = gaps["missed_kpi"].notna() | gaps["flagged"]  # significant, or behind a missed KPI
+    gaps = pd.concat([gaps[must], gaps[~must].head(max(0, PLAN_GAPS - int(must.sum())))])
+    kpi_target = {kpi.name: kpi.target for kpi in targets}
     top = [r for r in top_quartile(rated) if r != rep]
     if not top:  # the rep is the team's best, or nobody is rated: learn from the best of the others
         others = rated[(rated["rep"] != rep) & rated["points"].notna()].sort_values("points", ascending=False)
@@ -410,24 +464,45 @@ def _training_plan(con, facts: str, rep: str, examples: int, profile, rated, sta
     errors = gaps["error"].tolist()
     own_calls = _latest_calls(con, facts, "rep = ?", rep, errors, True, examples)
     pools = _latest_calls(con, facts, "rep IN (SELECT unnest(?))", top, errors, False, CONTRAST_CALLS) if top else {}
+    used_contrasts: set = set()
+    used_moments: set = set()
     rows = []
     for rank, gap in enumerate(gaps.to_dict("records"), start=1):
-        own = _call_moments(con, own_calls[gap["error"]], gap["error"], stage_order_of)
-        stage = own[0][1] if own else None
-        contrast = _contrast(con, pools.get(gap["error"], []), gap["error"], stage) if stage else None
+        meaning, focus = gap["meaning"], None
+        if gap["error"] == "skipped_required_stage":
+            focus, skipped_in = skipped_stage(con, facts, rep)
+            if focus:
+                meaning = f"the required stage {focus} was skipped"
+                if skipped_in < gap["errors"]:
+                    meaning += f" (in {skipped_in} of the {gap['errors']} calls that skipped one)"
+        target = target_rate(gap["rate"], gap["team_rate"])
+        if isinstance(gap["missed_kpi"], str):  # the KPI's own target, as an error rate
+            target = min(target, 1 - kpi_target[gap["missed_kpi"]])
+        own = [
+            (moment, stage)
+            for moment, stage in _call_moments(con, own_calls[gap["error"]], gap["error"], stage_order_of, focus)
+            if (moment.call_id, moment.at) not in used_moments
+        ]
+        used_moments |= {(moment.call_id, moment.at) for moment, _ in own}
+        stage = own[0][1] if own else focus
+        contrast = _contrast(con, pools.get(gap["error"], []), gap["error"], stage, used_contrasts) if stage else None
         rows.append(
             {
                 "rep": rep,
                 "rank": rank,
                 "error": gap["error"],
-                "meaning": gap["meaning"],
+                "meaning": meaning,
+                "stage": focus,
                 "calls": gap["calls"],
                 "errors": gap["errors"],
                 "rate": gap["rate"],
+                "team_calls": gap["team_calls"],
+                "team_errors": gap["team_errors"],
                 "team_rate": gap["team_rate"],
                 "p_value": gap["p_value"],
                 "flagged": gap["flagged"],
-                "target_30d": target_rate(gap["rate"], gap["team_rate"]),
+                "missed_kpi": gap["missed_kpi"] if isinstance(gap["missed_kpi"], str) else None,
+                "target_30d": target,
                 "examples": [moment for moment, _ in own],
                 "contrast": contrast,
                 "top_reps": top,
@@ -443,11 +518,14 @@ def plan_text(frame: pd.DataFrame, rep: str) -> str:
     lines = [f"Training plan for {rep} (30 days)"]
     for gap in frame.to_dict("records"):
         significance = "significant" if gap["flagged"] else "not yet significant"
-        team = f"{gap['team_rate']:.0%}" if gap["team_rate"] == gap["team_rate"] else "-"
+        team = "-"
+        if gap["team_rate"] == gap["team_rate"]:
+            team = f"{gap['team_errors']} of {gap['team_calls']} calls ({gap['team_rate']:.0%})"
+        missed = f"; the rating's KPI {gap['missed_kpi'].replace('_', ' ')} was missed" if gap.get("missed_kpi") else ""
         lines += [
             "",
             f"{gap['rank']}. {gap['meaning']}: {gap['errors']} of {gap['calls']} calls ({gap['rate']:.0%}); "
-            f"team {team}; p = {gap['p_value']:.3f}, {significance}",
+            f"rest of the team {team}; p = {gap['p_value']:.3f}, {significance}{missed}",
             f"   target in 30 days: at most {gap['target_30d']:.0%} of calls",
         ]
         for moment in gap["examples"]:

@@ -7,12 +7,15 @@ Definitions (also in the README): back-channels ("uh-huh") are listening, not ta
 left out. A turn is a run of one party's utterances with no reply between and pauses under
 MONOLOGUE_GAP seconds; the rep's longest turn is the longest monologue, the customer's the longest
 story. An interruption is an utterance that starts more than INTERRUPTION_OVERLAP seconds before
-the other party's utterance ended. A question is a rep utterance ending with a question mark.
+the other party's utterance ended. A question is a rep utterance that is one by its question mark
+or by its words (salescalls.questions: recognisers drop question marks).
 """
 
 from __future__ import annotations
 
 import duckdb
+
+from . import questions
 
 MONOLOGUE_GAP = 1.5  # seconds: one party's utterances closer than this, with no reply between, are one turn
 INTERRUPTION_OVERLAP = 0.3  # seconds of talking over the other party's utterance that make an interruption
@@ -27,7 +30,7 @@ METRICS = (
     "rep_interruptions",  # rep utterances started over the customer
     "customer_interruptions",  # customer utterances started over the rep
     "first_interruption_at",  # when the rep first interrupted, s
-    "rep_questions",  # rep utterances ending with '?'
+    "rep_questions",  # rep utterances that are questions (salescalls.questions)
     "rep_words_per_minute",  # rep words per minute of rep talk
     "silence_share",  # share of the call in which nobody speaks
     "first_utterance_id",  # the call's utterance ids span this range: lookups of a call's
@@ -82,7 +85,7 @@ per_call AS (
                AS customer_interruptions,
            min(start_s) FILTER (WHERE role = 'rep' AND previous_role = 'customer' AND previous_end - start_s > ?)
                AS first_interruption_at,
-           count(*) FILTER (WHERE role = 'rep' AND rtrim(text) LIKE '%?') AS rep_questions,
+           count(*) FILTER (WHERE role = 'rep' AND {is_question}) AS rep_questions,
            sum(words) FILTER (WHERE role = 'rep') AS rep_words,
            -- seconds in which anyone speaks: overlapping utterances counted once
            sum(greatest(end_s - greatest(start_s, coalesce(speech_until, start_s)), 0)) AS speech_seconds
@@ -96,12 +99,12 @@ SELECT p.call_id, p.rep_seconds, p.customer_seconds,
        greatest(1 - p.speech_seconds / nullif(c.duration, 0), 0) AS silence_share,
        i.first_utterance_id, i.last_utterance_id
 FROM per_call p JOIN longest l USING (call_id) JOIN calls c USING (call_id) JOIN ids i USING (call_id)
-"""
+""".replace("{is_question}", questions.SQL.format(text="text"))
 
 
 def refresh(con: duckdb.DuckDBPyConnection, call_id: str | None = None) -> None:
     """Recompute the stored conversation metrics of one call, or of every call when call_id is None."""
-    parameters = [call_id, call_id, MONOLOGUE_GAP, call_id, call_id] + [INTERRUPTION_OVERLAP] * 3
+    parameters = [call_id, call_id, MONOLOGUE_GAP, call_id, call_id] + [INTERRUPTION_OVERLAP] * 3 + [questions.PATTERN]
     assignments = ", ".join(f"{name} = m.{name}" for name in METRICS)
     con.execute(
         f"UPDATE call_results SET {assignments} FROM ({CONVERSATION_SQL}) m WHERE call_results.call_id = m.call_id",

@@ -133,6 +133,9 @@ def _csv_turns(path: Path, text: str) -> tuple[list[Turn], list[str]]:
         raise CorpusError(f"{path.name}: missing column{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
     rows, errors = [], []
     for number, row in enumerate(reader, start=2):
+        if None in row:  # more fields than the header: a comma that needed quotes, most likely
+            errors.append(f"{path.name}:{number}: {len(header) + len(row[None])} fields, the header has {len(header)}")
+            continue
         if not (row.get(text_column) or "").strip():
             errors.append(f"{path.name}:{number}: empty text")
             continue

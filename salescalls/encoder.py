@@ -25,6 +25,7 @@ import os
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -103,6 +104,25 @@ class EmbeddingCache:
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+    def save(self, path: Path) -> None:
+        """Write every known vector to an .npz file (a benchmark's cache between runs)."""
+        keys = sorted(self._vectors)
+        vectors = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, self.encoder.dim))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".partial.npz")
+        np.savez(temporary, encoder=self.encoder.name, keys=np.array(keys), vectors=vectors.astype(np.float16))
+        temporary.replace(path)
+
+    def load(self, path: Path) -> int:
+        """Add the vectors of an .npz file written by `save` for the same encoder; returns how many."""
+        if not path.is_file():
+            return 0
+        data = np.load(path, allow_pickle=False)
+        if str(data["encoder"]) != self.encoder.name:
+            return 0
+        self.add(dict(zip(data["keys"].tolist(), data["vectors"].astype(np.float32), strict=True)))
+        return len(data["keys"])
 
     def unknown(self, texts: Iterable[str]) -> dict[str, str]:
         """key -> text of the texts whose vectors are not known yet."""

@@ -121,3 +121,24 @@ def truth_record(truth: dict, metadata: dict[str, str], script: Script, source: 
         metadata=metadata,
         source=source,
     )
+
+
+def label_from_truth(con, rows: list[dict], truth_dir: str | Path) -> list[dict]:
+    """Review rows (salescalls.review.review_rows) with `label` filled in from the ground truth, as
+    a reviewer who knows the truth would: each utterance gets the stage of the truth turn it
+    overlaps most (rows of calls without a truth file, or matching no turn, stay unlabelled)."""
+    truths = {}
+    for path in sorted(Path(truth_dir).glob("*.json")):
+        truth = load_truth(path)
+        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
+            truths[truth["file"]] = truth
+    labelled = []
+    for row in rows:
+        truth = truths.get(row["file"])
+        label = ""
+        if truth is not None:
+            utterance = store.stored_utterances(con, row["call_id"])[int(row["idx"])]
+            (match,) = match_turns([utterance], truth["turns"])
+            label = truth["turns"][match]["stage"] if match is not None else ""
+        labelled.append({**row, "label": label})
+    return labelled

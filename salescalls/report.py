@@ -128,21 +128,17 @@ def _distinct(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
     return [row[0] for row in con.execute(sql).fetchall()]
 
 
-HIGHLIGHT_POINTS = 0.05  # a stage is highlighted when its drop-off is at least 5 points above the stage before
-
-
 def _labels(starts, period: str) -> list[str]:
     """Period start dates as people name the periods (analytics.period_label)."""
     return [analytics.period_label(start, period) for start in starts]
 
 
-def weakest(group: pd.DataFrame, top: int = 3) -> set[str]:
-    """The stages the report highlights: of analytics.weakest_stages, the top `top` where calls end
-    at least HIGHLIGHT_POINTS more often than at the stage before."""
+def weakest(group: pd.DataFrame) -> tuple[set[str], list[str]]:
+    """The stages the report highlights and the lines that say why: the same as `salescalls
+    dropoff` prints (analytics.highlighted, analytics.weak_stage_lines)."""
     ranked = analytics.weakest_stages(group)
-    if ranked.empty:
-        return set()
-    return set(ranked.loc[ranked["worse_by"] >= HIGHLIGHT_POINTS - 1e-9, "stage"].head(top))
+    lines = analytics.weak_stage_lines(ranked, int(group["calls"].iloc[0]))
+    return set(analytics.highlighted(ranked)["stage"]), lines
 
 
 def choose_period(con: duckdb.DuckDBPyConnection) -> str:
@@ -177,18 +173,22 @@ def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
                     label = analytics.period_label(start, split)
                     if split:
                         periods.add(label)
-                    weak = weakest(group)
+                    weak, weak_lines = weakest(group)
                     rows = group[
                         [
                             "stage",
                             "required",
-                            "reached",
+                            "got_here",
+                            "occurred",
                             "ended_here",
-                            "share_ended",
-                            "share_low",
-                            "share_high",
+                            "dropped",
+                            "completed",
+                            "drop_share",
+                            "drop_low",
+                            "drop_high",
                             "ended_by_customer",
                             "ended_by_rep",
+                            "dropped_by_customer",
                             "outcomes_of_ended",
                         ]
                     ].to_dict("records")
@@ -203,6 +203,7 @@ def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
                             "stage_models": group["stage_models"].iloc[0],
                             "rows": rows,
                             "weakest": sorted(weak),
+                            "weakest_lines": weak_lines,
                             "figure": charts.funnel(group, weak),
                         }
                     )

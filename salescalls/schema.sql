@@ -218,3 +218,7 @@ CREATE TABLE labelled_turns (
     imported_at TIMESTAMP NOT NULL,
     PRIMARY KEY (corpus, dialogue, idx)
 );
+
+-- migration 9: questions counted from their words as well as the question mark (salescalls.questions)
+-- The stored conversation metrics are recomputed after this block (store._AFTER_MIGRATION).
+UPDATE call_results SET rep_questions = NULL;

@@ -46,7 +46,7 @@ _RESULT_COLUMNS = (
 
 
 # Data a migration's SQL cannot compute by itself, filled in the same transaction.
-_AFTER_MIGRATION = {3: conversation.refresh}
+_AFTER_MIGRATION = {3: conversation.refresh, 9: conversation.refresh}
 
 
 def migrations() -> list[tuple[int, str, str]]:

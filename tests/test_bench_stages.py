@@ -3,10 +3,13 @@
 import json
 
 from bench import stages as bench
+from salescalls.inbox import read_metadata
 from tests.conftest import DEMO, DEMO_SCRIPT
 
 
 def demo_dialogues(path):
+    """The demo calls' ground truth as a labelled dialogue file, each call's campaign as its domain."""
+    campaigns = {row["call_id"]: row["campaign"] for row in read_metadata(DEMO / "calls.csv").rows.values()}
     lines = []
     for truth_file in sorted(DEMO.glob("c*.json")):
         truth = json.loads(truth_file.read_text())
@@ -20,7 +23,7 @@ def demo_dialogues(path):
                     "call_id": truth_file.stem,
                     "turns": turns,
                     "outcome": truth["outcome"],
-                    "meta": {"last_stage_before_farewell": truth["end_stage"]},
+                    "meta": {"last_stage_before_farewell": truth["end_stage"], "domains": [campaigns[truth_file.stem]]},
                 }
             )
         )
@@ -28,17 +31,22 @@ def demo_dialogues(path):
     return path
 
 
-def test_bench_reports_every_system_cold_and_trained(tmp_path):
+def test_bench_reports_every_system_cold_cross_validated_and_on_left_out_domains(tmp_path):
     data = demo_dialogues(tmp_path / "demo.jsonl")
-    report = bench.main([str(data), "--script", str(DEMO_SCRIPT), "--folds", "2", "--json", str(tmp_path / "r.json")])
+    arguments = [str(data), "--script", str(DEMO_SCRIPT), "--folds", "2", "--min-domain-calls", "3"]
+    report = bench.main([*arguments, "--json", str(tmp_path / "r.json"), "--vectors", str(tmp_path / "v.npz")])
     results = report["sets"][str(data)]["results"]
-    assert set(results) >= {"keywords", "tfidf+lr", "salescalls", "salescalls-no-hmm", "comparison"}
-    for system in ("keywords", "tfidf+lr", "salescalls"):
-        for setting in ("cold", "trained"):
+    systems = {"keywords", "tfidf+lr", "salescalls-words", "salescalls", "salescalls-per-utterance"}
+    assert set(results) >= systems | {"comparison"}
+    for system in systems:
+        for setting in ("cold", "cv"):
             assert 0.0 <= results[system][setting]["macro_f1"] <= 1.0
             assert results[system][setting]["turns"] > 100
+        # every campaign with 3+ calls was left out once: trained on the others, tested on it
+        assert len(results[system]["domains"]["per_domain"]) >= 2
     # On the demo's own (error-free) transcripts the cold-start model must place most turns.
     assert results["salescalls"]["cold"]["accuracy"] >= 0.8
+    assert (tmp_path / "v.npz").is_file()  # the sentence vectors are kept for the next run
     assert json.loads((tmp_path / "r.json").read_text())["folds"] == 2
     outcome = report["sets"][str(data)]["outcomes"]
     assert outcome["calls"] == 14 and 0.0 <= outcome["accuracy"] <= 1.0

@@ -42,7 +42,9 @@ def test_dropoff_filters_and_names_the_weakest_stages(tmp_path, demo_script):
             store.save_call(con, record(f"{n:064d}", "offer" if n < 9 else "needs", "customer", reached, "refusal"))
     result = runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "warm", "--since", "2026-11-01"])
     assert result.exit_code == 0, result.output
-    assert "95% interval" in result.output and "offer: 75% of 12 calls end here" in result.output
+    assert "95% interval" in result.output and "got this far" in result.output
+    assert "offer: 9 of 12 calls dropped here (75%," in result.output
+    assert "no stage's drop-off is significantly higher" not in result.output  # 9 of 12 against 3 of 36 is
     result = runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "hot"])
     assert "no scored calls yet" in result.output
     result = runner.invoke(app, ["dropoff", "--db", str(path), "--since", "last tuesday"])

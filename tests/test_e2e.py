@@ -23,3 +23,25 @@ def test_demo_call_matches_its_ground_truth(call, model_settings, demo_script):
     assert comparison.end_stage == truth["end_stage"]
     assert comparison.ended_by == truth["ended_by"]
     assert set(record.timings) >= {"load", "diarize", "transcribe", "align", "roles", "stages"}
+
+
+@pytest.mark.models
+def test_a_recorder_that_swaps_the_channels_is_flagged_and_auto_follows_the_words(
+    tmp_path, model_settings, demo_script
+):
+    import dataclasses
+
+    import soundfile as sf
+
+    truth = load_truth(DEMO / "c05.json")  # stereo, rep on channel 0
+    samples, rate = sf.read(DEMO / truth["file"], always_2d=True)
+    swapped = tmp_path / "c05-swapped.wav"
+    sf.write(swapped, samples[:, ::-1], rate)
+    as_configured = analyse_call(swapped, model_settings, demo_script)
+    assert "the rep is on channel 1, not 0" in as_configured.role_note  # the customer would be stored as the rep
+    auto = analyse_call(swapped, dataclasses.replace(model_settings, rep_channel="auto"), demo_script)
+    comparison = compare_call("c05", list(auto.utterances), auto.score.end_stage, auto.score.ended_by, truth)
+    assert auto.role_method == "channel+text" and auto.role_note == ""
+    assert comparison.role_correct == comparison.utterances
+    # every utterance's vector travels with the record, for the writer to keep
+    assert auto.embedding_model and len(auto.embeddings) == len(auto.utterances) and all(auto.embeddings)

@@ -94,23 +94,35 @@ def shoot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def expected_funnel(truths: list[dict]) -> dict[str, tuple[int, int]]:
-    """(reached, ended here) per stage, from the ground-truth turns."""
+def expected_funnel(truths: list[dict]) -> dict[str, tuple[int, int, int]]:
+    """(got this far, occurred, dropped here) per stage, from the ground-truth turns."""
+
+    def furthest(truth):
+        return max((STAGES.index(t["stage"]) for t in truth["turns"] if t["stage"] != STAGES[-1]), default=-1)
+
+    def dropped(truth):
+        return truth["end_stage"] != STAGES[-2] and truth["crm"]["crm_outcome"] not in ("sale", "meeting")
+
+    def got(truth, stage):
+        if stage == STAGES[-1]:  # the sign-off: through the whole script, then goodbye
+            return furthest(truth) == len(STAGES) - 2 and any(t["stage"] == stage for t in truth["turns"])
+        return furthest(truth) >= STAGES.index(stage)
+
     return {
         stage: (
+            sum(got(truth, stage) for truth in truths),
             sum(any(t["stage"] == stage for t in truth["turns"]) for truth in truths),
-            sum(truth["end_stage"] == stage for truth in truths),
+            sum(truth["end_stage"] == stage and dropped(truth) for truth in truths),
         )
         for stage in STAGES
     }
 
 
-def shown_funnel(page) -> dict[str, tuple[int, int]]:
+def shown_funnel(page) -> dict[str, tuple[int, int, int]]:
     rows = page.locator("table.funnel-table tbody tr")
     return {
-        rows.nth(i).get_attribute("data-stage"): (
-            int(rows.nth(i).locator("td.reached").inner_text()),
-            int(rows.nth(i).locator("td.ended").inner_text()),
+        rows.nth(i).get_attribute("data-stage"): tuple(
+            int(rows.nth(i).locator(f"td.{column}").inner_text()) for column in ("got", "occurred", "dropped")
         )
         for i in range(rows.count())
     }
@@ -131,7 +143,8 @@ def test_funnel_shows_the_demo_numbers_and_filters(page, server, demo_truths):
     page.wait_for_selector("#funnels .chart .main-svg")
     assert shown_funnel(page) == expected_funnel(demo_truths)
     highlighted = page.locator("table.funnel-table tr.weak")
-    assert highlighted.count() >= 1
+    assert highlighted.count() == 1 and highlighted.get_attribute("data-stage") == "objection"  # as the CLI says
+    assert "no stage's drop-off is significantly higher" in page.locator(".weakest").first.inner_text()
     shoot(page, "funnel")
 
     page.select_option("select[name=segment]", "cold")

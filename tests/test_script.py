@@ -133,3 +133,23 @@ def test_a_labelled_set_script_with_a_bad_stage_names_the_line():
     bad = LABELLED_SET.replace("    required: false\n", "    required: maybe\n")
     with pytest.raises(ScriptError, match=r"set.yaml:\d+: stage 'greeting': required must be true or false"):
         parse_script(bad, "set.yaml")
+
+
+def test_a_script_without_usable_examples_is_refused_with_its_line(tmp_path):
+    no_words = VALID.replace("en: [Send me the contract.]", 'en: ["...", "?!"]')
+    with pytest.raises(ScriptError, match=r"^<script>:12: stage 'close' has no usable example phrase"):
+        parse_script(no_words)
+    labelled_set = (
+        "name: x_v1\nstages:\n  - {name: a, order: 1, examples: ['Hello there']}\n"
+        "  - {name: b, order: 2, examples: ['123']}\n"
+    )
+    with pytest.raises(ScriptError, match=r"stage 'b' has no usable example phrase"):
+        parse_script(labelled_set)
+    from typer.testing import CliRunner
+
+    from salescalls.cli import app
+
+    path = tmp_path / "team.yaml"
+    path.write_text(no_words, encoding="utf-8")
+    result = CliRunner().invoke(app, ["script", "check", str(path)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "team.yaml:12:" in result.output

@@ -3,6 +3,8 @@ import pytest
 
 from salescalls.stages import (
     StageClassifier,
+    StageModel,
+    final_prior,
     normalise_text,
     order_prior,
     posteriors,
@@ -37,6 +39,41 @@ def test_viterbi_and_posteriors_on_a_known_chain():
     marginals = posteriors(emissions, transitions, initial)
     assert np.allclose(marginals.sum(axis=1), 1.0)
     assert marginals[0, 0] > 0.7 and marginals[3, 1] > 0.8
+
+
+def _decoder(leaders=(), final=None) -> StageModel:
+    return StageModel(
+        script_id="s",
+        script_version=1,
+        stages=("offer", "close", "farewell"),
+        classifier=None,
+        transitions=order_prior(3),
+        initial=np.array([0.8, 0.1, 0.1]),
+        name="test",
+        leaders=leaders,
+        final=final,
+    )
+
+
+def test_a_stage_the_rep_leads_is_not_started_by_the_customer():
+    # After the offer, a customer line that reads a little like the close ("call me back next
+    # week") is not the start of the close; the same words from the rep are.
+    emission = np.array([[0.9, 0.05, 0.05], [0.3, 0.6, 0.1], [0.3, 0.6, 0.1], [0.05, 0.05, 0.9]])
+    led = _decoder(leaders=("rep", "rep", "both"))
+    customer = [s.stage for s in led._decode(emission, None, ["rep", "customer", "customer", "customer"])]
+    rep = [s.stage for s in led._decode(emission, None, ["rep", "rep", "rep", "customer"])]
+    unled = [s.stage for s in _decoder()._decode(emission, None, ["rep", "customer", "customer", "customer"])]
+    assert customer == ["offer", "offer", "offer", "farewell"]
+    assert rep == unled == ["offer", "close", "close", "farewell"]
+
+
+def test_a_call_ends_in_the_sign_off_unless_its_last_words_say_otherwise():
+    emission = np.array([[0.9, 0.05, 0.05], [0.05, 0.6, 0.35]])  # a misheard "goodbye" at the end
+    assert [s.stage for s in _decoder()._decode(emission, None)] == ["offer", "close"]
+    ending = _decoder(final=final_prior(3))
+    assert [s.stage for s in ending._decode(emission, None)] == ["offer", "farewell"]
+    clear = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05]])  # a clear close still ends the call there
+    assert [s.stage for s in ending._decode(clear, None)] == ["offer", "close"]
 
 
 def test_classifier_follows_the_sklearn_conventions(demo_script):
@@ -108,3 +145,69 @@ def test_back_channels_take_the_stage_around_them(demo_script):
 
 def test_empty_call(demo_script):
     assert train_from_script(demo_script).label([], []) == []
+
+
+def script_in_one_language(language: str):
+    """The demo script with only one language's examples and phrases."""
+    import yaml
+
+    from salescalls.script import parse_script
+    from tests.conftest import DEMO_SCRIPT
+
+    raw = yaml.safe_load(DEMO_SCRIPT.read_text(encoding="utf-8"))
+    raw["languages"] = [language]
+    raw["stages"] = [
+        {**st, "examples": {r: {language: p[language]} for r, p in st["examples"].items() if language in p}}
+        for st in raw["stages"]
+    ]
+    raw["outcomes"] = {o: {language: p[language]} for o, p in raw["outcomes"].items() if language in p}
+    for kind in ("forbidden", "controlled"):
+        raw[kind] = [{**rule, "phrases": {language: rule["phrases"][language]}} for rule in raw[kind]]
+    return parse_script(yaml.safe_dump(raw, allow_unicode=True), f"demo-{language}.yaml")
+
+
+# Paraphrases, none of them a script example, in the languages the script was NOT written in.
+RU_HU_CALL = [
+    ("Добрый день, это Ольга из компании БрайтЛайн, удобно сейчас говорить?", "rep", "greeting"),
+    ("Сколько человек у вас сейчас в штате?", "rep", "qualification"),
+    ("У нас постоянно пропадает интернет, когда мы созваниваемся с клиентами.", "customer", "needs"),
+    ("Тариф стоит сорок девять евро в месяц и включает резервный канал.", "rep", "offer"),
+    ("Это слишком дорого, нам сейчас дешевле.", "customer", "objection"),
+    ("Давайте я сегодня пришлю вам договор на подпись?", "rep", "close"),
+    ("Спасибо, всего хорошего, до свидания.", "customer", "farewell"),
+    ("Jó napot, Tóth Eszter vagyok a BrightLine-tól, ráér most két percre?", "rep", "greeting"),
+    ("Hány munkatársuk van jelenleg?", "rep", "qualification"),
+    ("Folyton megszakad az internet, amikor videóhívásunk van.", "customer", "needs"),
+    ("A csomag havi negyvenkilenc euróba kerül, és tartalék vonal is jár hozzá.", "rep", "offer"),
+    ("Ez túl drága, most kevesebbet fizetünk.", "customer", "objection"),
+    ("Elküldhetem még ma a szerződést aláírásra?", "rep", "close"),
+    ("Köszönöm, viszontlátásra.", "customer", "farewell"),
+]
+EN_CALL = [
+    ("Good morning, this is Olga from BrightLine, is now a good time?", "rep", "greeting"),
+    ("How many staff do you have at the moment?", "rep", "qualification"),
+    ("Our internet keeps cutting out when we talk to clients.", "customer", "needs"),
+    ("The plan is forty nine euros a month and includes a backup line.", "rep", "offer"),
+    ("That's too expensive, we pay less right now.", "customer", "objection"),
+    ("Shall I send you the contract to sign today?", "rep", "close"),
+    ("Thanks, all the best, goodbye.", "customer", "farewell"),
+]
+
+
+def right(model, cases) -> int:
+    emission = model.emissions([c[0] for c in cases], [c[1] for c in cases])
+    return sum(model.stages[int(k)] == c[2] for k, c in zip(np.argmax(emission, axis=1), cases, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("language", "cases", "at_least"), [("en", RU_HU_CALL, 13), ("ru", EN_CALL, 6), ("hu", EN_CALL, 6)]
+)
+def test_a_script_in_one_language_maps_calls_in_another(language, cases, at_least):
+    from salescalls.stages import train
+
+    script = script_in_one_language(language)
+    assert script.languages == (language,)
+    with_meaning = right(train(script, [], encoder="e5-small"), cases)
+    words_only = right(train(script, [], encoder=None), cases)
+    assert with_meaning >= at_least, f"{with_meaning} of {len(cases)}"
+    assert words_only < with_meaning  # TF-IDF cannot read another language; the sentence encoder can

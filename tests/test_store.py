@@ -135,16 +135,21 @@ def test_dropoff_counts_reached_and_ended_per_stage(tmp_path, demo_script):
         frame = analytics.dropoff(con).set_index("stage")
     assert list(frame.index) == list(demo_script.stage_names)
     assert frame["calls"].iloc[0] == 4
-    assert frame.loc["greeting", ["reached", "ended_here"]].tolist() == [4, 1]
-    assert frame.loc["needs", ["reached", "ended_here"]].tolist() == [2, 0]
-    assert frame.loc["offer", ["reached", "ended_here", "ended_by_customer"]].tolist() == [3, 2, 2]
-    assert frame.loc["offer", "share_ended"] == pytest.approx(2 / 3)
+    # got this far: by script position, so call 2 (greeting, offer) got past qualification and needs
+    assert frame.loc[list(demo_script.stage_names), "got_here"].tolist() == [4, 3, 3, 3, 1, 1, 1]
+    assert frame.loc["greeting", ["occurred", "ended_here", "dropped"]].tolist() == [4, 1, 1]
+    assert frame.loc["needs", ["occurred", "got_here", "dropped"]].tolist() == [2, 3, 0]
+    assert frame.loc["offer", ["occurred", "dropped", "ended_by_customer", "dropped_by_customer"]].tolist() == [
+        3,
+        2,
+        2,
+        2,
+    ]
+    assert frame.loc["offer", "drop_share"] == pytest.approx(2 / 3)
+    assert frame.loc["close", ["ended_here", "dropped", "completed"]].tolist() == [1, 0, 1]
     assert frame.loc["offer", "outcomes_of_ended"] == "refusal 2"
     assert frame.loc["close", "outcomes_of_ended"] == "sale 1"
-    assert (
-        frame.loc["objection", "reached"] == 0
-        and frame.loc["objection", "share_ended"] != frame.loc["objection", "share_ended"]
-    )  # NaN: no calls reached it, no share to report
+    assert frame.loc["objection", ["occurred", "got_here", "drop_share"]].tolist() == [0, 1, 0.0]
     table = analytics.dropoff_table(analytics.dropoff(duckdb.connect(str(path), read_only=True)))
     assert "Script demo-broadband v1: 4 calls" in table and "67%" in table
 
@@ -196,13 +201,17 @@ def test_dropoff_filters_and_ranks_the_weakest_stage(tmp_path, demo_script):
         ann = analytics.dropoff(con, rep="Ann").set_index("stage")
         later = analytics.dropoff(con, since="2027-01-01")
         ranked = analytics.weakest_stages(analytics.dropoff(con), min_calls=10)
-    assert everyone.loc["greeting", ["reached", "ended_here"]].tolist() == [15, 3]
-    assert ann.loc["greeting", ["reached", "ended_here"]].tolist() == [12, 0]
-    assert ann.loc["offer", "share_ended"] == pytest.approx(8 / 12)
-    assert 0 < ann.loc["offer", "share_low"] < 8 / 12 < ann.loc["offer", "share_high"] < 1
+    assert everyone.loc["greeting", ["got_here", "dropped"]].tolist() == [15, 3]
+    assert ann.loc["greeting", ["got_here", "dropped"]].tolist() == [12, 0]
+    assert ann.loc["offer", "drop_share"] == pytest.approx(8 / 12)
+    assert 0 < ann.loc["offer", "drop_low"] < 8 / 12 < ann.loc["offer", "drop_high"] < 1
+    assert ann.loc["close", ["dropped", "completed"]].tolist() == [0, 4]  # the script's end: complete
     assert later.empty  # every call is from November 2026
-    assert ranked["stage"].tolist()[0] == "offer"  # 67 % end there after 0 % at needs
-    assert "close" not in ranked["stage"].tolist()  # reached by 4 calls: too few to judge
+    top = ranked.iloc[0]
+    assert top["stage"] == "offer" and top["significant"]  # 8 of 12 against 3 of 39 elsewhere
+    assert top["p_adjusted"] < 0.05 and top["calls_needed"] == 12
+    assert "close" not in ranked["stage"].tolist()  # 4 calls got there: too few to judge
+    assert list(analytics.highlighted(ranked)["stage"]) == ["offer"]
 
 
 def conversation(tmp_path, demo_script, turns, duration=30.0):
@@ -366,3 +375,50 @@ def test_upgrade_to_recording_paths_fills_them_from_the_run_inbox(tmp_path, demo
         store.save_call(con, CallRecord(**{**record().__dict__, "source": "/recordings/a.wav"}))
         source = con.execute("SELECT source FROM calls WHERE call_id = ?", ["a" * 64]).fetchone()
     assert source == ("/recordings/a.wav",)
+
+
+def test_script_versions_compared_stage_by_stage(tmp_path, demo_script):
+    from dataclasses import replace
+
+    path = tmp_path / "versions.duckdb"
+    edited = replace(demo_script, version=2)
+    full = ("greeting", "qualification", "needs", "offer", "close")
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        store.save_script(con, edited)
+        n = 0
+        for version, dropped_at_offer in ((1, 8), (2, 1)):
+            for i in range(12):
+                n += 1
+                drops = i < dropped_at_offer
+                call = record(
+                    f"{n:064d}",
+                    "offer" if drops else "close",
+                    "customer",
+                    full[:4] if drops else full,
+                    "refusal" if drops else "sale",
+                )
+                when = "2026-11-02 09:14" if version == 1 else "2026-11-20 09:00"  # v2 from the 20th
+                store.save_call(
+                    con, replace(call, script_version=version, metadata={**call.metadata, "started_at": when})
+                )
+    with store.reader(path) as con:
+        compared = analytics.compare_versions(con, "demo-broadband").set_index("stage")
+        with pytest.raises(ValueError, match="no earlier version"):
+            analytics.compare_versions(con, "demo-broadband", 1)
+        with pytest.raises(ValueError, match="versions with calls: \\[1, 2\\]"):
+            analytics.compare_versions(con, "demo-broadband", 7)
+    offer = compared.loc["offer"]
+    assert (offer["previous"], offer["version"]) == (1, 2)
+    assert (offer["previous_dropped"], offer["previous_got_here"]) == (8, 12)
+    assert (offer["current_dropped"], offer["current_got_here"]) == (1, 12)
+    assert offer["change"] == pytest.approx(1 / 12 - 8 / 12) and offer["p_value"] < 0.05
+    assert compared.loc["greeting", "change"] == 0
+    table = analytics.versions_table(compared.reset_index())
+    assert "v1 (12 calls) against v2 (12 calls)" in table and "67% of 12" in table and "-58" in table
+    from typer.testing import CliRunner
+
+    from salescalls.cli import app
+
+    result = CliRunner().invoke(app, ["compare-versions", "demo-broadband", "--db", str(path), "--days", "30"])
+    assert result.exit_code == 0 and "offer" in result.output and "-58" in result.output, result.output

@@ -44,11 +44,12 @@ function funnelSection(view, root) {
   const table = document.createElement("table");
   table.className = "funnel-table";
   const head = table.createTHead().insertRow();
-  ["stage", "reached", "ended here", "share ended", "95% interval", "by customer", "by rep", "outcomes of calls ended here"]
+  ["stage", "got this far", "occurred", "dropped here", "drop-off", "95% interval", "completed here", "dropped by customer",
+    "outcomes of calls ended here"]
     .forEach((name, i) => {
       const th = document.createElement("th");
       th.textContent = name;
-      if (i > 0 && i < 7) th.className = "num";
+      if (i > 0 && i < 8) th.className = "num";
       head.appendChild(th);
     });
   const body = table.createTBody();
@@ -67,20 +68,21 @@ function funnelSection(view, root) {
       name.textContent = stage.stage;
     }
     if (!stage.required) name.appendChild(Object.assign(document.createElement("small"), { textContent: " optional" }));
-    cell(row, stage.reached, "num reached");
-    cell(row, stage.ended_here, "num ended");
-    cell(row, percent(stage.share_ended), "num");
-    cell(row, stage.share_low === null ? "" : `${percent(stage.share_low)}–${percent(stage.share_high)}`, "num");
-    cell(row, stage.ended_by_customer, "num");
-    cell(row, stage.ended_by_rep, "num");
+    cell(row, stage.got_here, "num got");
+    cell(row, stage.occurred, "num occurred");
+    cell(row, stage.dropped, "num dropped");
+    cell(row, percent(stage.drop_share), "num");
+    cell(row, stage.drop_low === null ? "" : `${percent(stage.drop_low)}–${percent(stage.drop_high)}`, "num");
+    cell(row, stage.completed, "num completed");
+    cell(row, stage.dropped_by_customer, "num");
     cell(row, stage.outcomes_of_ended);
   });
   section.appendChild(table);
-  const weak = document.createElement("p");
+  const weak = document.createElement("div");
   weak.className = "weakest";
-  weak.textContent = view.weakest.length
-    ? `Weakest: ${view.weakest.join(", ")} (calls end there much more often than at the stage before).`
-    : "No stage stands out (or too few calls reach the stages to judge: at least 10).";
+  view.weakest_lines.forEach((line) => {
+    weak.appendChild(Object.assign(document.createElement("p"), { textContent: line.trim() }));
+  });
   section.appendChild(weak);
   return [section, chart];
 }

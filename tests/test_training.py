@@ -1,0 +1,115 @@
+"""Labelled transcripts before the first night, and training that never makes things worse."""
+
+import json
+
+from typer.testing import CliRunner
+
+from salescalls import stage_versions, store, training
+from salescalls.cli import app
+from tests.conftest import DEMO, DEMO_SCRIPT
+
+
+def demo_corpus(path, calls=None):
+    """The demo ground truth as labelled transcripts in the JSONL format of ../shared/eval/dialogues."""
+    lines = []
+    for truth_file in sorted(DEMO.glob("c*.json"))[:calls]:
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+        turns = [
+            {"speaker": "agent" if t["role"] == "rep" else "customer", "text": t["text"], "stage": t["stage"]}
+            for t in sorted(truth["turns"], key=lambda t: t["start"])
+        ]
+        lines.append(json.dumps({"call_id": truth_file.stem, "turns": turns, "language": "en"}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def invoke(*arguments, env):
+    result = CliRunner().invoke(app, list(arguments), env=env)
+    return result.exit_code, result.output
+
+
+def environment(tmp_path):
+    return {"SALESCALLS_MODELS_DIR": str(tmp_path / "models"), "SALESCALLS_SCRIPT": str(DEMO_SCRIPT)}
+
+
+def test_a_team_trains_from_labelled_transcripts_before_its_first_night(tmp_path):
+    env, db = environment(tmp_path), tmp_path / "new.duckdb"
+    assert not db.exists()
+    code, output = invoke("labels", "import", str(demo_corpus(tmp_path / "calls.jsonl")), "--db", str(db), env=env)
+    assert code == 0, output
+    assert "14 labelled calls" in output and "stored for demo-broadband" in output
+    with store.reader(db) as con:
+        calls = training.labelled_calls(con, "demo-broadband")
+    assert len(calls) == 14 and all(c.call_id.startswith("corpus:calls.jsonl:") for c in calls)
+    assert {"rep", "customer"} == {role for c in calls for role in c.roles}  # agent -> rep
+
+    code, output = invoke("train", "--db", str(db), env=env)
+    assert code == 0, output
+    assert "from 14 labelled calls" in output and "vs" in output and "for cold-start:" in output
+    record = stage_versions.sidecar(tmp_path / "models", "demo-broadband", 1)["training"]
+    comparison = record["comparison"]
+    assert comparison["folds"] == 5 and comparison["held_out_utterances"] == 177  # every labelled turn, once
+    # The labels are the truth of calls like the ones held out: the candidate must beat the cold start.
+    assert record["promoted"] and comparison["candidate_accuracy"] >= comparison["current_accuracy"]
+
+    code, output = invoke("models", "stages", env=env)
+    assert code == 0 and "*  1" in output and "cold-start:" in output
+    code, output = invoke("models", "use", "0", env=env)  # roll back to the script's examples
+    assert code == 0 and "cold-start:" in output
+    assert stage_versions.active_version(tmp_path / "models", "demo-broadband") == 0
+    code, output = invoke("models", "use", "7", env=env)
+    assert code == 1 and "no stage model v7" in output and "saved: v1" in output
+
+
+def test_a_candidate_that_measures_worse_is_kept_but_not_used(tmp_path, monkeypatch):
+    env, db = environment(tmp_path), tmp_path / "calls.duckdb"
+    assert invoke("labels", "import", str(demo_corpus(tmp_path / "a.jsonl", 3)), "--db", str(db), env=env)[0] == 0
+
+    def worse(script, calls, current_calls, seed=0):
+        return {
+            "folds": 3,
+            "over": "calls",
+            "held_out_utterances": 40,
+            "candidate_accuracy": 0.7,
+            "current_accuracy": 0.8,
+        }
+
+    monkeypatch.setattr(training, "held_out_comparison", worse)
+    code, output = invoke("train", "--db", str(db), env=env)
+    assert code == 0, output
+    assert "kept cold-start:" in output and "measured worse" in output and "70.0% vs 80.0%" in output
+    assert "salescalls models use 1" in output
+    models = tmp_path / "models"
+    assert stage_versions.active_version(models, "demo-broadband") == 0
+    script = __import__("salescalls.script", fromlist=["load_script"]).load_script(DEMO_SCRIPT)
+    assert stage_versions.load_model(models, script).name.startswith("cold-start:")  # still scoring with it
+    assert invoke("models", "use", "1", env=env)[0] == 0  # a person may still choose it
+    assert stage_versions.load_model(models, script).name == "demo-broadband@1:stages-v1"
+
+
+def test_csv_transcripts_name_what_is_wrong(tmp_path):
+    env, db = environment(tmp_path), tmp_path / "calls.duckdb"
+    good = tmp_path / "labelled.csv"
+    good.write_text(
+        "call,speaker,text,stage\n"
+        'a,rep,"Good morning, this is Sam from BrightLine.",greeting\n'
+        "a,customer,Hello.,\n"
+        "a,rep,How many people work in your office?,qualification\n"
+        'a,customer,"Twelve, I think.",small_talk\n'
+        'b,Maria,"Thanks, bye.",farewell\n'
+        "b,Maria,Bye,farewell,extra\n",
+        encoding="utf-8",
+    )
+    code, output = invoke("labels", "import", str(good), "--db", str(db), env=env)
+    assert code == 0, output
+    assert "2 labelled calls (5 turns, 3 with a stage)" in output
+    assert "labelled.csv:7: 5 fields, the header has 4" in output
+    assert "'small_talk' (1 turns) is not a stage of demo-broadband" in output
+    with store.reader(db) as con:
+        roles = con.execute("SELECT role FROM labelled_turns ORDER BY dialogue, idx").fetchall()
+    assert [r[0] for r in roles] == ["rep", "customer", "rep", "customer", ""]  # a name is no role
+
+    missing = tmp_path / "calls.csv"
+    missing.write_text("file,rep,text,stage\nc01.ogg,Alex,hello,greeting\n", encoding="utf-8")
+    code, output = invoke("labels", "import", str(missing), "--db", str(db), env=env)
+    assert code == 1 and "missing column: a call column (call, call_id or dialogue)" in output
