@@ -433,7 +433,8 @@ def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
     focus_stage = sorted(skipped[skipped == skipped.max()].index)[0] if len(skipped) else None
     plan = []
     used_moments, used_contrasts = set(), set()
-    for error in gaps["error"]:
+    own_moments = {}
+    for error in sorted(gaps["error"], key=lambda e: e not in coaching.SPECIFIC_ERRORS):
         mine = errors[(errors["rep"] == rep) & errors[error]]
         mine = mine.assign(call_id=by_no.loc[mine["call_no"], "call_id"].to_numpy())
         chosen = mine.sort_values(["started_at", "call_id"], ascending=[False, True]).head(examples)
@@ -452,6 +453,9 @@ def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
                 used_moments.add((result["call_id"], float(moment["start_s"])))
                 stage = coaching._contrast_stage(error, result, moment, "close")
                 moments.append((result["call_id"], round(float(moment["start_s"]), 3), stage))
+        own_moments[error] = moments
+    for error in gaps["error"]:
+        moments = own_moments[error]
         contrast = None
         stage = moments[0][2] if moments else (focus_stage if error == "skipped_required_stage" else None)
         if stage and top:

@@ -275,15 +275,26 @@ def reasons(
     campaign: str | None = typer.Option(None, help="only this campaign"),
     rep: str | None = typer.Option(None, help="only this rep's calls"),
     period: str | None = typer.Option(None, help=f"one table per {PERIODS_HELP}"),
+    script: Path | None = typer.Option(None, help="a call script whose `reasons:` to use (default: the generic ones)"),
 ) -> None:
     """Why customers leave: the calls that dropped, per stage and reason (from the customer's last
     words), with the reps who had them and what the customer said (read-only)."""
     from . import reasons as why
+    from .script import ScriptError, load_script
 
     _dates(since=since, until=until)
     _check_period(period)
+    own = None
+    if script is not None:
+        try:
+            own = load_script(script).reasons or None
+        except (ScriptError, FileNotFoundError) as error:
+            _fail(str(error))
+        if own is None:
+            _fail(f"{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones")
+        own = {**own, why.NONE: why.catalogue()[why.NONE]}  # goodbyes still give no reason
     filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
-    filters |= {"campaign": campaign, "rep": rep, "period": period}
+    filters |= {"campaign": campaign, "rep": rep, "period": period, "reasons": own}
     frame = _read(db, lambda con: why.why_customers_leave(con, script_id, **filters))
     if frame.empty or not period:
         typer.echo(why.reasons_table(frame))
@@ -291,6 +302,38 @@ def reasons(
     for start, group in frame.groupby("period", sort=True):
         typer.echo(f"period from {start:%Y-%m-%d}: {len(group)} dropped calls")
         typer.echo(why.reasons_table(group) + "\n")
+
+
+@app.command()
+def trackers(
+    db: Path | None = DB_OPTION,
+    script: Path | None = typer.Option(None, help="call script YAML with `trackers:` (default: SALESCALLS_SCRIPT)"),
+    by: str = typer.Option("rep", help="rep or period"),
+    period: str | None = typer.Option(None, help=f"with --by period: {PERIODS_HELP} (default week)"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    rep: str | None = typer.Option(None, help="only this rep's calls"),
+) -> None:
+    """The script's trackers (competitors, discounts, ...): how often each comes up per rep or
+    period, and in which stages (read-only)."""
+    from . import trackers as tracked
+    from .script import ScriptError, load_script
+
+    if by not in ("rep", "period"):
+        _fail(f"--by must be rep or period, not '{by}'")
+    _dates(since=since, until=until)
+    period = period or ("week" if by == "period" else None)
+    _check_period(period)
+    try:
+        call_script = load_script(Settings.from_env(script=script).script)
+    except (ScriptError, FileNotFoundError) as error:
+        _fail(str(error))
+    if not call_script.trackers:
+        _fail(
+            f"{call_script.id} lists no trackers: add a `trackers:` section to the script (see data/scripts/demo.yaml)"
+        )
+    hits = _read(db, lambda con: tracked.find(con, call_script, period, since=since, until=until, rep=rep))
+    typer.echo(tracked.summary_table(tracked.summary(hits, by), by))
 
 
 @app.command("compare-versions")

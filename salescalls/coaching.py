@@ -46,6 +46,7 @@ from .analytics import (
 MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one call decides too much
 BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a balanced conversation
 PLAN_GAPS = 3  # gaps in a training plan
+SPECIFIC_ERRORS = ("forbidden_phrase", "skipped_required_stage", "stages_out_of_order", "no_close_attempt")
 QUOTE_WIDTH = 110  # characters of an example moment's text shown in the plan
 RATING_LABELS = {1: "missed goals", 2: "partly met goals", 3: "met goals", 4: "exceeded goals"}
 # The error a missed KPI is trained on: a plan always covers what the rating says was missed.
@@ -464,27 +465,31 @@ def _training_plan(
     errors = gaps["error"].tolist()
     own_calls = _latest_calls(con, facts, "rep = ?", rep, errors, True, examples)
     pools = _latest_calls(con, facts, "rep IN (SELECT unnest(?))", top, errors, False, CONTRAST_CALLS) if top else {}
-    used_contrasts: set = set()
+    focus, skipped_in = skipped_stage(con, facts, rep) if "skipped_required_stage" in errors else (None, 0)
+    # Each moment shows one gap. Errors tied to one utterance (the forbidden phrase, where a stage
+    # was skipped or the close was missing) choose first; the monologue or question moments, which
+    # many utterances could show, take what is left.
+    own_moments: dict[str, list[tuple[Moment, str]]] = {}
     used_moments: set = set()
+    for error in sorted(errors, key=lambda e: e not in SPECIFIC_ERRORS):
+        found = _call_moments(
+            con, own_calls[error], error, stage_order_of, focus if error == "skipped_required_stage" else None
+        )
+        own_moments[error] = [(m, stage) for m, stage in found if (m.call_id, m.at) not in used_moments]
+        used_moments |= {(m.call_id, m.at) for m, _ in own_moments[error]}
+    used_contrasts: set = set()
     rows = []
     for rank, gap in enumerate(gaps.to_dict("records"), start=1):
-        meaning, focus = gap["meaning"], None
-        if gap["error"] == "skipped_required_stage":
-            focus, skipped_in = skipped_stage(con, facts, rep)
-            if focus:
-                meaning = f"the required stage {focus} was skipped"
-                if skipped_in < gap["errors"]:
-                    meaning += f" (in {skipped_in} of the {gap['errors']} calls that skipped one)"
+        meaning = gap["meaning"]
+        if gap["error"] == "skipped_required_stage" and focus:
+            meaning = f"the required stage {focus} was skipped"
+            if skipped_in < gap["errors"]:
+                meaning += f" (in {skipped_in} of the {gap['errors']} calls that skipped one)"
         target = target_rate(gap["rate"], gap["team_rate"])
         if isinstance(gap["missed_kpi"], str):  # the KPI's own target, as an error rate
             target = min(target, 1 - kpi_target[gap["missed_kpi"]])
-        own = [
-            (moment, stage)
-            for moment, stage in _call_moments(con, own_calls[gap["error"]], gap["error"], stage_order_of, focus)
-            if (moment.call_id, moment.at) not in used_moments
-        ]
-        used_moments |= {(moment.call_id, moment.at) for moment, _ in own}
-        stage = own[0][1] if own else focus
+        own = own_moments[gap["error"]]
+        stage = own[0][1] if own else (focus if gap["error"] == "skipped_required_stage" else None)
         contrast = _contrast(con, pools.get(gap["error"], []), gap["error"], stage, used_contrasts) if stage else None
         rows.append(
             {
@@ -492,7 +497,7 @@ def _training_plan(
                 "rank": rank,
                 "error": gap["error"],
                 "meaning": meaning,
-                "stage": focus,
+                "stage": focus if gap["error"] == "skipped_required_stage" else None,
                 "calls": gap["calls"],
                 "errors": gap["errors"],
                 "rate": gap["rate"],
@@ -548,8 +553,8 @@ def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -
     shown = frame.assign(
         **{
             kpi.name: [
-                f"{v:.0%} {s}" if v == v else "-"
-                for v, s in zip(frame[kpi.name], frame[f"{kpi.name}_status"], strict=True)
+                f"{v:.0%} of {int(n)} {s}" if v == v else "-"
+                for v, n, s in zip(frame[kpi.name], frame[f"{kpi.name}_n"], frame[f"{kpi.name}_status"], strict=True)
             ]
             for kpi in targets
         },

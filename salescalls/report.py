@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -156,62 +157,65 @@ def choose_period(con: duckdb.DuckDBPyConnection) -> str:
 
 def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
     """Every funnel the filters can show: all time and each `period`, crossed with each client
-    segment and campaign (and 'all' of each); per view, each script version's stages and chart."""
-    segments, campaigns = _distinct(con, "segment"), _distinct(con, "campaign")
+    segment and campaign (and 'all' of each), and each rep over all segments and campaigns (a rep
+    crossed with the others would multiply the views by the team's size); per view, each script
+    version's stages and chart. Views are keyed 'period|segment|campaign|rep'."""
+    segments, campaigns, reps = _distinct(con, "segment"), _distinct(con, "campaign"), _distinct(con, "rep")
     views: dict[str, list[dict]] = {}
     periods: set[str] = set()
-    for segment in [None, *segments]:
-        for campaign in [None, *campaigns]:
-            for split in (None, period):
-                frame = analytics.dropoff(con, segment=segment, campaign=campaign, period=split)
-                if frame.empty:
-                    continue
-                frame = frame.assign(period=frame["period"].astype(object))
-                for (script_id, version, start), group in frame.groupby(
-                    ["script_id", "script_version", "period"], dropna=False, sort=True
-                ):
-                    label = analytics.period_label(start, split)
-                    if split:
-                        periods.add(label)
-                    weak, weak_lines = weakest(group)
-                    rows = group[
-                        [
-                            "stage",
-                            "required",
-                            "got_here",
-                            "occurred",
-                            "ended_here",
-                            "dropped",
-                            "completed",
-                            "drop_share",
-                            "drop_low",
-                            "drop_high",
-                            "ended_by_customer",
-                            "ended_by_rep",
-                            "dropped_by_customer",
-                            "outcomes_of_ended",
-                        ]
-                    ].to_dict("records")
-                    for row in rows:
-                        row["weak"] = row["stage"] in weak
-                        row["page"] = stage_page(script_id, int(version), row["stage"]) if row["ended_here"] else None
-                    key = f"{label}|{segment or ''}|{campaign or ''}"
-                    views.setdefault(key, []).append(
-                        {
-                            "script": f"{script_id} v{int(version)}",
-                            "calls": int(group["calls"].iloc[0]),
-                            "stage_models": group["stage_models"].iloc[0],
-                            "rows": rows,
-                            "weakest": sorted(weak),
-                            "weakest_lines": weak_lines,
-                            "figure": charts.funnel(group, weak),
-                        }
-                    )
+    choices = [(segment, campaign, None) for segment in [None, *segments] for campaign in [None, *campaigns]]
+    choices += [(None, None, rep) for rep in reps]
+    for (segment, campaign, rep), split in itertools.product(choices, (None, period)):
+        frame = analytics.dropoff(con, segment=segment, campaign=campaign, rep=rep, period=split)
+        if frame.empty:
+            continue
+        frame = frame.assign(period=frame["period"].astype(object))
+        for (script_id, version, start), group in frame.groupby(
+            ["script_id", "script_version", "period"], dropna=False, sort=True
+        ):
+            label = analytics.period_label(start, split)
+            if split:
+                periods.add(label)
+            weak, weak_lines = weakest(group)
+            rows = group[
+                [
+                    "stage",
+                    "required",
+                    "got_here",
+                    "occurred",
+                    "ended_here",
+                    "dropped",
+                    "completed",
+                    "drop_share",
+                    "drop_low",
+                    "drop_high",
+                    "ended_by_customer",
+                    "ended_by_rep",
+                    "dropped_by_customer",
+                    "outcomes_of_ended",
+                ]
+            ].to_dict("records")
+            for row in rows:
+                row["weak"] = row["stage"] in weak
+                row["page"] = stage_page(script_id, int(version), row["stage"]) if row["ended_here"] else None
+            key = f"{label}|{segment or ''}|{campaign or ''}|{rep or ''}"
+            views.setdefault(key, []).append(
+                {
+                    "script": f"{script_id} v{int(version)}",
+                    "calls": int(group["calls"].iloc[0]),
+                    "stage_models": group["stage_models"].iloc[0],
+                    "rows": rows,
+                    "weakest": sorted(weak),
+                    "weakest_lines": weak_lines,
+                    "figure": charts.funnel(group, weak),
+                }
+            )
     return {
         "views": views,
         "periods": sorted(periods, reverse=True),
         "segments": segments,
         "campaigns": campaigns,
+        "reps": reps,
     }
 
 
@@ -272,10 +276,19 @@ def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[st
             continue
         order = positions.get((call["script_id"], call["script_version"]), {})
         turns = _records(group)
+        duration = max(float(call.get("duration") or 0.0), max((t["end_s"] for t in turns), default=0.0), 1e-6)
         for turn in turns:
             position = order.get(turn["stage"])
             turn["colour"] = charts.stage_colour(position) if position is not None else "#BBBBBB"
+            # where the turn sits on the call's timeline, in percent of the call (at least a sliver)
+            turn["left"] = round(100 * turn["start_s"] / duration, 2)
+            turn["width"] = round(max(0.4, 100 * (turn["end_s"] - turn["start_s"]) / duration), 2)
         call["utterances"] = turns
+        call["stages_shown"] = [
+            {"stage": stage, "colour": charts.stage_colour(i)}
+            for stage, i in sorted(order.items(), key=lambda pair: pair[1])
+            if any(t["stage"] == stage for t in turns)
+        ]
         call["end_at"] = end_moment(turns, call["end_stage"])
     removed = con.execute(
         "SELECT call_id, start_s, end_s FROM redactions WHERE call_id IN (SELECT unnest(?)) ORDER BY call_id, start_s",
@@ -290,6 +303,7 @@ def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[st
         call.setdefault("errors", [])
         call.setdefault("end_at", None)
         call["page"] = f"calls/{page_id(call['call_id'])}.html"
+        call["rep_page"] = rep_page(call["rep"]) if call.get("rep") else None
         call["audio"] = None  # set when the recording is published
     return calls
 
@@ -396,6 +410,8 @@ def collect(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> dict:
             if gap["contrast"] is not None:
                 wanted.add(gap["contrast"].call_id)
     data["calls"] = call_details(con, sorted(wanted))
+    for call in data["calls"].values():  # the funnel's period names, so stage pages can follow its filters
+        call["period_label"] = analytics.period_label(call["started_at"], options.period)
     data["stages"] = [
         {
             "script": f"{script_id} v{version}",

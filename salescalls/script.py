@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -15,7 +15,19 @@ OFF_SCRIPT = "off_script"  # the label of an utterance no stage fits
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _WORD = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter, in any script
-_TOP_KEYS = {"script", "version", "title", "languages", "vocabulary", "stages", "outcomes", "forbidden", "controlled"}
+_TOP_KEYS = {
+    "script",
+    "version",
+    "title",
+    "languages",
+    "vocabulary",
+    "stages",
+    "outcomes",
+    "forbidden",
+    "controlled",
+    "trackers",
+    "reasons",
+}
 _STAGE_KEYS = {"name", "required", "speaker", "description", "examples"}
 _RULE_KEYS = {"name", "description", "phrases"}
 
@@ -54,6 +66,8 @@ class Script:
     vocabulary: tuple[str, ...]  # names and terms to prime the speech recogniser with
     sha256: str  # hash of the file's text, to tell edits apart
     controlled: tuple[PhraseRule, ...] = ()  # phrases allowed only with approval (special offers)
+    trackers: dict[str, Phrases] = field(default_factory=dict)  # concept -> language -> phrases to find in calls
+    reasons: dict[str, Phrases] = field(default_factory=dict)  # why customers leave -> language -> examples
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -120,13 +134,15 @@ def parse_script(text: str, source: str = "<script>") -> Script:
             parser.fail(node, f"stage '{stage.name}' is defined twice")
         seen[stage.name] = 1
 
-    outcomes = {}
-    if "outcomes" in top:
-        for key_node, value_node in parser.pairs(top["outcomes"], "outcomes"):
+    named: dict[str, dict[str, Phrases]] = {"outcomes": {}, "trackers": {}, "reasons": {}}
+    for section, found in named.items():
+        kind = section[:-1]  # outcome, tracker, reason
+        for key_node, value_node in parser.pairs(top[section], section) if section in top else []:
             name = str(key_node.value)
             if not _NAME.match(name):
-                parser.fail(key_node, f"outcome '{name}' must be lower_case_with_underscores")
-            outcomes[name] = parser.phrases(value_node, f"outcome '{name}'")
+                parser.fail(key_node, f"{kind} '{name}' must be lower_case_with_underscores")
+            found[name] = parser.phrases(value_node, f"{kind} '{name}'")
+    outcomes = named["outcomes"]
     rules: dict[str, list[PhraseRule]] = {"forbidden": [], "controlled": []}
     for kind in rules:
         if kind in top:
@@ -146,6 +162,8 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         controlled=tuple(rules["controlled"]),
         vocabulary=vocabulary,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        trackers=named["trackers"],
+        reasons=named["reasons"],
     )
 
 

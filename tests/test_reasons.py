@@ -73,3 +73,23 @@ def duckdb_reader(path):
     import duckdb
 
     return duckdb.connect(str(path), read_only=True)
+
+
+def test_a_scripts_own_reasons_replace_the_generic_ones(tmp_path, demo_script):
+    from tests.conftest import DEMO_SCRIPT
+
+    own = tmp_path / "script.yaml"
+    own.write_text(
+        DEMO_SCRIPT.read_text(encoding="utf-8")
+        + "reasons:\n  moving_office:\n    en: [We are moving to a new building soon., Our office is relocating.]\n"
+        + "  price:\n    en: [It is too expensive.]\n",
+        encoding="utf-8",
+    )
+    path = tmp_path / "own.duckdb"
+    with store.writer(path) as con:
+        store.save_script(con, demo_script)
+        store.save_call(con, dropped_call(1, "offer", "We're relocating to another town next month. Bye."))
+    result = CliRunner().invoke(app, ["reasons", "--db", str(path), "--script", str(own)])
+    assert result.exit_code == 0 and "moving_office" in result.output, result.output
+    plain = CliRunner().invoke(app, ["reasons", "--db", str(path), "--script", str(DEMO_SCRIPT)])
+    assert plain.exit_code == 1 and "names no reasons" in plain.output

@@ -45,25 +45,29 @@ def test_funnel_data_matches_the_ground_truth_in_every_filter(demo_site, demo_tr
     assert funnel["campaigns"] == sorted({t["crm"]["campaign"] for t in demo_truths})
     assert funnel["periods"]  # the demo spans a fortnight: weeks
     assert all(re.fullmatch(r"\d{4}-W\d{2}", p) for p in funnel["periods"])
+    assert funnel["reps"] == sorted({t["crm"]["rep"] for t in demo_truths})
     for key, views in funnel["views"].items():
-        _, segment, campaign = key.split("|")
+        _, segment, campaign, rep = key.split("|")
+        assert not (rep and (segment or campaign))  # a rep's funnel is over all segments and campaigns
         truths = [
             t
             for t in demo_truths
-            if (not segment or t["crm"]["segment"] == segment) and (not campaign or t["crm"]["campaign"] == campaign)
+            if (not segment or t["crm"]["segment"] == segment)
+            and (not campaign or t["crm"]["campaign"] == campaign)
+            and (not rep or t["crm"]["rep"] == rep)
         ]
         if key.startswith("all|"):
             (view,) = views
             assert view["calls"] == len(truths), key
             for row in view["rows"]:
                 assert row["ended_here"] == sum(t["end_stage"] == row["stage"] for t in truths), (key, row["stage"])
-    weeks = [views[0]["calls"] for key, views in funnel["views"].items() if key.endswith("||") and key != "all||"]
+    weeks = [views[0]["calls"] for key, views in funnel["views"].items() if key.endswith("|||") and key != "all|||"]
     assert sum(weeks) == len(demo_truths)
 
 
 def test_stage_pages_list_the_calls_that_ended_there(demo_site, demo_truths):
     funnel = embedded((demo_site.folder / "funnel.html").read_text(encoding="utf-8"), "funnel-data")
-    pages = {row["stage"]: row["page"] for row in funnel["views"]["all||"][0]["rows"] if row["page"]}
+    pages = {row["stage"]: row["page"] for row in funnel["views"]["all|||"][0]["rows"] if row["page"]}
     for stage, page in pages.items():
         html = (demo_site.folder / page).read_text(encoding="utf-8")
         ended = [t for t in demo_truths if t["end_stage"] == stage]

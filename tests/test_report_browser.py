@@ -154,6 +154,9 @@ def test_funnel_shows_the_demo_numbers_and_filters(page, server, demo_truths):
     campaign = demo_truths[0]["crm"]["campaign"]
     page.select_option("select[name=campaign]", campaign)
     assert shown_funnel(page) == expected_funnel([t for t in demo_truths if t["crm"]["campaign"] == campaign])
+    page.select_option("select[name=rep]", "Boris Ivanov")  # clears the campaign: a rep's funnel is over all
+    assert page.locator("select[name=campaign]").input_value() == ""
+    assert shown_funnel(page) == expected_funnel([t for t in demo_truths if t["crm"]["rep"] == "Boris Ivanov"])
     assert page.problems == []
 
 
@@ -187,11 +190,61 @@ def test_a_stage_page_lists_its_calls_and_plays_the_moment(page, server, demo_tr
     assert page.problems == []
 
 
+def test_a_stage_page_follows_the_funnels_filters(page, server, demo_truths):
+    page.goto(server + "funnel.html")
+    page.wait_for_selector("table.funnel-table")
+    page.select_option("select[name=rep]", "Boris Ivanov")
+    page.locator("table.funnel-table tr[data-stage=objection] a").click()
+    page.wait_for_selector("p.filtered:not([hidden])")  # the calls of other reps are hidden
+    ended = [t for t in demo_truths if t["end_stage"] == "objection"]
+    boris = [t for t in ended if t["crm"]["rep"] == "Boris Ivanov"]
+    assert page.locator("article.call:visible").count() == len(boris) < len(ended)
+    assert f"{len(boris)} of the {len(ended)} calls below match" in page.locator("p.filtered").inner_text()
+    page.get_by_role("link", name="Show all").click()
+    assert page.locator("article.call:visible").count() == len(ended)
+    assert page.problems == []
+
+
+def test_a_call_page_shows_who_spoke_when_by_stage_and_links_the_rep(page, server, demo_truths):
+    page.goto(server + "funnel.html")
+    page.wait_for_selector("table.funnel-table")
+    page.locator("table.funnel-table tr[data-stage=objection] a").click()
+    page.wait_for_selector("article.call")
+    page.locator("article.call h2 a").first.click()
+    page.wait_for_selector(".timeline")
+    file = page.locator("h1").inner_text().removeprefix("Call ")
+    truth = next(t for t in demo_truths if t["file"] == file)
+    blocks = page.locator(".timeline .block")
+    spoken = page.locator("ol.transcript li.turn:not(.backchannel)")
+    assert blocks.count() == spoken.count() > 0  # one block per utterance, on its speaker's lane
+    assert page.locator(".timeline .lane").count() == 2
+    stages = set(page.locator(".timeline .block").evaluate_all("bs => bs.map(b => b.dataset.stage)"))
+    assert stages <= {t["stage"] for t in truth["turns"]} | {"off_script"}
+    assert len(set(blocks.evaluate_all("bs => bs.map(b => b.style.background)"))) >= 2  # coloured by stage
+    block = blocks.nth(blocks.count() // 2)
+    seek = float(block.get_attribute("data-seek"))
+    block.click()
+    audio = page.locator("audio.player").first
+    page.wait_for_function(f"a => a.currentTime >= {seek}", arg=audio.element_handle(), timeout=5000)
+    shoot(page, "call")
+    page.locator("a.rep-link").click()
+    page.wait_for_selector("h1")
+    assert page.locator("h1").inner_text().startswith(truth["crm"]["rep"]) and "/reps/" in page.url
+    assert page.problems == []
+
+
 def test_reps_table_links_to_a_rep_page_with_a_plan(page, server, demo_truths):
     page.goto(server + "reps.html")
     reps = sorted({t["crm"]["rep"] for t in demo_truths})
     assert sorted(page.locator("table#reps tbody tr td:first-child").all_inner_texts()) == reps
     shoot(page, "reps")
+    page.fill("#reps-filters input[name=name]", "bor")
+    assert page.locator("table#reps tbody tr:visible td:first-child").all_inner_texts() == ["Boris Ivanov"]
+    page.fill("#reps-filters input[name=name]", "")
+    page.select_option("#reps-filters select[name=rating]", "1")
+    rated_one = page.locator("table#reps tbody tr:visible").count()
+    assert 1 <= rated_one < len(reps)
+    page.select_option("#reps-filters select[name=rating]", "")
     page.get_by_role("link", name="Boris Ivanov").click()
     page.wait_for_selector("h1")
     assert page.locator("h1").inner_text().startswith("Boris Ivanov")

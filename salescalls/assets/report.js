@@ -1,7 +1,13 @@
 // salescalls report: draws the embedded charts, the filtered funnel, and makes transcripts seek audio.
 "use strict";
 
-const PLOT_CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+// The toolbar shows only while the pointer is over a chart, not over every chart of a page.
+const PLOT_CONFIG = {
+  displaylogo: false,
+  displayModeBar: "hover",
+  responsive: true,
+  modeBarButtonsToRemove: ["select2d", "lasso2d"],
+};
 
 function drawChart(element, figure) {
   Plotly.react(element, figure.data, figure.layout, PLOT_CONFIG);
@@ -27,7 +33,7 @@ function percent(value) {
   return value === null || value === undefined ? "–" : Math.round(value * 100) + "%";
 }
 
-function funnelSection(view, root) {
+function funnelSection(view, root, filters) {
   const section = document.createElement("section");
   section.className = "funnel";
   const title = document.createElement("h2");
@@ -60,7 +66,7 @@ function funnelSection(view, root) {
     const name = cell(row, "");
     if (stage.page) {
       const link = document.createElement("a");
-      link.href = root + stage.page;
+      link.href = root + stage.page + (filters ? "#" + filters : "");
       link.textContent = stage.stage;
       link.title = "calls that ended at this stage";
       name.appendChild(link);
@@ -94,8 +100,17 @@ function setUpFunnel() {
   if (!source || !form || !target) return;
   const funnel = JSON.parse(source.textContent);
   const root = target.dataset.root || "";
+  // A rep's funnel is over all segments and campaigns: choosing one clears the others.
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "rep" && form.rep.value) {
+      form.segment.value = "";
+      form.campaign.value = "";
+    } else if ((event.target.name === "segment" || event.target.name === "campaign") && event.target.value) {
+      form.rep.value = "";
+    }
+  });
   const show = () => {
-    const key = [form.period.value, form.segment.value, form.campaign.value].join("|");
+    const key = [form.period.value, form.segment.value, form.campaign.value, form.rep.value].join("|");
     const views = funnel.views[key] || [];
     target.replaceChildren();
     if (!views.length) {
@@ -104,21 +119,69 @@ function setUpFunnel() {
         textContent: "No scored calls match these filters.",
       }));
     }
+    const query = new URLSearchParams({
+      period: form.period.value, segment: form.segment.value, campaign: form.campaign.value, rep: form.rep.value,
+    });
     views.forEach((view) => {
-      const [section, chart] = funnelSection(view, root);
+      const [section, chart] = funnelSection(view, root, query.toString());
       target.appendChild(section);
       drawChart(chart, view.figure);
     });
-    const query = new URLSearchParams({ period: form.period.value, segment: form.segment.value, campaign: form.campaign.value });
     history.replaceState(null, "", "#" + query.toString());
   };
   const wanted = new URLSearchParams(location.hash.slice(1));
-  ["period", "segment", "campaign"].forEach((name) => {
+  form.reset(); // the address alone says which funnel to show, not what the browser restored
+  ["period", "segment", "campaign", "rep"].forEach((name) => {
     const value = wanted.get(name);
     if (value !== null && [...form[name].options].some((o) => o.value === value)) form[name].value = value;
   });
   form.addEventListener("change", show);
   show();
+}
+
+// ---- stage pages follow the funnel's filters (period, segment, campaign, rep in the address)
+function setUpStageFilters() {
+  const calls = [...document.querySelectorAll("article.call[data-period]")];
+  const note = document.querySelector("p.filtered");
+  if (!calls.length || !note) return;
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  const filters = ["period", "segment", "campaign", "rep"]
+    .map((name) => [name, wanted.get(name) || ""])
+    .filter(([name, value]) => value && !(name === "period" && value === "all"));
+  if (!filters.length) return;
+  let shown = 0;
+  calls.forEach((call) => {
+    const match = filters.every(([name, value]) => call.dataset[name] === value);
+    call.hidden = !match;
+    shown += match;
+  });
+  note.hidden = false;
+  note.textContent = `${shown} of the ${calls.length} calls below match the funnel's filters (` +
+    filters.map(([name, value]) => `${name} ${value}`).join(", ") + "). ";
+  const all = Object.assign(document.createElement("a"), { href: "#", textContent: "Show all" });
+  all.addEventListener("click", (event) => {
+    event.preventDefault();
+    calls.forEach((call) => { call.hidden = false; });
+    note.hidden = true;
+    history.replaceState(null, "", location.pathname);
+  });
+  note.appendChild(all);
+}
+
+// ---- reps table: filter by part of a name and by rating
+function setUpRepsFilter() {
+  const form = document.getElementById("reps-filters");
+  const rows = [...document.querySelectorAll("table#reps tbody tr[data-rep]")];
+  if (!form || !rows.length) return;
+  const apply = () => {
+    const name = form.name.value.trim().toLowerCase();
+    rows.forEach((row) => {
+      const rating = !form.rating.value || row.dataset.rating === form.rating.value;
+      row.hidden = !(rating && row.dataset.rep.toLowerCase().includes(name));
+    });
+  };
+  form.addEventListener("input", apply);
+  form.addEventListener("change", apply);
 }
 
 // ---- audio: buttons and transcript times play from a moment
@@ -147,5 +210,7 @@ function setUpAudio() {
 document.addEventListener("DOMContentLoaded", () => {
   drawEmbeddedCharts();
   setUpFunnel();
+  setUpStageFilters();
+  setUpRepsFilter();
   setUpAudio();
 });
