@@ -141,7 +141,8 @@ def parse_script(text: str, source: str = "<script>") -> Script:
             name = str(key_node.value)
             if not _NAME.match(name):
                 parser.fail(key_node, f"{kind} '{name}' must be lower_case_with_underscores")
-            found[name] = parser.phrases(value_node, f"{kind} '{name}'")
+            # a tracker or reason may be said in any language the calls have, not only the examples'
+            found[name] = parser.phrases(value_node, f"{kind} '{name}'", any_language=section != "outcomes")
     outcomes = named["outcomes"]
     rules: dict[str, list[PhraseRule]] = {"forbidden": [], "controlled": []}
     for kind in rules:
@@ -259,11 +260,13 @@ class _Parser:
             self.fail(node, f"{where} must be a non-empty list")
         return [self.text(item, f"an item of {where}") for item in node.value]
 
-    def phrases(self, node: yaml.Node, where: str) -> Phrases:
+    def phrases(self, node: yaml.Node, where: str, any_language: bool = False) -> Phrases:
         result = {}
         for key_node, value_node in self.pairs(node, f"{where} (language -> phrases)"):
             language = str(key_node.value)
-            if language not in self.languages:
+            if any_language and not _LANGUAGE.match(language):
+                self.fail(key_node, f"'{language}' in {where} is not a language code like en, ru, hu")
+            if not any_language and language not in self.languages:
                 self.fail(
                     key_node,
                     f"language '{language}' in {where} is not in the script's languages {list(self.languages)}",

@@ -74,5 +74,5 @@ def test_script_sections_for_trackers_and_reasons_are_checked():
     assert set(script.trackers) == {"competitor", "discount", "contract_length"}
     with pytest.raises(ScriptError, match="tracker 'Big Deal' must be lower_case_with_underscores"):
         parse_script(text.replace("  discount:\n", "  Big Deal:\n"))
-    with pytest.raises(ScriptError, match="language 'de' in reason 'moving_office' is not in the script's languages"):
-        parse_script(text + extra.replace("en:", "de:"))
+    with pytest.raises(ScriptError, match="'german' in reason 'moving_office' is not a language code"):
+        parse_script(text + extra.replace("en:", "german:"))
