@@ -88,10 +88,12 @@ def problem_kind(reason: str) -> str:
 
 
 @task(cache_policy=NONE, task_run_name="report {folder}")
-def write_report(database: str, folder: str) -> dict:
-    """Rebuild the HTML report from the database (read-only); returns where it is and what it holds."""
+def write_report(database: str, folder: str, script: str | None = None) -> dict:
+    """Rebuild the HTML report from the database (read-only), with the trackers and reasons of the
+    call script at `script`; returns where it is and what it holds."""
     logger = get_run_logger()
-    site = report.build(database, folder, progress=logger.info)
+    options = report.ReportOptions(script=load_script(script) if script else None)
+    site = report.build(database, folder, options, progress=logger.info)
     if site.audio_missing:
         logger.warning(f"report: {len(site.audio_missing)} recordings not found: {', '.join(site.audio_missing[:5])}")
     return {"index": str(site.index.resolve()), "pages": len(site.pages), "audio": site.audio}
@@ -235,7 +237,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     site, report_line = None, "The HTML report is switched off (SALESCALLS_REPORT_DIR=off)."
     if settings.report_dir is not None:
         try:  # the calls are stored already: a report that fails is logged, not a failed run
-            site = write_report(str(settings.database), str(settings.report_dir))
+            site = write_report(str(settings.database), str(settings.report_dir), str(settings.script))
             report_line = f"[Open the report]({_report_link(settings, site)}) ({site['pages']} pages)."
         except Exception as error:
             logger.error(f"the HTML report could not be written: {type(error).__name__}: {error}")

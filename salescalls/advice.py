@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import nlp
-from .analytics import SUCCESS_OUTCOMES, clock, fisher_p, shorten
+from .analytics import clock, fisher_p, shorten
+from .sql import OUTCOME, SCRIPT_ENDS, SUCCESS_OUTCOMES, completed, execute
 
 MIN_CALLS = 2  # a phrase said in fewer calls than this is not compared: one call is an anecdote
 MAX_N = 3  # longest n-gram
@@ -38,15 +39,10 @@ class Said:
     went_on: bool  # the call got past the stage
 
 
-CALLS_AT_STAGE_SQL = """
-WITH ends AS (
-    SELECT script_id, script_version, max(position) - 1 AS script_end FROM script_stages GROUP BY ALL
-)
+CALLS_AT_STAGE_SQL = f"""
+WITH ends AS ({SCRIPT_ENDS})
 SELECT c.call_id, c.file, c.language,
-       NOT (r.end_stage = $stage AND NOT (coalesce(p.position, -1) = e.script_end
-            OR list_contains($success, coalesce(c.crm_outcome, r.detected_outcome,
-                CASE WHEN r.outcome_confidence >= $min_confidence THEN r.predicted_outcome END, 'unknown'))))
-           AS went_on
+       NOT (r.end_stage = $stage AND NOT {completed("p.position", OUTCOME)}) AS went_on
 FROM calls c JOIN call_results r USING (call_no)
 JOIN ends e USING (script_id, script_version)
 LEFT JOIN script_stages p ON p.script_id = c.script_id AND p.script_version = c.script_version
@@ -107,16 +103,8 @@ def stage_moves(
     past the stage (module docstring). One row per phrase: calls with it and how many went on,
     the same for the calls without it, `lift` (the ratio of the two shares), p_value, q_value and
     `moments` (Said, calls that went on first)."""
-    from .outcomes import MIN_CONFIDENCE
-
-    params = {
-        "script_id": script_id,
-        "script_version": script_version,
-        "stage": stage,
-        "success": list(success),
-        "min_confidence": MIN_CONFIDENCE,
-    }
-    calls = con.execute(CALLS_AT_STAGE_SQL, params).df()
+    at = {"script_id": script_id, "script_version": script_version, "stage": stage}
+    calls = execute(con, CALLS_AT_STAGE_SQL, at, success=success).df()
     columns = ["phrase", "calls", "went_on", "other_calls", "other_went_on", "lift", "p_value", "q_value", "moments"]
     if calls.empty:
         return pd.DataFrame(columns=columns)

@@ -7,41 +7,9 @@ import numpy as np
 import pandas as pd
 
 from . import conversation
-from .outcomes import MIN_CONFIDENCE
+from .sql import OUTCOME, PERIOD, SCRIPT_ENDS, SUCCESS_OUTCOMES, CallFilter, completed, execute, optional
 
 PERIODS = ("day", "week", "month", "quarter")  # weeks start on Monday (ISO)
-
-# Which calls a question is about; every filter is optional (NULL: all). 14 parameters, see _filters.
-CALL_FILTER = """
-      (CAST(? AS VARCHAR) IS NULL OR c.script_id = ?)
-      AND (CAST(? AS INTEGER) IS NULL OR c.script_version = ?)
-      AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at >= ?)
-      AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at < ?)
-      AND (CAST(? AS VARCHAR) IS NULL OR c.segment = ?)
-      AND (CAST(? AS VARCHAR) IS NULL OR c.campaign = ?)
-      AND (CAST(? AS VARCHAR) IS NULL OR c.rep = ?)
-"""
-
-# The outcome a call counts with: the CRM's, else a marker phrase heard in the call, else a confident model.
-OUTCOME_SQL = """coalesce(c.crm_outcome, r.detected_outcome,
-                    CASE WHEN r.outcome_confidence >= ? THEN r.predicted_outcome END, 'unknown')"""
-
-
-# The first day of the call's period (check_period), or NULL when the answer is not split by period.
-PERIOD_SQL = "CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE)"
-
-
-def _filters(
-    script_id: str | None = None,
-    script_version: int | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    segment: str | None = None,
-    campaign: str | None = None,
-    rep: str | None = None,
-) -> list:
-    """CALL_FILTER's parameters: each filter twice (the NULL test and the comparison)."""
-    return [value for value in (script_id, script_version, since, until, segment, campaign, rep) for _ in (0, 1)]
 
 
 def check_period(period: str | None) -> str | None:
@@ -50,16 +18,13 @@ def check_period(period: str | None) -> str | None:
     return period
 
 
-# Outcomes that make a call complete wherever it ended (it did what the call was for).
-SUCCESS_OUTCOMES = ("sale", "meeting")
-
 DROPOFF_SQL = f"""
 WITH scored AS (
     SELECT c.script_id, c.script_version, c.stage_model, r.end_stage, r.ended_by, r.stages_reached,
-           {PERIOD_SQL} AS period,
-           {OUTCOME_SQL} AS outcome
+           {PERIOD} AS period,
+           {OUTCOME} AS outcome
     FROM calls c JOIN call_results r USING (call_no)
-    WHERE {CALL_FILTER}
+    WHERE {CallFilter.SQL}
 ),
 paths AS (  -- one pass over the calls: how many took each path through the script, ending how
     -- (grouped on the path's 64-bit hash, cheaper than on the list; with a few thousand distinct
@@ -70,8 +35,7 @@ paths AS (  -- one pass over the calls: how many took each path through the scri
           FROM scored GROUP BY script_id, script_version, period, stage_model, path, end_stage, ended_by, outcome)
 ),
 ends AS (  -- per script version: the sign-off (its last stage) and the script's end (the stage before it)
-    SELECT script_id, script_version, max(position) AS sign_off, max(position) - 1 AS script_end
-    FROM script_stages GROUP BY ALL
+    {SCRIPT_ENDS}
 ),
 furthest AS (  -- per path: the furthest stage before the sign-off it reached, by script position
     SELECT path_no, max(s.position) AS furthest
@@ -84,7 +48,7 @@ furthest AS (  -- per path: the furthest stage before the sign-off it reached, b
 walked AS (  -- each path with how far it got, whether it signed off, and whether it ended complete
     SELECT p.*, coalesce(f.furthest, -1) AS furthest, e.sign_off, e.script_end,
            list_contains(p.stages_reached, so.stage) AS signed_off,
-           (coalesce(end_pos.position, -1) = e.script_end OR list_contains(?, p.outcome)) AS complete
+           {completed("end_pos.position", "p.outcome")} AS complete
     FROM paths p
     JOIN ends e USING (script_id, script_version)
     JOIN script_stages so ON so.script_id = p.script_id AND so.script_version = p.script_version
@@ -202,9 +166,8 @@ def dropoff(
     first day. Filters: script and version, call date (`since` inclusive, `until` exclusive, ISO
     dates), client segment (cold/warm/hot), campaign and rep.
     """
-    period = check_period(period)
-    filters = _filters(script_id, script_version, since, until, segment, campaign, rep)
-    frame = con.execute(DROPOFF_SQL, [period, period, MIN_CONFIDENCE, *filters, list(success)]).df()
+    calls = CallFilter(script_id, script_version, since, until, segment, campaign, rep)
+    frame = execute(con, DROPOFF_SQL, calls=calls, period=check_period(period), success=success).df()
     frame["outcomes"] = [dict(o) if isinstance(o, dict) else {} for o in frame["outcomes"]]  # outcome -> calls
     frame["outcomes_of_ended"] = frame["outcomes"].map(_outcome_mix)
     frame["drop_low"], frame["drop_high"] = wilson_interval(frame["dropped"], frame["got_here"])
@@ -502,17 +465,16 @@ def dropoff_table(frame: pd.DataFrame) -> str:
 
 
 OUTCOME_MIX_SQL = f"""
-SELECT {PERIOD_SQL} AS period, {OUTCOME_SQL} AS outcome, count(*) AS calls
+SELECT {PERIOD} AS period, {OUTCOME} AS outcome, count(*) AS calls
 FROM calls c JOIN call_results r USING (call_no)
-WHERE {CALL_FILTER}
+WHERE {CallFilter.SQL}
 GROUP BY ALL ORDER BY period, outcome
 """
 
 
 def outcome_mix(con: duckdb.DuckDBPyConnection, period: str | None = None, **filters) -> pd.DataFrame:
     """Calls per outcome (sale, meeting, callback, refusal, unknown), per period when given."""
-    period = check_period(period)
-    return con.execute(OUTCOME_MIX_SQL, [period, period, MIN_CONFIDENCE, *_filters(**filters)]).df()
+    return execute(con, OUTCOME_MIX_SQL, calls=CallFilter(**filters), period=check_period(period)).df()
 
 
 def period_label(start, period: str | None) -> str:
@@ -533,7 +495,7 @@ def period_label(start, period: str | None) -> str:
 STORED_METRICS_SQL = f"""
 SELECT c.call_id, c.file, c.rep, c.started_at, c.duration, {", ".join("r." + m for m in conversation.METRICS)}
 FROM calls c JOIN call_results r USING (call_no)
-WHERE r.talk_ratio IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR c.call_id = ?) AND {CALL_FILTER}
+WHERE r.talk_ratio IS NOT NULL AND {optional("c.call_id", "call_id")} AND {CallFilter.SQL}
 ORDER BY c.started_at, c.call_id
 """
 REP_AVERAGED = (
@@ -552,17 +514,18 @@ def conversation_metrics(con: duckdb.DuckDBPyConnection, call_id: str | None = N
     """Per call: talk-to-listen ratio, longest rep monologue, customer's longest story,
     interruptions by each party, questions the rep asked, rep words per minute, silence share
     (definitions in salescalls.conversation; computed when the call was stored)."""
-    return con.execute(STORED_METRICS_SQL, [call_id, call_id, *_filters(**filters)]).df()
+    return execute(con, STORED_METRICS_SQL, calls=CallFilter(**filters), call_id=call_id).df()
 
 
 def rep_conversation_metrics(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """The per-call metrics averaged per rep (each call counts once), with the number of calls."""
     averages = ", ".join(f"avg(r.{m}) AS {m}" for m in REP_AVERAGED)
-    return con.execute(
+    return execute(
+        con,
         f"SELECT coalesce(c.rep, '(unknown)') AS rep, count(*) AS calls, {averages} "
-        f"FROM calls c JOIN call_results r USING (call_no) WHERE r.talk_ratio IS NOT NULL AND {CALL_FILTER} "
+        f"FROM calls c JOIN call_results r USING (call_no) WHERE r.talk_ratio IS NOT NULL AND {CallFilter.SQL} "
         "GROUP BY ALL ORDER BY rep",
-        _filters(**filters),
+        calls=CallFilter(**filters),
     ).df()
 
 
@@ -601,25 +564,25 @@ WHERE required AND position < (SELECT max(position) FROM script_stages l
 GROUP BY ALL
 """
 
-# One row per call: its errors (ERRORS) and what the KPIs need (coaching). Parameters: see _facts.
+# One row per call: its errors (ERRORS) and what the KPIs need (coaching). Parameters: fact_params.
 CALL_FACTS_SQL = f"""
 SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, c.started_at,
-       CAST(CASE WHEN CAST(? AS VARCHAR) IS NOT NULL THEN date_trunc(?, c.started_at) END AS DATE) AS period,
-       {OUTCOME_SQL} AS outcome,
+       {PERIOD} AS period,
+       {OUTCOME} AS outcome,
        coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2]), false) AS offered,
        r.talk_ratio,
        len(r.stages_skipped) > 0 AS skipped_required_stage,
        len(r.out_of_order) > 0 AS stages_out_of_order,
        coalesce(CAST(r.forbidden AS VARCHAR), '[]') <> '[]' AS forbidden_phrase,
        offered AND NOT list_contains(r.stages_reached, q.required[-1]) AS no_close_attempt,
-       coalesce(r.longest_monologue, 0) > ? AS long_monologue,
-       coalesce(r.talk_ratio, 0) > ? AS talks_too_much,
-       len(r.stages_reached) > 1 AND coalesce(r.rep_questions, 0) < ? AS few_questions,
+       coalesce(r.longest_monologue, 0) > $long_monologue AS long_monologue,
+       coalesce(r.talk_ratio, 0) > $high_talk_ratio AS talks_too_much,
+       len(r.stages_reached) > 1 AND coalesce(r.rep_questions, 0) < $few_questions AS few_questions,
        coalesce(r.rep_interruptions, 0) > 0 AS interrupts,
        r.first_utterance_id, r.last_utterance_id
 FROM calls c JOIN call_results r USING (call_no)
 LEFT JOIN ({REQUIRED_SQL}) q USING (script_id, script_version)
-WHERE {CALL_FILTER}
+WHERE {CallFilter.SQL}
 """
 ERROR_COUNTS_SQL = (
     "SELECT rep, count(*) AS calls, "
@@ -628,21 +591,21 @@ ERROR_COUNTS_SQL = (
 )
 
 
-def _facts(period: str | None = None, **filters) -> list:
-    """CALL_FACTS_SQL's parameters."""
-    period = check_period(period)
-    return [period, period, MIN_CONFIDENCE, LONG_MONOLOGUE, HIGH_TALK_RATIO, FEW_QUESTIONS, *_filters(**filters)]
+def fact_params(period: str | None = None, **filters) -> dict:
+    """CALL_FACTS_SQL's parameters: the period, the error thresholds and the call filter."""
+    thresholds = {"long_monologue": LONG_MONOLOGUE, "high_talk_ratio": HIGH_TALK_RATIO, "few_questions": FEW_QUESTIONS}
+    return {"period": check_period(period), **thresholds, **CallFilter(**filters).params()}
 
 
 def call_errors(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """One row per call with a True/False column per error in ERRORS (definitions there)."""
     sql = f"SELECT call_id, rep, started_at, {', '.join(ERRORS)} FROM ({CALL_FACTS_SQL})"
-    return con.execute(sql + " ORDER BY started_at, call_id", _facts(**filters)).df()
+    return execute(con, sql + " ORDER BY started_at, call_id", fact_params(**filters)).df()
 
 
 def error_counts(con: duckdb.DuckDBPyConnection, **filters) -> pd.DataFrame:
     """Per rep: calls, and the number of calls with each error."""
-    return con.execute(ERROR_COUNTS_SQL.format(source=CALL_FACTS_SQL), _facts(**filters)).df()
+    return execute(con, ERROR_COUNTS_SQL.format(source=CALL_FACTS_SQL), fact_params(**filters)).df()
 
 
 def error_profile(con: duckdb.DuckDBPyConnection, rep: str, **filters) -> pd.DataFrame:

@@ -433,6 +433,21 @@ def _targets(path: Path | None):
         _fail(str(error))
 
 
+def _report_script(path: Path, explicit: bool):
+    """The report's script: the one asked for (it must load), or the configured one if it loads."""
+    from .script import ScriptError, load_script
+
+    if not explicit and not path.is_file():
+        return None
+    try:
+        return load_script(path)
+    except (ScriptError, FileNotFoundError) as error:
+        if explicit:
+            _fail(str(error))
+        typer.echo(f"warning: {error}; the report has no trackers page and uses the generic reasons", err=True)
+        return None
+
+
 TARGETS_OPTION = typer.Option(None, help="KPI targets YAML {kpi: {target, stretch}} (default: built in)")
 
 
@@ -560,6 +575,9 @@ def report(
     audio: bool = typer.Option(True, "--audio/--no-audio", help="publish the recordings (MP3) so the pages play them"),
     audio_dir: list[Path] = typer.Option([], "--audio-dir", help="where moved recordings are now (repeatable)"),
     targets: Path | None = TARGETS_OPTION,
+    script: Path | None = typer.Option(
+        None, help="the team's call script: its trackers page and reasons (default: SALESCALLS_SCRIPT if it exists)"
+    ),
     serve: int | None = typer.Option(None, "--serve", help="then serve the site on this port until Ctrl-C"),
 ) -> None:
     """Write the offline HTML report (overview, script funnel, stage pages with transcripts and audio,
@@ -568,10 +586,11 @@ def report(
 
     if period != "auto":
         _check_period(period)
-    settings = Settings.from_env(database=db, report_dir=out)
+    settings = Settings.from_env(database=db, report_dir=out, script=script)
     if settings.report_dir is None:
         _fail("SALESCALLS_REPORT_DIR is off: pass --out FOLDER")
     options = site_report.ReportOptions(
+        script=_report_script(settings.script, explicit=script is not None),
         period=period,
         calls_per_stage=calls_per_stage,
         examples=examples,

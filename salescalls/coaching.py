@@ -35,13 +35,14 @@ from .analytics import (
     ERROR_COUNTS_SQL,
     ERRORS,
     REQUIRED_SQL,
-    _facts,
     clock,
+    fact_params,
     format_table,
     profile_from_counts,
     shorten,
     stage_orders,
 )
+from .sql import execute
 
 MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one call decides too much
 BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a balanced conversation
@@ -111,10 +112,16 @@ SELECT rep, period, count(*) AS calls,
        count(*) FILTER (WHERE offered) AS close_attempted_n,
        count(*) FILTER (WHERE NOT forbidden_phrase) AS clean_language_k,
        count(*) AS clean_language_n,
-       count(*) FILTER (WHERE talk_ratio BETWEEN ? AND ?) AS balanced_talk_k,
+       count(*) FILTER (WHERE talk_ratio BETWEEN $balanced_low AND $balanced_high) AS balanced_talk_k,
        count(*) FILTER (WHERE talk_ratio IS NOT NULL) AS balanced_talk_n
 FROM ({source}) GROUP BY ALL ORDER BY rep, period
 """
+
+
+def _kpi_counts(con: duckdb.DuckDBPyConnection, source: str, params: dict | None = None) -> pd.DataFrame:
+    """KPI_SQL over the call facts in `source` (CALL_FACTS_SQL with `params`, or a table of them)."""
+    low, high = BALANCED_TALK
+    return execute(con, KPI_SQL.format(source=source), params, balanced_low=low, balanced_high=high).df()
 
 
 def rating_of(missed: int, exceeded: int, judged: int) -> int | None:
@@ -136,8 +143,7 @@ def ratings(
 ) -> pd.DataFrame:
     """Per rep (and per period when given): each KPI's value and status, the 1-4 rating, and the
     trend against the rep's previous period (up, down, same)."""
-    parameters = [*BALANCED_TALK, *_facts(period, **filters)]
-    return rate(con.execute(KPI_SQL.format(source=CALL_FACTS_SQL), parameters).df(), targets)
+    return rate(_kpi_counts(con, CALL_FACTS_SQL, fact_params(period, **filters)), targets)
 
 
 def team_kpis(
@@ -147,8 +153,7 @@ def team_kpis(
     **filters,
 ) -> pd.DataFrame:
     """The whole team's KPIs (every call counts once), per period when given, rated like a rep."""
-    parameters = [*BALANCED_TALK, *_facts(period, **filters)]
-    per_rep = con.execute(KPI_SQL.format(source=CALL_FACTS_SQL), parameters).df()
+    per_rep = _kpi_counts(con, CALL_FACTS_SQL, fact_params(period, **filters))
     if per_rep.empty:
         return rate(per_rep, targets)
     team = per_rep.drop(columns="rep").groupby("period", dropna=False, sort=True).sum().reset_index()
@@ -395,10 +400,10 @@ def training_plans(
     script orders are computed once for all of them; `profiles` (rep -> analytics.error_profile
     over the same calls), when the caller has them already, are used instead of recomputing them."""
     facts = f"plan_facts_{uuid.uuid4().hex}"
-    con.execute(f"CREATE TEMP TABLE {facts} AS {CALL_FACTS_SQL}", _facts(**filters))
+    execute(con, f"CREATE TEMP TABLE {facts} AS {CALL_FACTS_SQL}", fact_params(**filters))
     try:
         counts = con.execute(ERROR_COUNTS_SQL.format(source=f"SELECT * FROM {facts}")).df()
-        rated = rate(con.execute(KPI_SQL.format(source=f"SELECT * FROM {facts}"), list(BALANCED_TALK)).df(), targets)
+        rated = rate(_kpi_counts(con, f"SELECT * FROM {facts}"), targets)
         required = {(s, v): list(r) for s, v, r in con.execute(REQUIRED_SQL).fetchall()}
         orders = stage_orders(con)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from .script import OFF_SCRIPT, Script
+from .sql import transaction
 from .stages import LabelledCall
 
 REP_NAMES = {"agent", "rep", "operator", "seller", "salesperson", "manager", "менеджер", "оператор", "ügyintéző"}
@@ -184,17 +185,12 @@ def import_corpus(con: duckdb.DuckDBPyConnection, path: Path, script: Script) ->
             f"({', '.join(script.stage_names)}); those turns are kept as context"
         )
     now = datetime.now()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DELETE FROM labelled_turns WHERE corpus = ?", [path.name])
         if rows:
             con.executemany(
                 "INSERT INTO labelled_turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [row + [now] for row in rows]
             )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return CorpusImport(len(position), len(rows), labelled, tuple(errors))
 
 

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .analytics import CALL_FILTER, OUTCOME_SQL, PERIOD_SQL, SUCCESS_OUTCOMES, _filters, check_period, format_table
+from .analytics import check_period, format_table
+from .sql import OUTCOME, PERIOD, SCRIPT_ENDS, SUCCESS_OUTCOMES, CallFilter, completed, execute
 
 CATALOGUE = Path(__file__).with_name("data") / "reasons.yaml"
 LAST_WORDS = 3  # customer utterances read before the end of a dropped call
@@ -56,18 +57,15 @@ def catalogue() -> dict[str, dict[str, tuple[str, ...]]]:
 
 
 DROPPED_SQL = f"""
-WITH ends AS (
-    SELECT script_id, script_version, max(position) - 1 AS script_end FROM script_stages GROUP BY ALL
-)
-SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, {PERIOD_SQL} AS period, r.end_stage AS stage,
-       p.position
+WITH ends AS ({SCRIPT_ENDS})
+SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, {PERIOD} AS period, r.end_stage AS stage,
+       p.position, c.script_id, c.script_version
 FROM calls c JOIN call_results r USING (call_no)
 JOIN ends e USING (script_id, script_version)
 LEFT JOIN script_stages p ON p.script_id = c.script_id AND p.script_version = c.script_version
     AND p.stage = r.end_stage
-WHERE {CALL_FILTER}
-  AND r.end_stage IS NOT NULL AND coalesce(p.position, -1) <> e.script_end
-  AND NOT list_contains(?, {OUTCOME_SQL})
+WHERE {CallFilter.SQL}
+  AND r.end_stage IS NOT NULL AND NOT {completed("p.position", OUTCOME)}
 """
 
 
@@ -203,11 +201,8 @@ def why_customers_leave(
 ) -> pd.DataFrame:
     """One row per dropped call: stage, rep, period, reason and the customer's words behind it
     (`reasons`: name -> language -> phrases, default the generic catalogue)."""
-    from .outcomes import MIN_CONFIDENCE
-
-    period = check_period(period)
-    filters = _filters(script_id, script_version, since, until, segment, campaign, rep)
-    calls = con.execute(DROPPED_SQL, [period, period, *filters, list(success), MIN_CONFIDENCE]).df()
+    filters = CallFilter(script_id, script_version, since, until, segment, campaign, rep)
+    calls = execute(con, DROPPED_SQL, calls=filters, period=check_period(period), success=success).df()
     if calls.empty:
         return calls.assign(reason=[], text=[], probability=[])
     found = {r.call_id: r for r in classify(con, calls, reasons)}

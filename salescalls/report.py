@@ -43,6 +43,8 @@ from markupsafe import Markup, escape
 
 from . import analytics, charts, coaching, privacy, store
 from .coaching import KPI_TARGETS, Kpi
+from .script import Script
+from .sql import OUTCOME, execute
 
 MARKER = ".salescalls-report"  # the site's root holds this file; only such a folder is ever replaced
 AUDIO_BITRATE = "48k"  # speech at 22 kHz: ~0.35 MB a minute, plays in every browser
@@ -58,6 +60,8 @@ class ReportOptions:
     audio_dirs: tuple[Path, ...] = ()  # where to look for recordings moved since they were processed
     targets: tuple[Kpi, ...] = KPI_TARGETS  # the team's KPI targets
     title: str = "salescalls"  # shown in every page's header
+    script: Script | None = None  # the team's script: its trackers page and own reasons (else generic reasons)
+    phrases: int = 5  # what-to-change phrases shown per stage page
 
 
 @dataclass
@@ -222,11 +226,11 @@ def funnel_views(con: duckdb.DuckDBPyConnection, period: str) -> dict:
 CALLS_SQL = f"""
 SELECT c.call_id, c.file, c.source, c.rep, c.started_at, c.duration, c.segment, c.campaign, c.language,
        c.script_id, c.script_version, c.diarization, c.redacted, r.end_stage, r.ended_by,
-       {analytics.OUTCOME_SQL} AS outcome,
+       {OUTCOME} AS outcome,
        r.stages_reached, r.stages_skipped, r.talk_ratio, r.rep_questions, r.longest_monologue,
        r.rep_interruptions
 FROM calls c JOIN call_results r USING (call_no)
-WHERE c.call_id IN (SELECT unnest(?))
+WHERE c.call_id IN (SELECT unnest($call_ids))
 """
 
 STAGE_CALLS_SQL = """
@@ -253,12 +257,14 @@ def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[st
     """Each call's CRM fields, results, errors and utterances (with the end moment marked)."""
     if not call_ids:
         return {}
-    rows = _records(con.execute(CALLS_SQL, [analytics.MIN_CONFIDENCE, call_ids]).df())
+    rows = _records(execute(con, CALLS_SQL, call_ids=call_ids).df())
     calls = {row["call_id"]: row for row in rows}
-    errors = con.execute(
+    errors = execute(
+        con,
         f"SELECT call_id, {', '.join(analytics.ERRORS)} FROM ({analytics.CALL_FACTS_SQL}) "
-        "WHERE call_id IN (SELECT unnest(?))",
-        [*analytics._facts(), call_ids],
+        "WHERE call_id IN (SELECT unnest($call_ids))",
+        analytics.fact_params(),
+        call_ids=call_ids,
     ).df()
     for row in errors.to_dict("records"):
         calls[row["call_id"]]["errors"] = [analytics.ERRORS[e] for e in analytics.ERRORS if row[e]]
@@ -409,6 +415,13 @@ def collect(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> dict:
             wanted.update(m.call_id for m in gap["examples"])
             if gap["contrast"] is not None:
                 wanted.add(gap["contrast"].call_id)
+    insights = stage_insights(con, options, set(ended))
+    for entry in insights.values():
+        wanted.update(row["moment"].call_id for row in entry["moves"])
+        wanted.update(row["call_id"] for row in entry["reasons"])
+    data["trackers"] = tracker_view(con, options.script)
+    if data["trackers"] is not None:
+        wanted.update(hit["call_id"] for hit in data["trackers"]["examples"])
     data["calls"] = call_details(con, sorted(wanted))
     for call in data["calls"].values():  # the funnel's period names, so stage pages can follow its filters
         call["period_label"] = analytics.period_label(call["started_at"], options.period)
@@ -419,11 +432,85 @@ def collect(con: duckdb.DuckDBPyConnection, options: ReportOptions) -> dict:
             "page": stage_page(script_id, version, stage),
             "ended_here": entry["ended_here"],
             "calls": [call_id for call_id in entry["calls"] if call_id in data["calls"]],
+            **insights.get((script_id, version, stage), {"moves": [], "reasons": [], "dropped": 0}),
         }
         for (script_id, version, stage), entry in sorted(ended.items())
     ]
     data["kpis"] = options.targets
     return data
+
+
+def stage_insights(con: duckdb.DuckDBPyConnection, options: ReportOptions, keys: set[tuple]) -> dict[tuple, dict]:
+    """Per (script, version, stage) where calls dropped: why the customers left (the same reasons
+    as `salescalls reasons`) and what the rep said in calls that got past it (`salescalls advice`)."""
+    from . import advice, reasons
+
+    own = options.script.reasons if options.script is not None and options.script.reasons else None
+    if own is not None:
+        own = {**own, reasons.NONE: reasons.catalogue()[reasons.NONE]}  # goodbyes still give no reason
+    left = reasons.why_customers_leave(con, reasons=own)
+    found: dict[tuple, dict] = {}
+    for key, group in left.groupby(["script_id", "script_version", "stage"], sort=True):
+        if key not in keys:
+            continue
+        rows = []
+        for reason, mine in group.groupby("reason", sort=True):
+            example = mine[mine["text"] != ""].head(1)
+            rows.append(
+                {
+                    "reason": reason,
+                    "calls": len(mine),
+                    "reps": ", ".join(f"{rep} {n}" for rep, n in mine["rep"].value_counts().sort_index().items()),
+                    "text": example["text"].iloc[0] if len(example) else "",
+                    "call_id": (example if len(example) else mine)["call_id"].iloc[0],
+                }
+            )
+        rows.sort(key=lambda row: (-row["calls"], row["reason"]))
+        moves = advice.stage_moves(con, key[0], int(key[1]), key[2]).head(options.phrases)
+        found[(key[0], int(key[1]), key[2])] = {
+            "dropped": len(group),
+            "reasons": rows,
+            "moves": [
+                {
+                    **{k: row[k] for k in ("phrase", "calls", "went_on", "other_calls", "other_went_on")},
+                    "lift": None if math.isinf(row["lift"]) else float(row["lift"]),
+                    "p_value": float(row["p_value"]),
+                    "q_value": float(row["q_value"]),
+                    "moment": row["moments"][0],
+                }
+                for row in moves.to_dict("records")
+            ],
+        }
+    return found
+
+
+TRACKER_EXAMPLES = 3  # latest mentions of each tracker listed on its page
+
+
+def tracker_view(con: duckdb.DuckDBPyConnection, script: Script | None) -> dict | None:
+    """The script's trackers per rep (rate with interval, stages they came up in) and their latest
+    mentions; None when the report has no script with trackers."""
+    from . import trackers
+
+    if script is None or not script.trackers:
+        return None
+    hits = trackers.find(con, script)
+    by_rep = trackers.summary(hits, "rep")
+    everyone = hits.assign(team="team")
+    everyone.attrs["calls"] = hits.attrs["calls"].assign(team="team")
+    team = trackers.summary(everyone, "team")
+    latest = hits.merge(hits.attrs["calls"][["call_id", "started_at"]], on="call_id") if not hits.empty else hits
+    if not latest.empty:
+        latest = latest.sort_values(["tracker", "started_at", "start_s"], ascending=[True, False, True])
+        latest = latest.groupby("tracker", sort=True).head(TRACKER_EXAMPLES)
+    return {
+        "script": script.id,
+        "names": sorted(script.trackers),
+        "searched": len(hits.attrs["calls"]),
+        "team": _records(team),
+        "by_rep": _records(by_rep),
+        "examples": _records(latest.drop(columns=["period"], errors="ignore")) if not latest.empty else [],
+    }
 
 
 # ---------------------------------------------------------------- audio
@@ -563,6 +650,8 @@ def render(data: dict, folder: Path, options: ReportOptions, site: Site) -> None
         "period": options.period,
         "calls": data["calls"],
         "audio_published": options.audio,
+        "has_trackers": data.get("trackers") is not None,
+        "has_script_reasons": options.script is not None and bool(options.script.reasons),
     }
 
     def write(path: str, template: str, **values) -> None:
@@ -581,6 +670,8 @@ def render(data: dict, folder: Path, options: ReportOptions, site: Site) -> None
         write(page["page"], "rep.html", rep=page, kpis=data["kpis"])
     for stage in data["stages"]:
         write(stage["page"], "stage.html", stage=stage)
+    if data["trackers"] is not None:
+        write("trackers.html", "trackers.html", trackers=data["trackers"])
     for call in data["calls"].values():
         write(call["page"], "call.html", call=call)
     (folder / MARKER).write_text(f"salescalls report built {built.isoformat(timespec='seconds')}\n", encoding="utf-8")

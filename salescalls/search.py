@@ -14,6 +14,8 @@ import functools
 import duckdb
 import pandas as pd
 
+from .sql import execute, optional
+
 # The stemmer follows the calls' most common language; other languages still match on exact words.
 STEMMERS = {"en": "english", "ru": "russian", "hu": "hungarian", "de": "german", "fr": "french", "es": "spanish"}
 
@@ -70,13 +72,15 @@ def _index_state(con: duckdb.DuckDBPyConnection) -> tuple[bool, int]:
     return True, int(covered)
 
 
-FILTER = """
-      (CAST(? AS VARCHAR) IS NULL OR c.rep = ?)
-      AND (CAST(? AS VARCHAR) IS NULL OR u.stage = ?)
-      AND (CAST(? AS VARCHAR) IS NULL OR u.role = ?)
-      AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at >= ?)
-      AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at < ?)
-"""
+FILTER = " AND ".join(
+    [
+        optional("c.rep", "rep"),
+        optional("u.stage", "stage"),
+        optional("u.role", "role"),
+        optional("c.started_at", "since", "TIMESTAMP", ">="),
+        optional("c.started_at", "until", "TIMESTAMP", "<"),
+    ]
+)
 COLUMNS = "u.call_id, c.file, c.rep, c.started_at, u.start_s, u.role, u.stage, u.text"
 
 
@@ -94,26 +98,31 @@ def search(
     """Utterances with every word of `query`, best first, and a note on how they were found."""
     if not query.strip():
         raise ValueError("the search query is empty")
-    filters = [value for value in (rep, stage, role, since, until) for _ in (0, 1)]
+    filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until, "limit": limit}
     usable, covered = _index_state(con)
     if usable:
-        ranked = con.execute(
+        ranked = execute(
+            con,
             f"SELECT {COLUMNS}, m.score FROM (SELECT utterance_id, "
-            "fts_main_utterances.match_bm25(utterance_id, ?, conjunctive := 1) AS score FROM utterances) m "
+            "fts_main_utterances.match_bm25(utterance_id, $query, conjunctive := 1) AS score FROM utterances) m "
             "JOIN utterances u USING (utterance_id) JOIN calls c USING (call_id) "
-            f"WHERE m.score IS NOT NULL AND {FILTER} ORDER BY m.score DESC, c.started_at DESC LIMIT ?",
-            [query, *filters, limit],
+            f"WHERE m.score IS NOT NULL AND {FILTER} ORDER BY m.score DESC, c.started_at DESC LIMIT $limit",
+            filters,
+            query=query,
         ).df()
         note = "ranked by BM25"
     else:
         ranked, covered = pd.DataFrame(), 0
         note = "no search index (the nightly run builds it): substring matches, newest first"
     # Utterances the index does not cover yet: substring matching, after the ranked ones.
-    rest = con.execute(
+    rest = execute(
+        con,
         f"SELECT {COLUMNS}, NULL AS score FROM utterances u JOIN calls c USING (call_id) "
-        f"WHERE u.utterance_id > ? AND contains(strip_accents(lower(u.text)), strip_accents(lower(?))) "
-        f"AND {FILTER} ORDER BY c.started_at DESC, u.call_id, u.start_s LIMIT ?",
-        [covered, query.strip(), *filters, limit],
+        "WHERE u.utterance_id > $covered AND contains(strip_accents(lower(u.text)), strip_accents(lower($query))) "
+        f"AND {FILTER} ORDER BY c.started_at DESC, u.call_id, u.start_s LIMIT $limit",
+        filters,
+        covered=covered,
+        query=query.strip(),
     ).df()
     if usable and not rest.empty:
         note += f"; {len(rest)} match(es) in calls stored after the index was built found by substring"

@@ -23,6 +23,7 @@ from . import conversation
 from .pipeline import CallRecord
 from .score import CallScore, ScoredUtterance
 from .script import Script
+from .sql import CallFilter, execute, optional, transaction
 
 _CALL_COLUMNS = (
     "call_id, file, external_id, rep, started_at, duration, channels, sample_rate, codec, language, segment, "
@@ -81,16 +82,11 @@ def migrate(con: duckdb.DuckDBPyConnection, until: int | None = None) -> int:
     for version, title, sql in migrations():
         if version <= current or (until is not None and version > until):
             continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(sql)
             if version in _AFTER_MIGRATION:
                 _AFTER_MIGRATION[version](con)
             con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, title, datetime.now()])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         current = version
     return current
 
@@ -186,8 +182,7 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
     """Insert or replace one call with its utterances and results, atomically."""
     meta = record.metadata
     processed_at = datetime.now()
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         before = con.execute("SELECT rep FROM calls WHERE call_id = ?", [record.call_id]).fetchone()
         con.execute(
             f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 27)})",
@@ -253,10 +248,6 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
         conversation.refresh(con, record.call_id)
         for rep in {meta.get("rep"), before[0] if before else None} - {None}:
             refresh_reps(con, rep)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
@@ -292,8 +283,7 @@ def save_rescored(
     script: Script,
 ) -> None:
     """New stages for a stored call (after retraining), its words and speakers untouched."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.executemany(
             "UPDATE utterances SET stage = ?, confidence = ? WHERE call_id = ? AND idx = ?",
             [[u.stage, u.confidence, call_id, i] for i, u in enumerate(utterances)],
@@ -303,19 +293,16 @@ def save_rescored(
             "UPDATE calls SET stage_model = ?, script_id = ?, script_version = ?, scored_at = ? WHERE call_id = ?",
             [stage_model, script.id, script.version, datetime.now(), call_id],
         )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
 
 
 def refresh_reps(con: duckdb.DuckDBPyConnection, rep: str | None = None) -> None:
     """Bring the reps table in line with the stored calls: one rep, or all when rep is None."""
-    con.execute("DELETE FROM reps WHERE CAST(? AS VARCHAR) IS NULL OR rep = ?", [rep, rep])
-    con.execute(
+    execute(con, f"DELETE FROM reps WHERE {optional('rep', 'rep')}", rep=rep)
+    execute(
+        con,
         "INSERT INTO reps SELECT rep, min(started_at), max(started_at), count(*), now() FROM calls "
-        "WHERE rep IS NOT NULL AND (CAST(? AS VARCHAR) IS NULL OR rep = ?) GROUP BY rep",
-        [rep, rep],
+        f"WHERE rep IS NOT NULL AND {optional('rep', 'rep')} GROUP BY rep",
+        rep=rep,
     )
 
 
@@ -470,9 +457,7 @@ _EXPORTED = {
     "runs": "SELECT * FROM runs",
     "quarantine": "SELECT * FROM quarantine",
 }
-_EXPORT_FILTER = (
-    "(CAST(? AS TIMESTAMP) IS NULL OR c.started_at >= ?) AND (CAST(? AS TIMESTAMP) IS NULL OR c.started_at < ?)"
-)
+_EXPORT_FILTER = CallFilter.SQL
 
 
 def export_parquet(
@@ -485,8 +470,8 @@ def export_parquet(
     written = {}
     for table, query in _EXPORTED.items():
         sql = query.format(calls=_EXPORT_FILTER)
-        parameters = [since, since, until, until] if "{calls}" in query else []
         target = str(folder / f"{table}.parquet").replace("'", "''")  # a path cannot be a parameter in COPY
-        copied = con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)", parameters)
+        copy = f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+        copied = execute(con, copy, calls=CallFilter(since=since, until=until))
         written[table] = copied.fetchone()[0]
     return written

@@ -17,13 +17,14 @@ import duckdb
 import pandas as pd
 
 from . import nlp
-from .analytics import CALL_FILTER, PERIOD_SQL, _filters, check_period, format_table, wilson_interval
+from .analytics import check_period, format_table, wilson_interval
 from .script import Script
+from .sql import PERIOD, CallFilter, execute
 
 CALLS_SQL = f"""
-SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, {PERIOD_SQL} AS period, c.language, c.file
+SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, {PERIOD} AS period, c.language, c.file, c.started_at
 FROM calls c JOIN call_results r USING (call_no)
-WHERE {CALL_FILTER}
+WHERE {CallFilter.SQL}
 """
 
 
@@ -56,8 +57,7 @@ def _contains(tokens: list[str], phrase: tuple[str, ...]) -> bool:
 def find(con: duckdb.DuckDBPyConnection, script: Script, period: str | None = None, **filters) -> pd.DataFrame:
     """One row per utterance that mentions a tracker: call, rep, period, tracker, phrase, stage,
     role, time and text; `calls` in .attrs holds the calls searched (for rates)."""
-    period = check_period(period)
-    calls = con.execute(CALLS_SQL, [period, period, *_filters(script.id, **filters)]).df()
+    calls = execute(con, CALLS_SQL, calls=CallFilter(script.id, **filters), period=check_period(period)).df()
     columns = ["call_id", "rep", "period", "file", "tracker", "phrase", "stage", "role", "start_s", "text"]
     wanted = _phrase_tokens(script)
     hits = []

@@ -15,8 +15,9 @@ from tests.test_store import record
 
 
 @pytest.fixture(scope="module")
-def demo_site(truth_database, tmp_path_factory) -> report.Site:
-    return report.build(truth_database, tmp_path_factory.mktemp("site") / "report")
+def demo_site(truth_database, demo_script, tmp_path_factory) -> report.Site:
+    options = report.ReportOptions(script=demo_script)
+    return report.build(truth_database, tmp_path_factory.mktemp("site") / "report", options)
 
 
 def embedded(html: str, element_id: str):
@@ -72,9 +73,59 @@ def test_stage_pages_list_the_calls_that_ended_there(demo_site, demo_truths):
         html = (demo_site.folder / page).read_text(encoding="utf-8")
         ended = [t for t in demo_truths if t["end_stage"] == stage]
         assert html.count('<article class="call"') == len(ended), stage
-        assert html.count("<audio ") == len(ended)
+        calls = html.split("<h2>The calls</h2>")[-1]
+        assert calls.count("<audio ") == len(ended)
         for truth in ended:
             assert truth["file"] in html
+
+
+def _dropped(truth: dict, script) -> bool:
+    """Ended before the script's end (the stage before the sign-off) without a success outcome."""
+    completed_at = script.stages[-2].name
+    ended_early = truth["end_stage"] not in (completed_at, script.stages[-1].name)
+    return ended_early and truth["outcome"] not in ("sale", "meeting")
+
+
+def test_stage_pages_say_why_customers_left_and_what_the_calls_that_went_on_said(demo_site, demo_truths, demo_script):
+    funnel = embedded((demo_site.folder / "funnel.html").read_text(encoding="utf-8"), "funnel-data")
+    pages = {row["stage"]: row["page"] for row in funnel["views"]["all|||"][0]["rows"] if row["page"]}
+    for stage, page in pages.items():
+        html = (demo_site.folder / page).read_text(encoding="utf-8")
+        dropped = [t for t in demo_truths if t["end_stage"] == stage and _dropped(t, demo_script)]
+        if not dropped:
+            assert 'id="why-left"' not in html, stage
+            continue
+        assert 'id="why-left"' in html, (stage, [t["file"] for t in dropped])
+        section = html.split('id="why-left"')[1].split("</section>")[0]
+        shown = sum(int(n) for n in re.findall(r'<td class="num">(\d+)</td>', section))
+        assert shown == len(dropped), stage
+        assert f"{len(dropped)} call{'' if len(dropped) == 1 else 's'} dropped at this stage" in section
+    objection = (demo_site.folder / pages["objection"]).read_text(encoding="utf-8")
+    assert "think_it_over" in objection and "I need to think about it." in objection  # c09, from the truth
+    moves = objection.split('id="what-to-change"')[1].split("</section>")[0]
+    clips = re.findall(r'<audio id="move-\d+"[^>]* src="\.\./(audio/[0-9a-f]+\.mp3)#t=([\d.]+),([\d.]+)"', moves)
+    assert clips and all((demo_site.folder / path).is_file() and float(a) < float(b) for path, a, b in clips)
+    assert "No phrase makes a significant difference yet" in moves  # 14 calls: nothing is significant
+
+
+def test_trackers_page_counts_the_scripts_phrases_per_rep(demo_site, demo_truths, demo_script):
+    html = (demo_site.folder / "trackers.html").read_text(encoding="utf-8")
+    assert 'href="trackers.html"' in (demo_site.folder / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"<tr><td>([a-z_]+)</td><td>([^<]+)</td><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>", html
+    )
+    assert rows
+    for tracker, rep, mentioned, calls in rows:
+        phrases = [p.lower() for p in demo_script.trackers[tracker]["en"]]
+        mine = [t for t in demo_truths if t["crm"]["rep"] == rep]
+        said = [t for t in mine if any(p in turn["text"].lower() for turn in t["turns"] for p in phrases)]
+        assert (int(mentioned), int(calls)) == (len(said), len(mine)), (tracker, rep)
+
+
+def test_without_a_script_the_report_has_no_trackers_page(truth_database, tmp_path):
+    site = report.build(truth_database, tmp_path / "site", report.ReportOptions(audio=False))
+    assert "trackers.html" not in site.pages
+    assert "Trackers</a>" not in (site.folder / "index.html").read_text(encoding="utf-8")
 
 
 def test_rep_page_shows_the_plan_with_playable_moments(demo_site):
@@ -163,6 +214,9 @@ def test_cli_report_builds_and_explains_bad_options(tmp_path, truth_database):
     assert "<audio " not in stage_page and "not published in this report" in stage_page
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--period", "year"])
     assert result.exit_code == 1 and "period must be one of day, week, month, quarter" in result.output
+    assert (out / "trackers.html").is_file()  # the configured script (SALESCALLS_SCRIPT's default, the demo's)
+    result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--script", "no.yaml"])
+    assert result.exit_code == 1 and "no.yaml" in result.output and "Traceback" not in result.output
     result = runner.invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(out)])
     assert result.exit_code == 1 and "no database" in result.output
     assert DEMO.is_dir()

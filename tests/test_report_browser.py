@@ -43,8 +43,9 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def site(truth_database, tmp_path_factory) -> report.Site:
-    return report.build(truth_database, tmp_path_factory.mktemp("report") / "site")
+def site(truth_database, demo_script, tmp_path_factory) -> report.Site:
+    options = report.ReportOptions(script=demo_script)
+    return report.build(truth_database, tmp_path_factory.mktemp("report") / "site", options)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def test_a_stage_page_lists_its_calls_and_plays_the_moment(page, server, demo_tr
     assert page.locator("article.call").count() == len(ended)
     headers = page.locator("article.call h2").all_inner_texts()
     assert sorted(t["crm"]["rep"] for t in ended) == sorted(h.split(" · ")[1].rsplit(" ", 1)[0] for h in headers)
-    audio = page.locator("audio.player").first
+    audio = page.locator("article.call audio.player").first
     duration = audio.evaluate(
         """a => new Promise((done, fail) => {
             if (a.readyState >= 1) return done(a.duration);
@@ -187,6 +188,41 @@ def test_a_stage_page_lists_its_calls_and_plays_the_moment(page, server, demo_tr
     button.click()
     page.wait_for_function(f"a => a.currentTime >= {seek}", arg=audio.element_handle(), timeout=5000)
     shoot(page, "stage-objection")
+    assert page.problems == []
+
+
+def test_a_stage_page_says_why_customers_left_and_plays_what_went_on(page, server, demo_truths):
+    page.goto(server + "funnel.html")
+    page.wait_for_selector("table.funnel-table")
+    page.locator("table.funnel-table tr[data-stage=objection] a").click()
+    page.wait_for_selector("#why-left table.reasons")
+    dropped = sum(expected_funnel(demo_truths)["objection"][2:])
+    counts = page.locator("#why-left tbody td.num").all_inner_texts()
+    assert sum(int(n) for n in counts) == dropped > 0
+    assert "think_it_over" in page.locator("#why-left").inner_text()  # c09: "I need to think about it."
+    move = page.locator("#what-to-change li.move").first
+    assert "went on in" in move.inner_text()
+    audio = move.locator("audio.player")
+    start = float(audio.get_attribute("src").split("#t=")[1].split(",")[0])
+    audio.evaluate("a => { a.muted = true; return a.play(); }")
+    page.wait_for_function(f"a => a.currentTime >= {start}", arg=audio.element_handle(), timeout=5000)
+    shoot(page, "stage-objection-insights")
+    assert page.problems == []
+
+
+def test_trackers_page_shows_the_scripts_trackers_per_rep(page, server, demo_truths):
+    page.goto(server + "index.html")
+    page.get_by_role("link", name="Trackers").click()
+    page.wait_for_selector("table#trackers-reps")
+    reps = {t["crm"]["rep"] for t in demo_truths}
+    shown = page.locator("table#trackers-reps tbody tr td:nth-child(2)").all_inner_texts()
+    assert set(shown) == reps
+    team = page.locator("table#trackers-team tbody tr td:nth-child(3)").all_inner_texts()
+    assert team and all(int(n) == len(demo_truths) for n in team)
+    link = page.locator("ul.mentions a").first
+    link.click()
+    page.wait_for_selector(".timeline")
+    shoot(page, "trackers")
     assert page.problems == []
 
 
