@@ -274,7 +274,7 @@ def _joined(tables) -> pd.DataFrame:
 
 
 def _outcome(calls: pd.DataFrame) -> pd.Series:
-    from salescalls.outcomes import MIN_CONFIDENCE
+    from salescalls.records import MIN_CONFIDENCE
 
     model = calls["predicted_outcome"].where(calls["outcome_confidence"] >= MIN_CONFIDENCE)
     return calls["crm_outcome"].fillna(calls["detected_outcome"]).fillna(model).fillna("unknown")

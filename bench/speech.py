@@ -38,7 +38,7 @@ from salescalls import audio, diarize, transcribe
 from salescalls.config import Settings
 from salescalls.evaluate import compare_call
 from salescalls.pipeline import assign_roles, recognise
-from salescalls.score import ScoredUtterance
+from salescalls.records import ScoredUtterance
 from salescalls.script import load_script
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"}

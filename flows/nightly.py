@@ -30,7 +30,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from salescalls import analytics, audio, engine, inbox, report, search, store
 from salescalls.config import Settings
-from salescalls.pipeline import CallRecord, analyse_call, models_loaded
+from salescalls.pipeline import analyse_call, models_loaded
+from salescalls.records import CallRecord
 from salescalls.script import load_script
 from salescalls.transcribe import ModelMissingError
 

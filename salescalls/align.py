@@ -7,29 +7,16 @@ no turn touches goes to the nearest turn, so no word is left without a speaker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .diarize import Turn
-from .transcribe import Word
+from .records import Turn, Utterance, Word
 
 MAX_PAUSE = 1.0  # seconds of silence that end an utterance even without punctuation
 BACKCHANNEL_WORDS = 2  # at most this many words...
 BACKCHANNEL_SECONDS = 1.2  # ...this short, inside the other speaker's talk, is a back-channel
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 WEAK_OVERLAP = 0.5  # a word less than half inside any turn is placed by its sentence
-
-
-@dataclass(frozen=True)
-class Utterance:
-    speaker: str  # diarization label (ch0/ch1 or SPEAKER_nn)
-    start: float  # seconds
-    end: float  # seconds
-    text: str  # words joined with spaces
-    n_words: int  # number of words
-    backchannel: bool = False  # "uh-huh" inside the other party's talk; carries no stage of its own
 
 
 def _merged(intervals: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .records import Turn
 from .transcribe import ModelMissingError
 
 FRAME = 0.03  # seconds per energy frame
@@ -20,13 +20,6 @@ BLEED_MARGIN_DB = 15.0  # ...and not this far below the other channel (cross-tal
 MIN_GAP = 0.3  # seconds; shorter pauses inside speech are bridged
 MIN_SPEECH = 0.12  # seconds; shorter bursts are clicks, not speech
 PAD = 0.05  # seconds added around each speech region for soft word edges
-
-
-@dataclass(frozen=True)
-class Turn:
-    start: float  # seconds
-    end: float  # seconds
-    speaker: str  # ch0/ch1 for stereo channels, SPEAKER_nn from pyannote
 
 
 def to_rttm(turns: list[Turn], uri: str) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import store
-from .score import ScoredUtterance, score_call
+from .records import ScoredUtterance
+from .score import score_call
 from .script import Script
 
 
@@ -93,7 +94,7 @@ def compare_database(con, truth_dir: str | Path) -> list[CallComparison]:
 def truth_record(truth: dict, metadata: dict[str, str], script: Script, source: str = ""):
     """A CallRecord built from a ground-truth file as if the pipeline had got everything right:
     the analytics on it give the numbers the ground truth implies (what the demo tests check)."""
-    from .pipeline import CallRecord
+    from .records import CallRecord
 
     utterances = [
         ScoredUtterance(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .diarize import to_rttm
-from .pipeline import Speech
+from .records import Speech
 from .roles import RoleAssignment
 
 FORMATS = ("json", "srt", "vtt", "rttm", "txt")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .pipeline import CallRecord
+from .records import CallRecord
 
 # Files that travel with recordings but are not recordings: never probed, never quarantined.
 SIDECAR_SUFFIXES = {".csv", ".json", ".yaml", ".yml", ".txt", ".md", ".py", ".rttm", ".stm", ".reason"}

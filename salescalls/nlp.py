@@ -18,6 +18,14 @@ _HUNGARIAN = re.compile(r"[őűŐŰ]|\b(?:és|hogy|nem|igen|köszönöm|vagyok|v
 _TIME = re.compile(r"^\d{1,2}[:.]\d{2}$")
 _NUMBER = re.compile(r"^[\d.,]+$")
 _LETTERS = re.compile(r"\w", re.UNICODE)
+_NON_WORD = re.compile(r"[^\w\s']+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, NFC, punctuation removed: what the recogniser and the script agree on."""
+    text = unicodedata.normalize("NFC", text).lower().replace("’", "'")
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
 
 
 def guess_language(text: str, default: str = "en") -> str:

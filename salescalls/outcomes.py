@@ -19,9 +19,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from . import nlp
+from .records import MIN_CONFIDENCE  # a model guess below this is not used as the call's outcome
 
 LAST_UTTERANCES = 8  # the end of the call carries the outcome
-MIN_CONFIDENCE = 0.6  # a model guess below this is not used as the call's outcome
 
 
 @dataclass(frozen=True)

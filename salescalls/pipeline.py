@@ -6,65 +6,19 @@ serialises to JSON, so workers never touch the database (one writer stores recor
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import audio, diarize, encoder, outcomes, privacy, roles, stage_versions, stages, transcribe
-from .align import Utterance, assign_channels, assign_speakers, build_utterances
+from .align import assign_channels, assign_speakers, build_utterances
 from .config import Settings
-from .privacy import Removal
-from .score import CallScore, PhraseHit, ScoredUtterance, score_call
+from .records import CallRecord, CallScore, ScoredUtterance, Speech
+from .score import score_call
 from .script import Script
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    call_id: str  # sha256 of the recording's bytes: the call's identity
-    file: str  # file name as it arrived
-    duration: float  # seconds
-    channels: int  # in the file
-    sample_rate: int  # of the file
-    codec: str  # audio codec of the file
-    language: str  # transcription language
-    script_id: str  # script the call was scored against
-    script_version: int
-    stage_model: str  # identity of the stage model that labelled it
-    whisper_model: str  # speech model name
-    diarization: str  # "channels" for stereo, "pyannote" for mono
-    role_method: str  # channel or text
-    role_confidence: float  # 0.5..1
-    utterances: tuple[ScoredUtterance, ...]  # in time order
-    score: CallScore  # call-level results
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
-    metadata: dict[str, str] = field(default_factory=dict)  # CRM fields from calls.csv
-    source: str = ""  # the recording's absolute path when it was processed (reports play it from there)
-    redacted: bool = False  # personal data was removed from the texts before anything was written
-    redactions: tuple[Removal, ...] = ()  # what was removed where (no original text)
-    role_note: str = ""  # a warning about the roles (words contradict the channel convention, ...)
-    embedding_model: str = ""  # sentence encoder of `embeddings`; "" when none was used
-    embeddings: tuple[str, ...] = ()  # per utterance, its packed vector (encoder.pack), for the writer to keep
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> CallRecord:
-        data = json.loads(text)
-        data["utterances"] = tuple(ScoredUtterance(**u) for u in data["utterances"])
-        score = data["score"]
-        score["forbidden"] = tuple(PhraseHit(**h) for h in score["forbidden"])
-        score["controlled"] = tuple(PhraseHit(**h) for h in score.get("controlled", ()))
-        for key in ("stages_reached", "stages_skipped", "out_of_order"):
-            score[key] = tuple(score[key])
-        data["score"] = CallScore(**score)
-        data["redactions"] = tuple(Removal(**r) for r in data.get("redactions", ()))
-        data["embeddings"] = tuple(data.get("embeddings", ()))
-        return cls(**data)
 
 
 @contextmanager
@@ -72,16 +26,6 @@ def _timed(timings: dict[str, float], step: str):
     started = time.perf_counter()
     yield
     timings[step] = round(time.perf_counter() - started, 3)
-
-
-@dataclass(frozen=True)
-class Speech:
-    language: str  # transcription language
-    turns: tuple[diarize.Turn, ...]  # who spoke when
-    words: tuple[transcribe.Word, ...]  # in time order
-    speakers: tuple[str, ...]  # the speaker of each word
-    utterances: tuple[Utterance, ...]  # same-speaker runs of words
-    diarization: str  # "channels" for stereo, "pyannote" for mono
 
 
 def recognise(

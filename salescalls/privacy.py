@@ -27,6 +27,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from .records import Removal
+
 PLACEHOLDERS = {"email": "[EMAIL]", "card": "[CARD]", "iban": "[IBAN]", "phone": "[PHONE]", "person": "[PERSON]"}
 
 
@@ -196,16 +198,6 @@ def redact(text: str, language: str = "en") -> Redacted:
 
 
 BLEEP_PAD = 0.2  # seconds added before and after a removed span's estimated time: words are not evenly timed
-
-
-@dataclass(frozen=True)
-class Removal:
-    idx: int  # the utterance's position in the call
-    kind: str  # email, card, iban, phone or person
-    start: int  # the placeholder's place in the stored (redacted) text
-    end: int
-    start_s: float  # the removed words' estimated time in the recording, padded, seconds
-    end_s: float
 
 
 def redact_utterances(utterances, language: str = "en") -> tuple[tuple, tuple[Removal, ...]]:

@@ -24,7 +24,7 @@ import yaml
 from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 
-from .align import Utterance
+from .records import Utterance
 from .script import ROLES, Script
 from .stages import text_features
 

@@ -18,43 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .nlp import normalise_text
+from .records import CallScore, PhraseHit, ScoredUtterance
 from .script import Script
-from .stages import normalise_text
-
-
-@dataclass(frozen=True)
-class ScoredUtterance:
-    speaker: str  # diarization label
-    role: str  # rep or customer
-    start: float  # seconds
-    end: float  # seconds
-    text: str  # what was said
-    stage: str  # script stage
-    confidence: float  # stage posterior, 0..1
-    backchannel: bool = False  # listener's "uh-huh"; ignored by call-level results
-
-
-@dataclass(frozen=True)
-class PhraseHit:
-    rule: str  # forbidden rule name or outcome name
-    phrase: str  # the phrase that matched
-    utterance: int  # index into the call's utterances
-    start: float  # seconds
-    role: str  # who said it
-
-
-@dataclass(frozen=True)
-class CallScore:
-    stages_reached: tuple[str, ...]  # in the order they were first reached
-    stages_skipped: tuple[str, ...]  # required stages the call went past without
-    out_of_order: tuple[str, ...]  # required stages reached after a later required stage
-    end_stage: str | None  # last stage before the sign-off
-    ended_by: str | None  # rep or customer
-    detected_outcome: str | None  # last outcome marker said in the call
-    forbidden: tuple[PhraseHit, ...]  # forbidden phrases said by the rep
-    controlled: tuple[PhraseHit, ...] = ()  # controlled phrases (allowed only with approval) the rep said
-    predicted_outcome: str | None = None  # the outcome model's guess, when a trained model has one
-    outcome_confidence: float | None = None  # its probability
 
 
 def find_phrases(utterances: list[ScoredUtterance], rules: dict[str, list[str]]) -> list[PhraseHit]:

@@ -4,7 +4,7 @@ outcome and period a call counts with, where a script ends and whether a call co
 
 Every fragment uses named parameters (`$rep`, `$since`, ...) and `execute` passes a query exactly
 the parameters it names, so no caller counts `?`s and a fragment can be used any number of times
-in one query. Imports nothing of the package but the outcome threshold.
+in one query. Imports nothing of the package but the outcome threshold (records).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import duckdb
 
-from .outcomes import MIN_CONFIDENCE
+from .records import MIN_CONFIDENCE
 
 __all__ = [
     "CallFilter",

@@ -12,8 +12,6 @@ An utterance whose best stage is still unlikely is labelled off-script.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
 from . import nlp
+from .nlp import normalise_text  # stored models name it here: keep the name
 from .script import OFF_SCRIPT, ROLES, Script
-
-_NON_WORD = re.compile(r"[^\w\s']+")
-_SPACES = re.compile(r"\s+")
-
-
-def normalise_text(text: str) -> str:
-    """Lower-case, NFC, punctuation removed: what the recogniser and the script agree on."""
-    text = unicodedata.normalize("NFC", text).lower().replace("’", "'")
-    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
 
 
 def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2), preprocessor=normalise_text) -> FeatureUnion:

@@ -20,8 +20,7 @@ from pathlib import Path
 import duckdb
 
 from . import conversation
-from .pipeline import CallRecord
-from .score import CallScore, ScoredUtterance
+from .records import CallRecord, CallScore, ScoredUtterance
 from .script import Script
 from .sql import CallFilter, execute, optional, transaction
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .records import Word
 
 BLOCK = 600.0  # seconds of audio whisper gets at once: bounds its spectrogram's memory on long calls
 BLOCK_GAP = 8.0  # seconds of non-speech that split a call into separately decoded stretches
@@ -22,14 +23,6 @@ MIN_HOLE = 1.0  # seconds of speech without any word that are decoded again on t
 
 class ModelMissingError(RuntimeError):
     """Model weights are not where the configuration says; the message says how to get them."""
-
-
-@dataclass(frozen=True)
-class Word:
-    start: float  # seconds from the start of the recording
-    end: float  # seconds
-    text: str  # the word as written, punctuation attached, no surrounding spaces
-    probability: float  # whisper's confidence in the word, 0..1
 
 
 @dataclass(frozen=True)

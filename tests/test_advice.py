@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from salescalls import advice, store
 from salescalls.cli import app
-from salescalls.pipeline import ScoredUtterance
+from salescalls.records import ScoredUtterance
 from tests.test_store import record
 
 REACHED = ("greeting", "qualification", "needs", "offer", "objection")

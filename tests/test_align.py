@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from salescalls.align import assign_speakers, build_utterances
-from salescalls.diarize import Turn
-from salescalls.transcribe import Word
+from salescalls.records import Turn, Word
 
 
 def words(*items):

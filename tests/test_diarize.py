@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from salescalls.audio import SAMPLE_RATE
-from salescalls.diarize import Turn, channel_turns, recheck_turns, to_rttm
+from salescalls.diarize import channel_turns, recheck_turns, to_rttm
+from salescalls.records import Turn
 
 
 def voice(seconds: float, frequency: float, rng) -> np.ndarray:

@@ -65,7 +65,7 @@ def test_reconcile_trusts_crm_then_phrases_then_a_confident_model():
 
 def test_call_end_leaves_back_channels_out():
     from salescalls.outcomes import call_end
-    from salescalls.score import ScoredUtterance
+    from salescalls.records import ScoredUtterance
 
     utterances = [
         ScoredUtterance("a", "rep", 0, 2, "Shall I send the contract?", "close", 0.9),

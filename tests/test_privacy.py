@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from salescalls import privacy, report, store
-from salescalls.pipeline import CallRecord
-from salescalls.score import ScoredUtterance
+from salescalls.records import CallRecord, ScoredUtterance
 from tests.conftest import write_tone
 from tests.test_store import record
 

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from salescalls import reasons, store
 from salescalls.cli import app
-from salescalls.pipeline import ScoredUtterance
+from salescalls.records import ScoredUtterance
 from tests.test_store import record
 
 # Last words of dropped calls, in the three languages and in none of the catalogue's wordings.

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from salescalls import stage_versions, stages, store
 from salescalls.cli import app
-from salescalls.pipeline import CallRecord, label_stages
-from salescalls.score import CallScore, ScoredUtterance
+from salescalls.pipeline import label_stages
+from salescalls.records import CallRecord, CallScore, ScoredUtterance
 
 CALL = [
     ("rep", "Good morning, this is Sam from BrightLine."),

@@ -1,6 +1,6 @@
 import pytest
 
-from salescalls.align import Utterance
+from salescalls.records import Utterance
 from salescalls.roles import role_classifier, roles_from_channels, roles_from_text
 
 

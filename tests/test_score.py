@@ -1,4 +1,5 @@
-from salescalls.score import ScoredUtterance, find_phrases, score_call
+from salescalls.records import ScoredUtterance
+from salescalls.score import find_phrases, score_call
 
 
 def call(*turns):

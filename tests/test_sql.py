@@ -51,3 +51,16 @@ def test_transaction_commits_or_rolls_back(con):
         con.execute("DELETE FROM calls")
         raise RuntimeError("midway")
     assert [r[0] for r in con.execute("SELECT call_id FROM calls ORDER BY 1").fetchall()] == ["b", "c"]
+
+
+def test_reading_the_database_loads_no_model_code():
+    """The report and the read commands import records, not the pipeline (and through it scikit-learn)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import salescalls.store, salescalls.inbox, salescalls.report, salescalls.analytics; "
+        "print(sorted(m for m in ('sklearn', 'salescalls.pipeline', 'salescalls.stages') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

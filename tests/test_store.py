@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from salescalls import analytics, store
-from salescalls.pipeline import CallRecord
-from salescalls.score import CallScore, PhraseHit, ScoredUtterance
+from salescalls.records import CallRecord, CallScore, PhraseHit, ScoredUtterance
 
 
 def record(

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from salescalls import store, trackers
 from salescalls.cli import app
-from salescalls.pipeline import ScoredUtterance
+from salescalls.records import ScoredUtterance
 from salescalls.script import load_script
 from tests.conftest import DEMO_SCRIPT
 from tests.test_store import record
