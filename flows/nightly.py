@@ -29,6 +29,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from salescalls import analytics, audio, engine, inbox, report, search, store
+from salescalls.coaching import KPI_TARGETS, load_targets
 from salescalls.config import Settings
 from salescalls.pipeline import analyse_call, models_loaded
 from salescalls.records import CallRecord
@@ -89,11 +90,17 @@ def problem_kind(reason: str) -> str:
 
 
 @task(cache_policy=NONE, task_run_name="report {folder}")
-def write_report(database: str, folder: str, script: str | None = None) -> dict:
+def write_report(
+    database: str, folder: str, script: str | None = None, targets: str | None = None, period: str = "auto"
+) -> dict:
     """Rebuild the HTML report from the database (read-only), with the trackers and reasons of the
-    call script at `script`; returns where it is and what it holds."""
+    call script at `script` and the team's KPI `targets` file; returns where it is and what it holds."""
     logger = get_run_logger()
-    options = report.ReportOptions(script=load_script(script) if script else None)
+    options = report.ReportOptions(
+        script=load_script(script) if script else None,
+        targets=load_targets(targets) if targets else KPI_TARGETS,
+        period=period,
+    )
     site = report.build(database, folder, options, progress=logger.info)
     if site.audio_missing:
         logger.warning(f"report: {len(site.audio_missing)} recordings not found: {', '.join(site.audio_missing[:5])}")
@@ -238,7 +245,10 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     site, report_line = None, "The HTML report is switched off (SALESCALLS_REPORT_DIR=off)."
     if settings.report_dir is not None:
         try:  # the calls are stored already: a report that fails is logged, not a failed run
-            site = write_report(str(settings.database), str(settings.report_dir), str(settings.script))
+            targets = str(settings.targets) if settings.targets else None
+            site = write_report(
+                str(settings.database), str(settings.report_dir), str(settings.script), targets, settings.report_period
+            )
             report_line = f"[Open the report]({_report_link(settings, site)}) ({site['pages']} pages)."
         except Exception as error:
             logger.error(f"the HTML report could not be written: {type(error).__name__}: {error}")

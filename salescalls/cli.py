@@ -423,8 +423,10 @@ def profile(
 
 
 def _targets(path: Path | None):
+    """The KPI targets: the file given, else SALESCALLS_TARGETS, else the built-in ones."""
     from . import coaching
 
+    path = Settings.from_env(targets=path).targets
     if path is None:
         return coaching.KPI_TARGETS
     try:
@@ -448,7 +450,9 @@ def _report_script(path: Path, explicit: bool):
         return None
 
 
-TARGETS_OPTION = typer.Option(None, help="KPI targets YAML {kpi: {target, stretch}} (default: built in)")
+TARGETS_OPTION = typer.Option(
+    None, help="KPI targets YAML {kpi: {target, stretch}} (default: SALESCALLS_TARGETS, else built in)"
+)
 
 
 @app.command()
@@ -569,7 +573,10 @@ def export(
 def report(
     db: Path | None = DB_OPTION,
     out: Path | None = typer.Option(None, "--out", help="site folder (default: SALESCALLS_REPORT_DIR or data/report)"),
-    period: str = typer.Option("auto", help=f"{PERIODS_HELP} for the period filter and trends; auto: by data span"),
+    period: str | None = typer.Option(
+        None,
+        help=f"{PERIODS_HELP} or auto (by data span): the filter and trends (default: SALESCALLS_REPORT_PERIOD)",
+    ),
     calls_per_stage: int = typer.Option(20, min=1, max=1000, help="latest calls listed per stage page"),
     examples: int = typer.Option(2, min=1, max=10, help="the rep's own example moments per training-plan gap"),
     audio: bool = typer.Option(True, "--audio/--no-audio", help="publish the recordings (MP3) so the pages play them"),
@@ -584,14 +591,14 @@ def report(
     reps and training plans) from the database, read-only; open OUT/index.html or serve the folder."""
     from . import report as site_report
 
-    if period != "auto":
+    if period is not None and period != "auto":
         _check_period(period)
-    settings = Settings.from_env(database=db, report_dir=out, script=script)
+    settings = Settings.from_env(database=db, report_dir=out, script=script, report_period=period)
     if settings.report_dir is None:
         _fail("SALESCALLS_REPORT_DIR is off: pass --out FOLDER")
     options = site_report.ReportOptions(
         script=_report_script(settings.script, explicit=script is not None),
-        period=period,
+        period=settings.report_period,
         calls_per_stage=calls_per_stage,
         examples=examples,
         audio=audio,
@@ -968,6 +975,29 @@ def rescore(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None
         store.save_script(con, call_script)
         count, name = qa.rescore(con, call_script, settings.models_dir)
     typer.echo(f"rescored {count} calls of {call_script.id} with {name}")
+
+
+@app.command("config")
+def show_config(as_json: bool = typer.Option(False, "--json", help="as JSON, one object per setting")) -> None:
+    """The effective settings: each value, where it came from (default, a SALESCALLS_* variable)
+    and what it means."""
+    import json
+
+    import pandas as pd
+
+    from . import analytics
+    from .config import SettingsError
+
+    try:
+        rows = Settings.from_env().described()
+    except SettingsError as error:
+        _fail(str(error))
+    if as_json:
+        keys = ("setting", "value", "from", "meaning")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], ensure_ascii=False, indent=1))
+        return
+    frame = pd.DataFrame(rows, columns=["setting", "value", "from", "meaning"])
+    typer.echo(analytics.format_table(frame, {c: c for c in frame.columns}))
 
 
 if __name__ == "__main__":  # python -m salescalls.cli

@@ -1,4 +1,9 @@
-"""Settings, read once from the environment (SALESCALLS_*), overridable per call."""
+"""Settings, read once from the environment (SALESCALLS_*), overridable per call.
+
+Every setting the product has lives in `Settings`, with its default and one-line meaning;
+`salescalls config` prints the effective values and where each came from. Imports nothing of the
+package: every layer may read it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ def _env(name: str, default: str | None) -> str | None:
     return default if value in (None, "") else value
 
 
-_PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script", "report_dir")
+_PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script", "report_dir", "targets")
 
 
 class SettingsError(ValueError):
@@ -36,17 +41,28 @@ class Settings:
     rep_channel: int | str = 0  # in stereo recordings, the channel that carries the rep; "auto": the words decide
     num_speakers: int | None = 2  # speakers in a mono call; None lets diarization decide...
     min_speakers: int | None = None  # ...within these bounds
-    max_speakers: int | None = None
+    max_speakers: int | None = None  # (None: no bound)
     device: str = "cpu"  # torch device for whisper and pyannote
     threads: int = field(default_factory=lambda: min(os.cpu_count() or 1, 8))  # torch threads
     workers: int | None = None  # calls analysed at once: >1 starts that many local worker processes (Dask)
     dask_address: str | None = None  # an external Dask scheduler (tcp://host:8786) to run the calls on
+    db_memory: str | None = None  # DuckDB's memory cap, e.g. 4GB (it spills to disk beyond); None: 80 % of the RAM
+    db_wait: float = 120.0  # seconds a connection waits for another process's to close before it gives up
+    ner_model: str | None = None  # spaCy pipeline that finds names to redact; None: an installed <lang>_*; off: none
+    encoder: str = "e5-small"  # sentence encoder of the stage and role models; off: words only
+    encoder_threads: int = 1  # threads the sentence encoder uses
+    targets: Path | None = None  # the team's KPI targets YAML {kpi: {target, stretch}}; None: the built-in ones
+    report_period: str = "auto"  # the report's period filter and trends: day, week, month, quarter; auto: by data span
+    # Where each value came from: field -> "SALESCALLS_<NAME>" or "option" (absent: the default).
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Defaults, then SALESCALLS_<FIELD> environment variables, then non-None overrides."""
-        values = {}
+        values, sources = {}, {}
         for f in fields(cls):
+            if f.name == "sources":
+                continue
             raw = _env(f.name.upper(), None)
             name = f"SALESCALLS_{f.name.upper()}"
             if f.name == "database":
@@ -57,13 +73,44 @@ class Settings:
                 values[f.name] = _parse(f.name, raw)
             except ValueError:
                 raise SettingsError(f"{name}={raw!r}: expected {_EXPECTED.get(f.name, 'a number')}") from None
+            sources[f.name] = name
         for name, value in overrides.items():
             if value is not None:
                 values[name] = Path(value) if name in _PATH_FIELDS else value
-        settings = cls(**values)
+                sources[name] = "option"
+        settings = cls(**values, sources=sources)
         if settings.workers is not None and settings.workers < 1:
             raise SettingsError(f"SALESCALLS_WORKERS={settings.workers}: expected 1 or more (or auto)")
+        if settings.report_period not in ("auto", "day", "week", "month", "quarter"):
+            raise SettingsError(
+                f"SALESCALLS_REPORT_PERIOD={settings.report_period!r}: expected day, week, month, quarter or auto"
+            )
         return settings
+
+    def described(self) -> list[tuple[str, str, str, str]]:
+        """(setting, effective value, where it came from, what it means) for `salescalls config`."""
+        meaning = _meanings()
+        rows = []
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            shown = "off" if value is None and f.name == "report_dir" else "" if value is None else str(value)
+            rows.append((f.name, shown, self.sources.get(f.name, "default"), meaning.get(f.name, "")))
+        return rows
+
+
+def _meanings() -> dict[str, str]:
+    """Each field's one-line comment in this file: the documentation `salescalls config` shows."""
+    import inspect
+    import re
+
+    found = {}
+    for line in inspect.getsource(Settings).splitlines():
+        match = re.match(r"\s+(\w+): [^=]+= .*?  # (.+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
 
 
 _EXPECTED = {
@@ -74,6 +121,8 @@ _EXPECTED = {
     "min_speakers": "a whole number or auto",
     "max_speakers": "a whole number or auto",
     "inbox_settle": "seconds, e.g. 2 or 0.5",
+    "db_wait": "seconds, e.g. 120",
+    "encoder_threads": "a whole number",
 }
 
 
@@ -81,8 +130,12 @@ def _parse(name: str, raw: str):
     """One SALESCALLS_* value as its field's type (ValueError when it is not one)."""
     if name in ("vocabulary_prompt", "redact"):
         return raw.lower() in ("1", "true", "yes", "on")
-    if name == "inbox_settle":
+    if name in ("inbox_settle", "db_wait"):
         return float(raw)
+    if name == "encoder_threads":
+        return max(1, int(raw))
+    if name in ("report_period", "encoder"):
+        return raw.strip().lower()
     if name == "rep_channel":
         if raw.strip().lower() == "auto":
             return "auto"

@@ -174,8 +174,10 @@ def _cache(name: str, threads: int) -> EmbeddingCache:
 
 
 def configured() -> str | None:
-    """The encoder the environment asks for (SALESCALLS_ENCODER), None when it is off."""
-    name = (os.environ.get("SALESCALLS_ENCODER") or DEFAULT_ENCODER).strip().lower()
+    """The encoder the settings ask for (SALESCALLS_ENCODER), None when it is off."""
+    from .config import Settings
+
+    name = (Settings.from_env().encoder or DEFAULT_ENCODER).strip().lower()
     return None if name in OFF else name
 
 
@@ -185,7 +187,9 @@ def shared_cache(name: str | None = None, threads: int | None = None) -> Embeddi
     if name is None:
         return None
     if threads is None:
-        threads = max(1, int(os.environ.get("SALESCALLS_ENCODER_THREADS") or 1))
+        from .config import Settings
+
+        threads = Settings.from_env().encoder_threads
     return _cache(name, threads)
 
 

@@ -60,7 +60,7 @@ def engine_for(settings: Settings, api_url: str | None = None) -> Engine:
 
     from prefect_dask import DaskTaskRunner
 
-    if not os.environ.get("SALESCALLS_THREADS"):  # share the cores rather than oversubscribe them
+    if "threads" not in settings.sources:  # not chosen: share the cores rather than oversubscribe them
         settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the run's log
     cluster = {

@@ -23,7 +23,6 @@ are only found by a trained NER pipeline.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
 
@@ -128,7 +127,9 @@ def ner_pipeline(language: str):
     import spacy
     from spacy.util import get_installed_models
 
-    wanted = os.environ.get("SALESCALLS_NER_MODEL")
+    from .config import Settings
+
+    wanted = Settings.from_env().ner_model
     if wanted in ("off", "none"):
         return None
     names = [wanted] if wanted else sorted(m for m in get_installed_models() if m.startswith(f"{language}_"))

@@ -7,7 +7,6 @@ return CallRecords, the flow stores them); dashboards and analysts open it read-
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from . import conversation
+from .config import Settings
 from .records import CallRecord, CallScore, ScoredUtterance
 from .script import Script
 from .sql import CallFilter, execute, optional, transaction
@@ -92,17 +92,15 @@ def migrate(con: duckdb.DuckDBPyConnection, until: int | None = None) -> int:
 
 def _config() -> dict:
     """Connection settings: extensions load from the installed `duckdb-ext-fts` package, never a
-    download; SALESCALLS_DB_MEMORY caps DuckDB's memory (it spills to disk beyond it)."""
+    download; Settings.db_memory caps DuckDB's memory (it spills to disk beyond it)."""
     from .search import extension_directory
 
     directory = extension_directory()
     config = {"extension_directory": directory, "autoinstall_known_extensions": False} if directory else {}
-    if os.environ.get("SALESCALLS_DB_MEMORY"):  # e.g. 4GB; DuckDB's default is 80 % of the RAM
-        config["memory_limit"] = os.environ["SALESCALLS_DB_MEMORY"]
+    memory = Settings.from_env().db_memory
+    if memory:
+        config["memory_limit"] = memory
     return config
-
-
-LOCK_WAIT = 120.0  # seconds to wait for another process's connection to close (SALESCALLS_DB_WAIT)
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -110,9 +108,9 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
     DuckDB lets one process write, or several read, at a time. The nightly run and every CLI
     command hold their connection only for the statements they run, so a reader and the writer
-    take turns: whoever finds the file locked waits (up to SALESCALLS_DB_WAIT seconds) and retries.
+    take turns: whoever finds the file locked waits (up to Settings.db_wait seconds) and retries.
     """
-    deadline = time.monotonic() + float(os.environ.get("SALESCALLS_DB_WAIT", LOCK_WAIT))
+    deadline = time.monotonic() + Settings.from_env().db_wait
     config = _config()
     while True:
         try:

@@ -123,3 +123,22 @@ def test_without_a_copy_or_token_setup_says_what_is_missing(tmp_path, monkeypatc
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(ModelMissingError, match="no HF_TOKEN is set"):
         models.setup_from(target, "base", shared=None)
+
+
+def test_config_prints_every_setting_and_where_it_came_from(monkeypatch):
+    import json
+
+    from salescalls.config import Settings
+
+    monkeypatch.setenv("SALESCALLS_DB_WAIT", "7")
+    monkeypatch.setenv("SALESCALLS_TARGETS", "team/targets.yaml")
+    result = CliRunner().invoke(app, ["config", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = {row["setting"]: row for row in json.loads(result.output)}
+    assert shown["db_wait"]["value"] == "7.0" and shown["db_wait"]["from"] == "SALESCALLS_DB_WAIT"
+    assert shown["targets"]["from"] == "SALESCALLS_TARGETS" and shown["encoder"]["from"] == "default"
+    assert set(shown) == {f for f in Settings.__dataclass_fields__ if f != "sources"}
+    assert all(row["meaning"] for row in shown.values())  # every setting says what it is
+    monkeypatch.setenv("SALESCALLS_REPORT_PERIOD", "year")
+    result = CliRunner().invoke(app, ["config"])
+    assert result.exit_code == 1 and "SALESCALLS_REPORT_PERIOD='year'" in result.output

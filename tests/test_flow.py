@@ -10,9 +10,9 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.nightly import analyse, nightly
+from flows.nightly import analyse, nightly, write_report
 from salescalls import inbox
-from tests.conftest import DEMO
+from tests.conftest import DEMO, DEMO_SCRIPT
 from tests.test_store import record
 
 
@@ -108,3 +108,12 @@ def test_analyse_task_reports_unusable_audio_instead_of_raising(tmp_path, model_
     result = analyse.fn(str(bad), "0" * 64, {}, model_settings)
     assert result["error"].startswith("not decodable audio")
     assert "staged" not in result
+
+
+def test_the_nightly_report_uses_the_teams_targets_and_period(tmp_path, truth_database, demo_script):
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("conversion: {target: 0.37, stretch: 0.61}\n", encoding="utf-8")
+    site = write_report(str(truth_database), str(tmp_path / "site"), str(DEMO_SCRIPT), str(targets), "month")
+    index = (Path(site["index"])).read_text(encoding="utf-8")
+    assert "conversion 37%" in index and "<th>month</th>" in index
+    assert (Path(site["index"]).parent / "trackers.html").is_file()  # the script's trackers
