@@ -19,7 +19,6 @@ import salescalls  # noqa: F401
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -31,9 +30,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from salescalls import analytics, audio, engine, inbox, report, search, store
 from salescalls.coaching import KPI_TARGETS, load_targets
 from salescalls.config import Settings
+from salescalls.ledger import KILLS_BEFORE_SETTING_ASIDE, RunLedger, killed_the_run, one_line
 from salescalls.pipeline import analyse_call, models_loaded
-from salescalls.records import CallRecord
-from salescalls.script import load_script
+from salescalls.script import Script, load_script
 from salescalls.transcribe import ModelMissingError
 
 
@@ -44,8 +43,11 @@ def fingerprint(path: str) -> str:
 
 
 @task(cache_policy=NONE, tags=["salescalls-analyse"], task_run_name="analyse {path}")
-def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Settings) -> dict:
-    """Run the speech and stage pipeline on one recording; stage the result, return its path.
+def analyse(
+    path: str, call_id: str, metadata: dict[str, str], settings: Settings, script: Script | None = None
+) -> dict:
+    """Run the speech and stage pipeline on one recording against the run's `script` (default: the
+    one settings name); stage the result, return its path.
 
     A file that is not usable audio, or that makes the pipeline fail, comes back with an
     `error` (the flow quarantines it and goes on); missing models stop the run instead, since
@@ -54,13 +56,13 @@ def analyse(path: str, call_id: str, metadata: dict[str, str], settings: Setting
     """
     started = time.perf_counter()
     try:
-        record = analyse_call(path, settings, load_script(settings.script), call_id, metadata)
+        record = analyse_call(path, settings, script or load_script(settings.script), call_id, metadata)
     except ModelMissingError:
         raise
     except audio.AudioError as error:
         return {"path": path, "call_id": call_id, "error": str(error), **_worker()}
     except Exception as error:  # one bad call must not stop the night
-        return {"path": path, "call_id": call_id, "error": f"processing failed: {_one_line(error)}", **_worker()}
+        return {"path": path, "call_id": call_id, "error": f"processing failed: {one_line(error)}", **_worker()}
     staged = inbox.stage_result(settings.work_dir, record)
     return {
         "path": path,
@@ -77,16 +79,6 @@ def _worker() -> dict:
     engine.release_memory()
     rss_mb, peak = engine.memory_mb()
     return {"worker": engine.worker_name(), "models_loaded": models_loaded(), "rss_mb": rss_mb, "peak_rss_mb": peak}
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or "no message"
-    return f"{type(error).__name__}: {text[:300]}"
-
-
-def problem_kind(reason: str) -> str:
-    """A quarantine reason's kind for the run's error tally: the words before the detail."""
-    return reason.split(":", 1)[0].split("(", 1)[0].strip() or "unknown"
 
 
 @task(cache_policy=NONE, task_run_name="report {folder}")
@@ -114,44 +106,6 @@ def _report_link(settings: Settings, site: dict) -> str:
     return Path(site["index"]).as_uri()
 
 
-def _store_staged(settings: Settings, staged: Path, run_id: str) -> CallRecord:
-    record = CallRecord.from_json(staged.read_text(encoding="utf-8"))
-    with store.writer(settings.database) as con:
-        store.save_call(con, record, run_id)
-        store.end_attempt(con, record.call_id)
-    staged.unlink()
-    return record
-
-
-def _set_aside(
-    settings: Settings,
-    run_id: str,
-    path: str | Path,
-    call_id: str | None,
-    reason: str,
-    counts: dict[str, int],
-    problems: Counter[str],
-) -> None:
-    """Quarantine a file with its reason: moved out of the inbox, a row in `quarantine`, counted."""
-    moved = inbox.quarantine(path, settings.quarantine_dir, reason, run_id, call_id)
-    with store.writer(settings.database) as con:
-        store.save_quarantine(con, str(path), call_id, reason, run_id, str(moved))
-        if call_id:
-            store.end_attempt(con, call_id)  # put back in the inbox, it gets a fresh try
-    counts["quarantined"] += 1
-    problems[problem_kind(reason)] += 1
-
-
-KILLS_BEFORE_SETTING_ASIDE = 2  # runs killed while a recording was in flight: then it is the likely cause
-
-
-def _killed_the_run(runs: int) -> str:
-    return (
-        f"killed the run: {runs} runs stopped while analysing this recording (a crash, or out of memory); "
-        "set aside so the other calls go on"
-    )
-
-
 @flow(name="salescalls-nightly", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def nightly(
     inbox_dir: str,
@@ -176,144 +130,117 @@ def nightly(
 def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     logger = get_run_logger()
     call_script = load_script(settings.script)  # a broken script stops the run before any work
-    run_id = str(uuid.uuid4())
+    ledger = RunLedger(settings, str(uuid.uuid4()))
     inbox_path = Path(inbox_dir)
     crm = inbox.read_metadata(metadata or inbox_path / "calls.csv")
     for problem in crm.problems:
         logger.warning(problem)
+    if crm.problems:
+        ledger.problems["CRM metadata problems"] = len(crm.problems)
     run_engine = engine.engine_for(settings, _api_url())
-    reports: dict[str, dict] = {}  # worker process -> its latest report (models loaded, memory)
-    memory: list[dict] = []  # after each call: the worker's resident and peak memory (flat, or a leak)
-
-    with store.writer(settings.database) as con:
-        for stale in store.interrupt_stale_runs(con):
-            logger.warning(f"run {stale} never finished (killed or crashed); this run completes its work")
-        killed = store.killed_attempts(con)  # call_id -> (runs killed while it was in flight, file)
-        for runs, file in killed.values():
-            logger.warning(f"{Path(file).name} was being analysed when {runs} run(s) were killed")
-        store.start_run(con, run_id, str(inbox_path))
-        store.save_script(con, call_script)
-    counts = {"files_seen": 0, "calls_added": 0, "calls_skipped": 0, "quarantined": 0, "files_waiting": 0}
-    problems: Counter[str] = Counter({"CRM metadata problems": len(crm.problems)} if crm.problems else {})
+    for stale in ledger.start(inbox_path, call_script):
+        logger.warning(f"run {stale} never finished (killed or crashed); this run completes its work")
+    for runs, file in ledger.killed.values():
+        logger.warning(f"{Path(file).name} was being analysed when {runs} run(s) were killed")
     try:
-        for staged in inbox.staged_results(settings.work_dir):  # left by a run that was stopped
-            record = _store_staged(settings, staged, run_id)
-            counts["calls_added"] += 1
-            logger.info(f"stored {record.file} staged by an earlier run")
-        with store.writer(settings.database) as con:
-            known = store.known_call_ids(con)
-
-        found = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
-        files = [path for path in found if not _refuse(path, inbox_path, settings, run_id, counts, problems)]
-        files, busy = inbox.settled(files, settings.inbox_settle)
-        for path in busy:
-            logger.warning(f"{path.name}: still being copied (size changing); left for the next run")
-        counts["files_waiting"] = len(busy)
-        counts["files_seen"] = len(found) - len(busy)
-        hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
-        todo = []
-        for path, call_id in zip(files, hashes, strict=True):
-            if call_id in known:
-                counts["calls_skipped"] += 1
-                continue
-            known.add(call_id)  # a second copy of the same audio in this batch is skipped too
-            runs_killed = killed.get(call_id, (0, ""))[0]
-            if runs_killed >= KILLS_BEFORE_SETTING_ASIDE:  # else it would stop every night at this file
-                reason = _killed_the_run(runs_killed)
-                _set_aside(settings, run_id, path, call_id, reason, counts, problems)
-                logger.error(f"{path.name}: quarantined: {reason}")
-                continue
-            todo.append((path, call_id))
-        logger.info(
-            f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored"
-        )
-
-        _analyse_all(todo, crm, settings, run_engine, run_id, counts, problems, reports, memory)
+        todo = _new_calls(inbox_path, ledger)
+        _analyse_all(todo, crm, call_script, run_engine, ledger)
     except BaseException as error:
-        with store.writer(settings.database) as con:
-            store.forget_attempts(con, run_id)  # it stopped by itself: its calls in flight did not kill it
-            usage = _usage(run_engine, reports)
-            store.finish_run(con, run_id, "failed", message=_one_line(error), errors=dict(problems), **counts, **usage)
+        ledger.failed(error, run_engine)
         raise
-    with store.writer(settings.database) as con:
-        store.finish_run(con, run_id, "completed", errors=dict(problems), **counts, **_usage(run_engine, reports))
-        if counts["calls_added"] or not search.has_index(con):  # DuckDB's fts index does not follow writes
+    ledger.completed(run_engine)
+    with store.writer(settings.database, migrate_first=False) as con:
+        if ledger.counts["calls_added"] or not search.has_index(con):  # DuckDB's fts index does not follow writes
             index = search.build_index(con)
             logger.info(index.get("note") or f"search index: {index['indexed']} utterances")
+    site, report_line = _report(settings)
     with store.reader(settings.database) as con:
         table = analytics.dropoff_table(analytics.dropoff(con, call_script.id))
-    site, report_line = None, "The HTML report is switched off (SALESCALLS_REPORT_DIR=off)."
-    if settings.report_dir is not None:
-        try:  # the calls are stored already: a report that fails is logged, not a failed run
-            targets = str(settings.targets) if settings.targets else None
-            site = write_report(
-                str(settings.database), str(settings.report_dir), str(settings.script), targets, settings.report_period
-            )
-            report_line = f"[Open the report]({_report_link(settings, site)}) ({site['pages']} pages)."
-        except Exception as error:
-            logger.error(f"the HTML report could not be written: {type(error).__name__}: {error}")
-            report_line = f"The HTML report could not be written: {type(error).__name__}: {error}"
+    counts = ledger.counts
     create_markdown_artifact(
         key="salescalls-run-summary",
-        markdown=f"# salescalls run {run_id}\n\nInbox `{inbox_path}`: {counts['files_seen']} recordings, "
+        markdown=f"# salescalls run {ledger.run_id}\n\nInbox `{inbox_path}`: {counts['files_seen']} recordings, "
         f"{counts['calls_added']} added, {counts['calls_skipped']} already stored, {counts['quarantined']} "
-        f"quarantined{_problems_line(problems)}.\n\n{report_line}\n\n"
+        f"quarantined{ledger.problems_line()}.\n\n{report_line}\n\n"
         f"## Drop-off by script stage\n\n```\n{table}\n```\n",
         description="Calls processed by the nightly run, the script drop-off table and a link to the report",
     )
     logger.info(f"stored in {settings.database}; `salescalls dropoff` prints the drop-off table")
     return {
-        "run_id": run_id,
+        "run_id": ledger.run_id,
         "database": str(settings.database),
         "report": site and site["index"],
         **counts,
-        "errors": dict(problems),
-        **_usage(run_engine, reports),
-        "memory": memory,
+        "errors": dict(ledger.problems),
+        **ledger.usage(run_engine),
+        "memory": ledger.memory,
     }
 
 
-def _refuse(
-    path: Path, inbox_path: Path, settings: Settings, run_id: str, counts: dict[str, int], problems: Counter[str]
-) -> bool:
+def _new_calls(inbox_path: Path, ledger: RunLedger) -> list[tuple[Path, str]]:
+    """Store what a stopped run staged, then find the inbox's settled recordings not stored yet,
+    each with its call id; refused files and recordings that killed runs before are set aside."""
+    logger, settings, counts = get_run_logger(), ledger.settings, ledger.counts
+    for staged in inbox.staged_results(settings.work_dir):  # left by a run that was stopped
+        record = ledger.store_staged(staged)
+        logger.info(f"stored {record.file} staged by an earlier run")
+    known = ledger.known_calls()
+    found = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
+    files = [path for path in found if not _refuse(path, inbox_path, ledger)]
+    files, busy = inbox.settled(files, settings.inbox_settle)
+    for path in busy:
+        logger.warning(f"{path.name}: still being copied (size changing); left for the next run")
+    counts["files_waiting"] = len(busy)
+    counts["files_seen"] = len(found) - len(busy)
+    hashes = [future.result() for future in fingerprint.map([str(f) for f in files])]
+    todo = []
+    for path, call_id in zip(files, hashes, strict=True):
+        if call_id in known:
+            counts["calls_skipped"] += 1
+            continue
+        known.add(call_id)  # a second copy of the same audio in this batch is skipped too
+        runs_killed = ledger.runs_killed_by(call_id)
+        if runs_killed >= KILLS_BEFORE_SETTING_ASIDE:  # else it would stop every night at this file
+            reason = killed_the_run(runs_killed)
+            ledger.set_aside(path, call_id, reason)
+            logger.error(f"{path.name}: quarantined: {reason}")
+            continue
+        todo.append((path, call_id))
+    logger.info(f"{len(files)} recordings in {inbox_path}: {len(todo)} new, {counts['calls_skipped']} already stored")
+    return todo
+
+
+def _report(settings: Settings) -> tuple[dict | None, str]:
+    """Rebuild the report (the calls are stored already: a report that fails is logged, not a failed run)."""
+    if settings.report_dir is None:
+        return None, "The HTML report is switched off (SALESCALLS_REPORT_DIR=off)."
+    try:
+        targets = str(settings.targets) if settings.targets else None
+        site = write_report(
+            str(settings.database), str(settings.report_dir), str(settings.script), targets, settings.report_period
+        )
+    except Exception as error:
+        get_run_logger().error(f"the HTML report could not be written: {type(error).__name__}: {error}")
+        return None, f"The HTML report could not be written: {type(error).__name__}: {error}"
+    return site, f"[Open the report]({_report_link(settings, site)}) ({site['pages']} pages)."
+
+
+def _refuse(path: Path, inbox_path: Path, ledger: RunLedger) -> bool:
     """Quarantine a file refused before it is read (a link leaving the inbox); True when refused."""
     reason = inbox.refused(path, inbox_path)
     if reason is None:
         return False
-    _set_aside(settings, run_id, path, None, reason, counts, problems)
+    ledger.set_aside(path, None, reason)
     get_run_logger().warning(f"{path.name}: quarantined: {reason}")
     return True
 
 
-def _problems_line(problems: Counter[str]) -> str:
-    return f" ({', '.join(f'{kind}: {n}' for kind, n in sorted(problems.items()))})" if problems else ""
-
-
-def _usage(run_engine: engine.Engine, reports: dict[str, dict]) -> dict:
-    """The run's resource columns from what the workers reported."""
-    writer_peak = engine.memory_mb()[1]
-    return {
-        "engine": run_engine.name,
-        "workers": len(reports),
-        "models_loaded": max((r["models_loaded"] for r in reports.values()), default=0),
-        "peak_rss_mb": max([writer_peak, *(r["peak_rss_mb"] for r in reports.values())]),
-    }
-
-
 def _analyse_all(
-    todo: list[tuple[Path, str]],
-    crm: inbox.Metadata,
-    settings: Settings,
-    run_engine: engine.Engine,
-    run_id: str,
-    counts: dict[str, int],
-    problems: Counter[str],
-    reports: dict[str, dict],
-    memory: list[dict],
+    todo: list[tuple[Path, str]], crm: inbox.Metadata, script: Script, run_engine: engine.Engine, ledger: RunLedger
 ) -> None:
     """Analyse the new calls on the engine, at most its limit at a time, and store each result
-    as it comes back (this process is the only database writer). Counts, problems and the
-    workers' reports about themselves are filled in as calls finish, so a failed run keeps them."""
+    as it comes back (this process is the only database writer). The ledger's counts, problems
+    and the workers' reports about themselves are filled in as calls finish, so a failed run keeps them."""
     logger = get_run_logger()
     if not todo:
         return
@@ -330,9 +257,9 @@ def _analyse_all(
                     "call_id": call_id,
                     "metadata": crm.rows.get(path.name, {}),
                     "settings": run_engine.settings,
+                    "script": script,  # the one the run started with, even if the file changes meanwhile
                 }
-                with store.writer(settings.database) as con:  # a run killed now knows what was in flight
-                    store.start_attempt(con, call_id, str(path), run_id)
+                ledger.attempt(call_id, str(path))
                 pending[runner.submit(analyse, parameters=parameters)] = (str(path), call_id)
                 return
 
@@ -349,18 +276,15 @@ def _analyse_all(
             except ModelMissingError:
                 raise
             except Exception as error:  # the worker itself died (out of memory, killed): that call only
-                lost = f"processing failed: worker lost: {_one_line(error)}"
+                lost = f"processing failed: worker lost: {one_line(error)}"
                 result = {"path": path, "call_id": call_id, "error": lost}
-            if "worker" in result:
-                reports[result["worker"]] = result
-                memory.append({key: result[key] for key in ("worker", "rss_mb", "peak_rss_mb")} | {"call": done})
+            ledger.worker_said(result, done)
             name = Path(path).name
             if "error" in result:
-                _set_aside(settings, run_id, path, call_id, result["error"], counts, problems)
+                ledger.set_aside(path, call_id, result["error"])
                 logger.warning(f"[{done}/{len(todo)}] {name}: quarantined: {result['error']}")
                 continue
-            record = _store_staged(settings, Path(result["staged"]), run_id)
-            counts["calls_added"] += 1
+            record = ledger.store_staged(Path(result["staged"]))
             logger.info(
                 f"[{done}/{len(todo)}] {name}: {record.duration:.0f} s of audio in {result['seconds']:.1f} s "
                 f"on {result['worker']}, ends at {record.score.end_stage} ({record.score.ended_by}), "
@@ -368,7 +292,7 @@ def _analyse_all(
             )
             if record.role_note:  # stored with the call too (calls.role_note)
                 logger.warning(f"[{done}/{len(todo)}] {name}: roles: {record.role_note}")
-    for worker, report_ in sorted(reports.items()):
+    for worker, report_ in sorted(ledger.reports.items()):
         logger.info(
             f"worker {worker}: models loaded {report_['models_loaded']} times, "
             f"{report_['rss_mb']:.0f} MB resident, peak {report_['peak_rss_mb']:.0f} MB"

@@ -122,13 +122,15 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 @contextmanager
-def writer(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The one read-write connection; creates and upgrades the database as needed."""
+def writer(path: str | Path, migrate_first: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The one read-write connection; creates and upgrades the database as needed (a caller that
+    migrated it already, like a run's ledger, passes migrate_first=False)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _connect(path, read_only=False)
     try:
-        migrate(con)
+        if migrate_first:
+            migrate(con)
         yield con
     finally:
         con.close()
