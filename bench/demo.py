@@ -13,11 +13,12 @@ import platform
 from datetime import datetime
 from pathlib import Path
 
-from salescalls import stages, store
-from salescalls.analytics import format_table
-from salescalls.evaluate import compare_call, compare_database, label_from_truth, load_truth, match_turns
+from salescalls.db import store
+from salescalls.insights.analytics import format_table
+from salescalls.learning.evaluate import compare_call, compare_database, label_from_truth, load_truth, match_turns
 from salescalls.pipeline import label_stages
-from salescalls.script import load_script
+from salescalls.script import stages
+from salescalls.script.spec import load_script
 
 
 def leave_one_call_out(con, truth_dir: str, script) -> dict:
@@ -58,7 +59,7 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
     """One round of the QA loop, measured: the `labels` least confident utterances labelled from
     the truth, a candidate trained and compared as `salescalls train` does, then every call
     scored with the model `train` would leave active (the candidate only if promoted)."""
-    from salescalls import review, training
+    from salescalls.learning import review, training
 
     rows = label_from_truth(con, review.review_rows(con, labels), truth_dir)
     by_call: dict[str, dict[int, str]] = {}
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     with store.reader(args.db) as con:
-        from salescalls.review import use_stored_vectors
+        from salescalls.learning.review import use_stored_vectors
 
         texts = [row[0] for row in con.execute("SELECT text FROM utterances").fetchall()]
         use_stored_vectors(con, stages.default_encoder(), texts, keep=False)  # the run kept them

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     os.environ.setdefault("SALESCALLS_LANGUAGE", "en")
     os.environ["SALESCALLS_REPORT_DIR"] = "off"
-    from flows.nightly import nightly
+    from salescalls.nightly.flow import nightly
 
     with tempfile.TemporaryDirectory(prefix="salescalls-memory-") as tmp:
         work = Path(tmp)

@@ -9,7 +9,7 @@ qualification, some rarely move to the close, some talk too much or use forbidde
 temperature changing how far calls get, a year of dates, 7 script stages with per-stage utterance
 counts, alternating speakers with occasional monologues, interruptions and back-channels. Calls go
 into the product's tables (schema.sql) and their conversation metrics are computed by the product's
-own SQL (salescalls.conversation), so the load time includes what a real load would do.
+own SQL (salescalls.db.conversation), so the load time includes what a real load would do.
 
 Timed: loading (insert + metrics), and each query: the drop-off funnel, a rep's error profile,
 the KPI ratings per month, and a rep's training plan. The pandas side gets the same tables already
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from salescalls.questions import is_question
+from salescalls.text.questions import is_question
 
 STAGES = ("greeting", "qualification", "needs", "offer", "objection", "close", "farewell")
 SEGMENTS = ("cold", "warm", "hot")
@@ -179,8 +179,8 @@ def generate(calls: int, reps: int = 300, seed: int = 0) -> tuple[pd.DataFrame, 
 
 def load(con, calls: pd.DataFrame, utterances: pd.DataFrame, texts: list[str]) -> dict[str, float]:
     """Insert generated calls into the product's tables and compute their stored metrics."""
-    from salescalls import conversation, store
-    from salescalls.script import load_script
+    from salescalls.db import conversation, store
+    from salescalls.script.spec import load_script
 
     timings = {}
     started = time.perf_counter()
@@ -282,7 +282,7 @@ def _outcome(calls: pd.DataFrame) -> pd.Series:
 
 def pandas_funnel(tables) -> pd.DataFrame:
     """analytics.dropoff: per script version and stage, with the stage models that labelled the calls."""
-    from salescalls.analytics import SUCCESS_OUTCOMES, wilson_interval
+    from salescalls.insights.analytics import SUCCESS_OUTCOMES, wilson_interval
 
     calls = _joined(tables).assign(outcome=lambda f: _outcome(f))
     script = ["script_id", "script_version"]
@@ -335,7 +335,7 @@ def pandas_funnel(tables) -> pd.DataFrame:
 
 
 def _errors(calls: pd.DataFrame) -> pd.DataFrame:
-    from salescalls.analytics import FEW_QUESTIONS, HIGH_TALK_RATIO, LONG_MONOLOGUE
+    from salescalls.insights.analytics import FEW_QUESTIONS, HIGH_TALK_RATIO, LONG_MONOLOGUE
 
     reached = calls["stages_reached"]
     offered = np.fromiter(("offer" in r for r in reached), bool, len(calls))
@@ -358,7 +358,7 @@ def _errors(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def pandas_error_counts(calls: pd.DataFrame) -> pd.DataFrame:
-    from salescalls.analytics import ERRORS
+    from salescalls.insights.analytics import ERRORS
 
     errors = _errors(calls)
     counts = errors.groupby("rep")[list(ERRORS)].sum()
@@ -367,13 +367,13 @@ def pandas_error_counts(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def pandas_profile(tables, rep: str) -> pd.DataFrame:
-    from salescalls.analytics import profile_from_counts
+    from salescalls.insights.analytics import profile_from_counts
 
     return profile_from_counts(pandas_error_counts(_joined(tables)), rep)
 
 
 def pandas_ratings(calls: pd.DataFrame, period: str | None = None) -> pd.DataFrame:
-    from salescalls.coaching import BALANCED_TALK, rate
+    from salescalls.insights.coaching import BALANCED_TALK, rate
 
     outcome = _outcome(calls)
     reached = calls["stages_reached"]
@@ -406,8 +406,8 @@ def pandas_ratings(calls: pd.DataFrame, period: str | None = None) -> pd.DataFra
 
 def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
     """The training plan's gaps, example calls and contrasts, as coaching.training_plan finds them."""
-    from salescalls import coaching
-    from salescalls.analytics import profile_from_counts
+    from salescalls.insights import coaching
+    from salescalls.insights.analytics import profile_from_counts
 
     calls, utterances = _joined(tables), tables["utterances"]
     profile = profile_from_counts(pandas_error_counts(calls), rep)
@@ -507,7 +507,7 @@ def _peak_memory_gb() -> float:
 
 
 def _build(calls: int, reps: int, path: Path, report: Path) -> None:
-    from salescalls import store
+    from salescalls.db import store
 
     started = time.perf_counter()
     calls_frame, utterances, texts = generate(calls, reps)
@@ -522,7 +522,8 @@ def _build(calls: int, reps: int, path: Path, report: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from salescalls import analytics, coaching, store
+    from salescalls.db import store
+    from salescalls.insights import analytics, coaching
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1_000_000)
@@ -569,7 +570,7 @@ def main(argv: list[str] | None = None) -> dict:
         duck = {name: _timed(query, args.repeats) for name, query in queries.items()}
         site = None
         if not args.no_report:  # the whole site without audio (there are no recordings): every rep's plan
-            from salescalls import report
+            from salescalls.report import site as report
 
             site = report.build(path, Path(workdir.name) / "report", report.ReportOptions(audio=False))
             print(f"report: {len(site.pages):,} pages in {site.seconds:.1f} s", flush=True)

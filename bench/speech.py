@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.metrics import align_words, normaliser, speaker_attributed_error, tokens_with_speakers
-from salescalls import audio, diarize, transcribe
 from salescalls.config import Settings
-from salescalls.evaluate import compare_call
+from salescalls.learning.evaluate import compare_call
 from salescalls.pipeline import assign_roles, recognise
 from salescalls.records import ScoredUtterance
-from salescalls.script import load_script
+from salescalls.script.spec import load_script
+from salescalls.speech import audio, diarize, transcribe
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus"}
 
@@ -266,7 +266,7 @@ COLUMNS = [
 def print_table(rows: list[dict]) -> None:
     import pandas as pd
 
-    from salescalls.analytics import format_table
+    from salescalls.insights.analytics import format_table
 
     frame = pd.DataFrame(rows)
     columns = {c: c for c in ["set", "file", "system", *COLUMNS] if c in frame.columns}
@@ -280,7 +280,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from salescalls.models import find_shared
+    from salescalls.speech.models import find_shared
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="*", type=Path)

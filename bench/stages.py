@@ -24,7 +24,7 @@ Systems:
   Both decoded as sequences (the product) and per utterance ("-per-utterance": what the
   decoder adds or costs), from the same fitted model.
 Reported: accuracy and macro-F1 over the stages present in the labels, F1 per stage, the share
-of calls whose drop-off stage (the end stage as salescalls.score defines it) is right, and
+of calls whose drop-off stage (the end stage as salescalls.script.score defines it) is right, and
 throughput. Sentence vectors are cached in bench/results/vectors.npz between runs.
 """
 
@@ -46,12 +46,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold
 
-from salescalls import encoder as sentence_encoder
-from salescalls import nlp
-from salescalls.outcomes import CallEnd, OutcomeClassifier
-from salescalls.score import call_path
-from salescalls.script import OFF_SCRIPT, Script, load_script
-from salescalls.stages import LabelledCall, script_training_data, train
+from salescalls.script.outcomes import CallEnd, OutcomeClassifier
+from salescalls.script.score import call_path
+from salescalls.script.spec import OFF_SCRIPT, Script, load_script
+from salescalls.script.stages import LabelledCall, script_training_data, train
+from salescalls.text import encoder as sentence_encoder
+from salescalls.text import nlp
 
 ROLE_OF_SPEAKER = {"agent": "rep", "rep": "rep", "customer": "customer"}
 KEYWORD_PRECISION = 0.6  # a trained keyword points to one stage in at least this share of its uses
@@ -91,7 +91,7 @@ def load_dialogues(path: Path) -> list[Dialogue]:
 
 
 def end_stage(stages: list[str], sign_off: str) -> str | None:
-    """The drop-off stage as salescalls.score defines it (the last stage before the final sign-off,
+    """The drop-off stage as salescalls.script.score defines it (the last stage before the final sign-off,
     strays after the sign-off aside)."""
     spoken = [s for s in stages if s and s != OFF_SCRIPT]
     path = call_path(spoken, sign_off)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from .config import Settings
+from salescalls.config import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 models_app = typer.Typer(no_args_is_help=True, help="Find, link or download the speech models.")
@@ -30,7 +30,7 @@ def _fail(message: str) -> None:
 def _read(db: Path | None, query):
     """query(connection) on a read-only connection to the database; a clear error when there is none
     or when it is older than this salescalls (readers never upgrade it)."""
-    from . import store
+    from salescalls.db import store
 
     try:
         with store.reader(Settings.from_env(database=db).database) as con:
@@ -66,7 +66,7 @@ def _dates(**values: str | None) -> None:
 
 
 def _check_period(period: str | None) -> None:
-    from .analytics import check_period
+    from salescalls.insights.analytics import check_period
 
     try:
         check_period(period)
@@ -98,13 +98,13 @@ def run(
     ),
 ) -> None:
     """Run the nightly flow on INBOX: new calls are transcribed, scored and stored; prints the drop-off table."""
-    from flows.nightly import nightly
-
-    from . import analytics, store
-    from .config import SettingsError
-    from .inbox import RunInProgress
-    from .script import ScriptError
-    from .transcribe import ModelMissingError
+    from salescalls.config import SettingsError
+    from salescalls.db import store
+    from salescalls.insights import analytics
+    from salescalls.nightly.flow import nightly
+    from salescalls.nightly.inbox import RunInProgress
+    from salescalls.script.spec import ScriptError
+    from salescalls.speech.transcribe import ModelMissingError
 
     if not inbox.is_dir():
         _fail(f"inbox is not a folder: {inbox}")
@@ -148,10 +148,9 @@ def serve(
     (PREFECT_API_URL) and starts each scheduled run, until stopped (Ctrl-C, or the service manager)."""
     import os
 
-    from flows.nightly import schedule
-    from flows.nightly import serve as serve_flow
-
-    from .config import SettingsError
+    from salescalls.config import SettingsError
+    from salescalls.nightly.flow import schedule
+    from salescalls.nightly.flow import serve as serve_flow
 
     if not os.environ.get("PREFECT_API_URL"):
         _fail(
@@ -195,7 +194,7 @@ def dropoff(
     """The funnel per script stage: calls that got this far, in which it occurred, that dropped or
     completed here, the drop-off share with its 95 % interval and the outcomes; then the stages
     whose drop-off is highest against the other stages', with Fisher's test (read-only)."""
-    from . import analytics
+    from salescalls.insights import analytics
 
     _dates(since=since, until=until)
     _check_period(period)
@@ -223,8 +222,8 @@ def advice(
 ) -> None:
     """What to change in the script: at each weak stage, the rep's phrases in calls that got past it
     against calls that dropped there, with Fisher's test and a moment to play (read-only)."""
-    from . import advice as script_advice
-    from . import analytics
+    from salescalls.insights import advice as script_advice
+    from salescalls.insights import analytics
 
     def answer(con):
         found = con.execute(
@@ -279,8 +278,8 @@ def reasons(
 ) -> None:
     """Why customers leave: the calls that dropped, per stage and reason (from the customer's last
     words), with the reps who had them and what the customer said (read-only)."""
-    from . import reasons as why
-    from .script import ScriptError, load_script
+    from salescalls.insights import reasons as why
+    from salescalls.script.spec import ScriptError, load_script
 
     _dates(since=since, until=until)
     _check_period(period)
@@ -316,8 +315,8 @@ def trackers(
 ) -> None:
     """The script's trackers (competitors, discounts, ...): how often each comes up per rep or
     period, and in which stages (read-only)."""
-    from . import trackers as tracked
-    from .script import ScriptError, load_script
+    from salescalls.insights import trackers as tracked
+    from salescalls.script.spec import ScriptError, load_script
 
     if by not in ("rep", "period"):
         _fail(f"--by must be rep or period, not '{by}'")
@@ -347,7 +346,7 @@ def compare_versions(
 ) -> None:
     """Did a script edit help? Drop-off per stage of a script version against the version before it,
     with Fisher's exact test (read-only)."""
-    from . import analytics
+    from salescalls.insights import analytics
 
     _dates(since=since, until=until)
     try:
@@ -369,7 +368,7 @@ def metrics(
 ) -> None:
     """Conversation metrics: talk ratio, longest monologue and customer story, interruptions, questions,
     words per minute, silence (read-only)."""
-    from . import analytics
+    from salescalls.insights import analytics
 
     if by not in ("rep", "call"):
         _fail(f"--by must be rep or call, not '{by}'")
@@ -404,7 +403,7 @@ def profile(
     until: str | None = UNTIL_OPTION,
 ) -> None:
     """A rep's error profile against the rest of the team; differences flagged only when significant."""
-    from . import analytics
+    from salescalls.insights import analytics
 
     _dates(since=since, until=until)
     frame = _read(db, lambda con: analytics.error_profile(con, rep, since=since, until=until))
@@ -424,7 +423,7 @@ def profile(
 
 def _targets(path: Path | None):
     """The KPI targets: the file given, else SALESCALLS_TARGETS, else the built-in ones."""
-    from . import coaching
+    from salescalls.insights import coaching
 
     path = Settings.from_env(targets=path).targets
     if path is None:
@@ -437,7 +436,7 @@ def _targets(path: Path | None):
 
 def _report_script(path: Path, explicit: bool):
     """The report's script: the one asked for (it must load), or the configured one if it loads."""
-    from .script import ScriptError, load_script
+    from salescalls.script.spec import ScriptError, load_script
 
     if not explicit and not path.is_file():
         return None
@@ -467,7 +466,7 @@ def rating(
 ) -> None:
     """Each rep's five KPIs against their targets and the 1-4 rating (4 exceeded, 3 met, 2 partly met,
     1 missed goals); with --period, one row per period and the trend."""
-    from . import coaching
+    from salescalls.insights import coaching
 
     _dates(since=since, until=until)
     _check_period(period)
@@ -494,7 +493,7 @@ def plan(
 ) -> None:
     """A rep's training plan: the top three gaps against the team, each with the rep's own moments,
     a top-quartile rep's example on the same stage, and a 30-day target."""
-    from . import coaching
+    from salescalls.insights import coaching
 
     _dates(since=since, until=until)
     kpis = _targets(targets)
@@ -525,7 +524,7 @@ def runs(
 ) -> None:
     """The latest nightly runs: status, what they found and did, what went wrong, where they ran.
     Exit code 3 when the latest run did not complete, so a monitor can alert on it."""
-    from . import store
+    from salescalls.db import store
 
     frame = _read(db, lambda con: store.recent_runs(con, limit))
     if as_json:
@@ -561,7 +560,7 @@ def export(
 ) -> None:
     """Every table as Parquet (zstd), e.g. for a BI tool or pandas; calls, utterances, results and
     labels only for calls in the date range."""
-    from . import store
+    from salescalls.db import store
 
     _dates(since=since, until=until)
     written = _read(db, lambda con: store.export_parquet(con, folder, since, until))
@@ -589,7 +588,7 @@ def report(
 ) -> None:
     """Write the offline HTML report (overview, script funnel, stage pages with transcripts and audio,
     reps and training plans) from the database, read-only; open OUT/index.html or serve the folder."""
-    from . import report as site_report
+    from salescalls.report import site as site_report
 
     if period is not None and period != "auto":
         _check_period(period)
@@ -638,8 +637,8 @@ def search(
     until: str | None = UNTIL_OPTION,
 ) -> None:
     """Full-text search over transcripts (BM25 ranked): who said it, in which call, when."""
-    from . import analytics
-    from . import search as fts
+    from salescalls.db import search as fts
+    from salescalls.insights import analytics
 
     _dates(since=since, until=until)
     filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until}
@@ -662,8 +661,8 @@ def search(
 @app.command()
 def reindex(db: Path | None = DB_OPTION) -> None:
     """Rebuild the full-text search index (the nightly run does this after storing new calls)."""
-    from . import search as fts
-    from . import store
+    from salescalls.db import search as fts
+    from salescalls.db import store
 
     with store.writer(_existing_database(db)) as con:
         result = fts.build_index(con)
@@ -678,11 +677,11 @@ def analyse(
     as_json: bool = typer.Option(False, "--json", help="print the whole result as JSON"),
 ) -> None:
     """Transcribe and score one recording without storing it: who said what, in which stage."""
-    from .audio import AudioError
-    from .outcomes import reconcile
-    from .pipeline import analyse_call
-    from .script import ScriptError, load_script
-    from .transcribe import ModelMissingError
+    from salescalls.pipeline import analyse_call
+    from salescalls.script.outcomes import reconcile
+    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.speech.audio import AudioError
+    from salescalls.speech.transcribe import ModelMissingError
 
     settings = Settings.from_env(script=script, language=language)
     try:
@@ -718,10 +717,10 @@ def transcribe(
     progress: bool = typer.Option(True, help="progress on standard error"),
 ) -> None:
     """Who said what, when, for one recording (no stages, nothing stored)."""
-    from . import audio, formats
-    from .pipeline import assign_roles, recognise
-    from .script import ScriptError, load_script
-    from .transcribe import ModelMissingError
+    from salescalls.pipeline import assign_roles, recognise
+    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.speech import audio, formats
+    from salescalls.speech.transcribe import ModelMissingError
 
     if fmt not in formats.FORMATS:
         _fail(f"unknown format '{fmt}': choose from {', '.join(formats.FORMATS)}")
@@ -742,8 +741,8 @@ def transcribe(
 @models_app.command("setup")
 def models_setup(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
     """Use models in SALESCALLS_MODELS_DIR, else link a shared offline copy, else download the official ones."""
-    from .models import setup
-    from .transcribe import ModelMissingError
+    from salescalls.speech.models import setup
+    from salescalls.speech.transcribe import ModelMissingError
 
     settings = Settings.from_env(whisper_model=whisper_model)
     try:
@@ -756,7 +755,7 @@ def models_setup(whisper_model: str | None = typer.Option(None, help="whisper si
 @models_app.command("check")
 def models_check(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
     """Exit 0 when every model the pipeline needs is in place, else list what is missing."""
-    from .models import missing
+    from salescalls.speech.models import missing
 
     settings = Settings.from_env(whisper_model=whisper_model)
     gaps = missing(settings.models_dir, settings.whisper_model)
@@ -768,7 +767,7 @@ def models_check(whisper_model: str | None = typer.Option(None, help="whisper si
 @script_app.command("check")
 def script_check(file: Path) -> None:
     """Validate a call script; errors name the file and line."""
-    from .script import ScriptError, load_script
+    from salescalls.script.spec import ScriptError, load_script
 
     try:
         script = load_script(file)
@@ -780,7 +779,7 @@ def script_check(file: Path) -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    from .config import SettingsError
+    from salescalls.config import SettingsError
 
     try:
         sys.exit(app())
@@ -791,7 +790,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
 def _stored_calls_and_script(db: Path | None, script: Path | None):
     """Settings and the loaded script for a command working on stored calls; clear errors otherwise."""
-    from .script import ScriptError, load_script
+    from salescalls.script.spec import ScriptError, load_script
 
     settings = Settings.from_env(database=_existing_database(db), script=script)
     try:
@@ -810,7 +809,7 @@ def review(
     script_id: str | None = typer.Option(None, help="only calls scored against this script"),
 ) -> None:
     """The utterances (and calls) the stage model is least sure of, with an empty `label` column to fill in."""
-    from . import review as qa
+    from salescalls.learning import review as qa
 
     if fmt not in ("csv", "json"):
         _fail(f"unknown format '{fmt}': choose csv or json")
@@ -832,8 +831,9 @@ def labels_import(
 ) -> None:
     """Store labels: a review file's corrections of stored calls, or a file of labelled transcripts
     (calls not in the database, e.g. before the first night) to train on."""
-    from . import corpus, store
-    from . import review as qa
+    from salescalls.db import store
+    from salescalls.learning import corpus
+    from salescalls.learning import review as qa
 
     if not file.is_file():
         _fail(f"no such file: {file}")
@@ -842,7 +842,7 @@ def labels_import(
     except UnicodeDecodeError:
         _fail(f"{file}: not UTF-8 text; save it as UTF-8 and import again")
     if corpus.is_corpus_file(file, text):
-        from .script import ScriptError, load_script
+        from salescalls.script.spec import ScriptError, load_script
 
         settings = Settings.from_env(database=db, script=script)
         try:
@@ -882,7 +882,8 @@ def _count(n: int, noun: str) -> str:
 def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
     """Train a stage-model candidate from the script's examples and every labelled call; it becomes
     the active model only when it measures at least as well on held-out labels."""
-    from . import store, training
+    from salescalls.db import store
+    from salescalls.learning import training
 
     settings, call_script = _stored_calls_and_script(db, script)
     with store.reader(settings.database) as con:
@@ -912,9 +913,9 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
 @models_app.command("stages")
 def models_stages(script: Path | None = typer.Option(None, help="call script YAML")) -> None:
     """Every stage-model version of the script with what it measured; * marks the active one."""
-    from . import stage_versions
-    from .analytics import format_table
-    from .script import ScriptError, load_script
+    from salescalls.insights.analytics import format_table
+    from salescalls.script import stage_versions
+    from salescalls.script.spec import ScriptError, load_script
 
     settings = Settings.from_env(script=script)
     try:
@@ -951,8 +952,8 @@ def models_use(
     script: Path | None = typer.Option(None, help="call script YAML"),
 ) -> None:
     """Make a saved stage-model version (or the cold start) the active one: roll back or forward."""
-    from . import stage_versions
-    from .script import ScriptError, load_script
+    from salescalls.script import stage_versions
+    from salescalls.script.spec import ScriptError, load_script
 
     settings = Settings.from_env(script=script)
     try:
@@ -967,8 +968,8 @@ def models_use(
 @app.command()
 def rescore(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
     """Give every stored call of the script the current stage model's stages (no re-transcribing)."""
-    from . import review as qa
-    from . import store
+    from salescalls.db import store
+    from salescalls.learning import review as qa
 
     settings, call_script = _stored_calls_and_script(db, script)
     with store.writer(settings.database) as con:
@@ -985,8 +986,8 @@ def show_config(as_json: bool = typer.Option(False, "--json", help="as JSON, one
 
     import pandas as pd
 
-    from . import analytics
-    from .config import SettingsError
+    from salescalls.config import SettingsError
+    from salescalls.insights import analytics
 
     try:
         rows = Settings.from_env().described()

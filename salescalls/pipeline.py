@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, diarize, encoder, outcomes, privacy, roles, stage_versions, stages, transcribe
-from .align import assign_channels, assign_speakers, build_utterances
-from .config import Settings
-from .records import CallRecord, CallScore, ScoredUtterance, Speech
-from .score import score_call
-from .script import Script
+from salescalls.config import Settings
+from salescalls.records import CallRecord, CallScore, ScoredUtterance, Speech
+from salescalls.script import outcomes, roles, stage_versions, stages
+from salescalls.script.score import score_call
+from salescalls.script.spec import Script
+from salescalls.speech import audio, diarize, privacy, transcribe
+from salescalls.speech.align import assign_channels, assign_speakers, build_utterances
+from salescalls.text import encoder
 
 
 @contextmanager

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from salescalls import store
 from salescalls.config import Settings
-from salescalls.evaluate import truth_record
-from salescalls.inbox import read_metadata
-from salescalls.models import missing
-from salescalls.script import load_script
+from salescalls.db import store
+from salescalls.learning.evaluate import truth_record
+from salescalls.nightly.inbox import read_metadata
+from salescalls.script.spec import load_script
+from salescalls.speech.models import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "data" / "demo"
@@ -41,7 +41,7 @@ CRASH_ON_LOAD = """
 import os, signal
 
 def _arm():
-    import salescalls.audio as audio
+    import salescalls.speech.audio as audio
 
     prefix, real = os.environ["SALESCALLS_TEST_CRASH_ON"], audio.load
 

@@ -5,8 +5,9 @@ from dataclasses import replace
 
 from typer.testing import CliRunner
 
-from salescalls import advice, store
 from salescalls.cli import app
+from salescalls.db import store
+from salescalls.insights import advice
 from salescalls.records import ScoredUtterance
 from tests.test_store import record
 

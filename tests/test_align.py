@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from salescalls.align import assign_speakers, build_utterances
 from salescalls.records import Turn, Word
+from salescalls.speech.align import assign_speakers, build_utterances
 
 
 def words(*items):

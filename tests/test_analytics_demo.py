@@ -16,9 +16,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from salescalls import analytics, coaching, search, store
 from salescalls.cli import app
-from salescalls.evaluate import truth_record
+from salescalls.db import search, store
+from salescalls.insights import analytics, coaching
+from salescalls.learning.evaluate import truth_record
 
 STAGES = ["greeting", "qualification", "needs", "offer", "objection", "close", "farewell"]
 REQUIRED = ["greeting", "qualification", "needs", "offer", "close"]  # the demo script's, sign-off aside

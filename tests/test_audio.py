@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from salescalls import audio
+from salescalls.speech import audio
 from tests.conftest import write_tone
 
 

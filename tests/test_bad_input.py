@@ -16,10 +16,10 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
-from flows.nightly import nightly
-from salescalls import store
 from salescalls.cli import app
-from salescalls.script import ScriptError
+from salescalls.db import store
+from salescalls.nightly.flow import nightly
+from salescalls.script.spec import ScriptError
 from tests.conftest import DEMO
 from tests.test_store import record
 
@@ -153,7 +153,7 @@ def test_bad_input_corpus_through_the_nightly_flow(tmp_path, settings_env):
 
 
 def test_every_bad_crm_row_gets_its_own_line(tmp_path):
-    from salescalls.inbox import read_metadata
+    from salescalls.nightly.inbox import read_metadata
 
     (tmp_path / "calls.csv").write_text(CSV, encoding="utf-8")
     metadata = read_metadata(tmp_path / "calls.csv")
@@ -220,7 +220,7 @@ def test_missing_models_fail_the_run_with_one_line_and_keep_the_recording(tmp_pa
 @pytest.mark.models
 def test_a_model_failure_on_one_call_quarantines_that_call_and_the_run_goes_on(tmp_path, settings_env, monkeypatch):
     """Fault injection: diarization fails on the first call (as an out-of-memory error would)."""
-    from salescalls import diarize
+    from salescalls.speech import diarize
 
     database = settings_env
     inbox = tmp_path / "inbox"

@@ -3,7 +3,7 @@
 import json
 
 from bench import stages as bench
-from salescalls.inbox import read_metadata
+from salescalls.nightly.inbox import read_metadata
 from tests.conftest import DEMO, DEMO_SCRIPT
 
 

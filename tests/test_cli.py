@@ -1,9 +1,10 @@
 import pytest
 from typer.testing import CliRunner
 
-from salescalls import models, store
 from salescalls.cli import app
-from salescalls.transcribe import ModelMissingError
+from salescalls.db import store
+from salescalls.speech import models
+from salescalls.speech.transcribe import ModelMissingError
 from tests.conftest import DEMO_SCRIPT
 
 runner = CliRunner()

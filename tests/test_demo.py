@@ -8,10 +8,12 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
-from flows.nightly import nightly
-from salescalls import analytics, coaching, review, search, store
 from salescalls.cli import app
-from salescalls.evaluate import compare_database, label_from_truth
+from salescalls.db import search, store
+from salescalls.insights import analytics, coaching
+from salescalls.learning import review
+from salescalls.learning.evaluate import compare_database, label_from_truth
+from salescalls.nightly.flow import nightly
 from tests.conftest import DEMO
 
 

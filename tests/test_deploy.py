@@ -16,7 +16,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.nightly import nightly, schedule
+from salescalls.nightly.flow import nightly, schedule
 from tests.conftest import ROOT
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from salescalls.audio import SAMPLE_RATE
-from salescalls.diarize import channel_turns, recheck_turns, to_rttm
 from salescalls.records import Turn
+from salescalls.speech.audio import SAMPLE_RATE
+from salescalls.speech.diarize import channel_turns, recheck_turns, to_rttm
 
 
 def voice(seconds: float, frequency: float, rng) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from salescalls.evaluate import compare_call, load_truth
+from salescalls.learning.evaluate import compare_call, load_truth
 from salescalls.pipeline import analyse_call
 from tests.conftest import DEMO
 

@@ -14,11 +14,11 @@ import time
 import duckdb
 import pytest
 
-from salescalls.inbox import RunInProgress, run_lock
+from salescalls.nightly.inbox import RunInProgress, run_lock
 from tests.conftest import DEMO, ROOT, crash_on_load, demo_inbox
 
 HOLD = (
-    "import sys, time\nfrom salescalls.inbox import run_lock\n"
+    "import sys, time\nfrom salescalls.nightly.inbox import run_lock\n"
     "with run_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)"
 )
 

@@ -10,8 +10,8 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.nightly import analyse, nightly, write_report
-from salescalls import inbox
+from salescalls.nightly import inbox
+from salescalls.nightly.flow import analyse, nightly, write_report
 from tests.conftest import DEMO, DEMO_SCRIPT
 from tests.test_store import record
 

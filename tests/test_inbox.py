@@ -1,4 +1,4 @@
-from salescalls import inbox
+from salescalls.nightly import inbox
 
 
 def test_scan_finds_recordings_and_leaves_sidecars_alone(tmp_path):
@@ -60,7 +60,7 @@ def test_files_still_being_copied_are_left_for_the_next_run(tmp_path):
     import threading
     import time
 
-    from salescalls.inbox import settled
+    from salescalls.nightly.inbox import settled
 
     done = tmp_path / "done.wav"
     done.write_bytes(b"RIFF" + b"\0" * 1000)

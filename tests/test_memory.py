@@ -8,7 +8,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from bench import memory
-from salescalls.engine import memory_mb, release_memory
+from salescalls.nightly.engine import memory_mb, release_memory
 from tests.conftest import ROOT
 
 

@@ -1,4 +1,4 @@
-from salescalls import nlp
+from salescalls.text import nlp
 
 
 def test_english_lemmas_and_number_shapes():

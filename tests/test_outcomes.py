@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from salescalls.outcomes import CallEnd, OutcomeClassifier, reconcile
+from salescalls.script.outcomes import CallEnd, OutcomeClassifier, reconcile
 from tests.conftest import DEMO
 
 
@@ -64,8 +64,8 @@ def test_reconcile_trusts_crm_then_phrases_then_a_confident_model():
 
 
 def test_call_end_leaves_back_channels_out():
-    from salescalls.outcomes import call_end
     from salescalls.records import ScoredUtterance
+    from salescalls.script.outcomes import call_end
 
     utterances = [
         ScoredUtterance("a", "rep", 0, 2, "Shall I send the contract?", "close", 0.9),

@@ -8,8 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from salescalls import privacy, report, store
+from salescalls.db import store
 from salescalls.records import CallRecord, ScoredUtterance
+from salescalls.report import site as report
+from salescalls.speech import privacy
 from tests.conftest import write_tone
 from tests.test_store import record
 

@@ -5,7 +5,7 @@ import json
 import duckdb
 import pytest
 
-from salescalls import questions
+from salescalls.text import questions
 from tests.conftest import DEMO
 
 ASKED = [
@@ -71,7 +71,7 @@ def test_the_demo_reps_questions_are_found_with_their_question_marks_removed():
 def test_stored_question_counts_do_not_need_question_marks(tmp_path, demo_script):
     from dataclasses import replace
 
-    from salescalls import store
+    from salescalls.db import store
     from tests.test_store import record
 
     call = record("q" * 64, utterances=4)

@@ -4,8 +4,9 @@ from dataclasses import replace
 
 from typer.testing import CliRunner
 
-from salescalls import reasons, store
 from salescalls.cli import app
+from salescalls.db import store
+from salescalls.insights import reasons
 from salescalls.records import ScoredUtterance
 from tests.test_store import record
 

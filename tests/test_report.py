@@ -8,8 +8,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from salescalls import report, store
 from salescalls.cli import app
+from salescalls.db import store
+from salescalls.report import site as report
 from tests.conftest import DEMO, write_tone
 from tests.test_store import record
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from salescalls import report
+from salescalls.report import site as report
 from tests.conftest import ROOT
 
 STAGES = ["greeting", "qualification", "needs", "offer", "objection", "close", "farewell"]

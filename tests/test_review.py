@@ -7,10 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from salescalls import stage_versions, stages, store
 from salescalls.cli import app
+from salescalls.db import store
 from salescalls.pipeline import label_stages
 from salescalls.records import CallRecord, CallScore, ScoredUtterance
+from salescalls.script import stage_versions, stages
 
 CALL = [
     ("rep", "Good morning, this is Sam from BrightLine."),
@@ -148,7 +149,7 @@ def test_a_model_for_other_stages_is_not_used(tmp_path, demo_script):
 
 
 def test_off_script_utterances_do_not_count_as_stages(demo_script):
-    from salescalls.score import score_call
+    from salescalls.script.score import score_call
 
     utterances = [
         ScoredUtterance("a", "rep", 0, 1, "Hello from BrightLine.", "greeting", 0.9),

@@ -12,10 +12,10 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from bench.metrics import align_words, normaliser
-from salescalls import audio
 from salescalls.cli import app
-from salescalls.evaluate import load_truth
+from salescalls.learning.evaluate import load_truth
 from salescalls.pipeline import analyse_call, recognise
+from salescalls.speech import audio
 from tests.conftest import DEMO, ROOT
 
 
@@ -90,7 +90,7 @@ def test_stereo_file_with_identical_channels_is_mono():
 PEAK_RSS = textwrap.dedent(
     """
     import json, resource, sys
-    from salescalls import audio
+    from salescalls.speech import audio
     from salescalls.config import Settings
     from salescalls.pipeline import recognise
     samples = audio.load(sys.argv[1])

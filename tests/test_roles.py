@@ -1,7 +1,7 @@
 import pytest
 
 from salescalls.records import Utterance
-from salescalls.roles import role_classifier, roles_from_channels, roles_from_text
+from salescalls.script.roles import role_classifier, roles_from_channels, roles_from_text
 
 
 def test_channel_convention():
@@ -56,7 +56,7 @@ stages:
 
 
 def labelled_set_script():
-    from salescalls.script import parse_script
+    from salescalls.script.spec import parse_script
 
     return parse_script(DEV_SCRIPT_LIKE, "service.yaml")
 
@@ -108,7 +108,7 @@ def stereo_call(rep_channel: int):
 
 
 def test_stereo_calls_whose_words_contradict_the_channel_convention_are_flagged(demo_script):
-    from salescalls.roles import roles_for_channels
+    from salescalls.script.roles import roles_for_channels
 
     classifier = role_classifier(demo_script)
     as_configured = roles_for_channels(stereo_call(0), 0, classifier)

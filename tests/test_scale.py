@@ -11,9 +11,9 @@ import duckdb
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.nightly import nightly
 from salescalls.config import Settings, SettingsError
-from salescalls.engine import engine_for
+from salescalls.nightly.engine import engine_for
+from salescalls.nightly.flow import nightly
 from salescalls.pipeline import models_loaded
 from tests.conftest import DEMO, crash_on_load, demo_inbox
 

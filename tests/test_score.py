@@ -1,5 +1,5 @@
 from salescalls.records import ScoredUtterance
-from salescalls.score import find_phrases, score_call
+from salescalls.script.score import find_phrases, score_call
 
 
 def call(*turns):

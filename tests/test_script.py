@@ -1,6 +1,6 @@
 import pytest
 
-from salescalls.script import ScriptError, load_script, parse_script
+from salescalls.script.spec import ScriptError, load_script, parse_script
 from tests.conftest import DEMO_SCRIPT
 
 VALID = """\
@@ -117,7 +117,7 @@ outcomes:
 
 
 def test_a_labelled_set_script_is_read_in_its_order():
-    from salescalls.script import ANY_ROLE, parse_script
+    from salescalls.script.spec import ANY_ROLE, parse_script
 
     script = parse_script(LABELLED_SET, "set.yaml")
     assert (script.id, script.version, script.stage_names) == ("booking_service_call_v2", 2, ("greeting", "needs"))
@@ -128,7 +128,7 @@ def test_a_labelled_set_script_is_read_in_its_order():
 
 
 def test_a_labelled_set_script_with_a_bad_stage_names_the_line():
-    from salescalls.script import ScriptError, parse_script
+    from salescalls.script.spec import ScriptError, parse_script
 
     bad = LABELLED_SET.replace("    required: false\n", "    required: maybe\n")
     with pytest.raises(ScriptError, match=r"set.yaml:\d+: stage 'greeting': required must be true or false"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from salescalls.sql import CallFilter, execute, optional, transaction
+from salescalls.db.sql import CallFilter, execute, optional, transaction
 
 
 @pytest.fixture
@@ -59,8 +59,9 @@ def test_reading_the_database_loads_no_model_code():
     import sys
 
     code = (
-        "import sys; import salescalls.store, salescalls.inbox, salescalls.report, salescalls.analytics; "
-        "print(sorted(m for m in ('sklearn', 'salescalls.pipeline', 'salescalls.stages') if m in sys.modules))"
+        "import sys; import salescalls.db.store, salescalls.nightly.inbox, salescalls.report.site; "
+        "import salescalls.insights.analytics; "
+        "print(sorted(m for m in ('sklearn', 'salescalls.pipeline', 'salescalls.script.stages') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from salescalls.stages import (
+from salescalls.script.stages import (
     StageClassifier,
     StageModel,
     final_prior,
@@ -151,7 +151,7 @@ def script_in_one_language(language: str):
     """The demo script with only one language's examples and phrases."""
     import yaml
 
-    from salescalls.script import parse_script
+    from salescalls.script.spec import parse_script
     from tests.conftest import DEMO_SCRIPT
 
     raw = yaml.safe_load(DEMO_SCRIPT.read_text(encoding="utf-8"))
@@ -203,7 +203,7 @@ def right(model, cases) -> int:
     ("language", "cases", "at_least"), [("en", RU_HU_CALL, 13), ("ru", EN_CALL, 6), ("hu", EN_CALL, 6)]
 )
 def test_a_script_in_one_language_maps_calls_in_another(language, cases, at_least):
-    from salescalls.stages import train
+    from salescalls.script.stages import train
 
     script = script_in_one_language(language)
     assert script.languages == (language,)

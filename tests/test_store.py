@@ -2,7 +2,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from salescalls import analytics, store
+from salescalls.db import store
+from salescalls.insights import analytics
 from salescalls.records import CallRecord, CallScore, PhraseHit, ScoredUtterance
 
 

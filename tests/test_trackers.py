@@ -4,10 +4,11 @@ from dataclasses import replace
 
 from typer.testing import CliRunner
 
-from salescalls import store, trackers
 from salescalls.cli import app
+from salescalls.db import store
+from salescalls.insights import trackers
 from salescalls.records import ScoredUtterance
-from salescalls.script import load_script
+from salescalls.script.spec import load_script
 from tests.conftest import DEMO_SCRIPT
 from tests.test_store import record
 
@@ -65,7 +66,7 @@ def test_trackers_are_found_as_written_in_any_inflection(tmp_path, demo_script):
 def test_script_sections_for_trackers_and_reasons_are_checked():
     import pytest
 
-    from salescalls.script import ScriptError, parse_script
+    from salescalls.script.spec import ScriptError, parse_script
 
     text = DEMO_SCRIPT.read_text(encoding="utf-8")
     extra = "reasons:\n  moving_office:\n    en: [We are moving to a new building.]\n"

@@ -4,8 +4,10 @@ import json
 
 from typer.testing import CliRunner
 
-from salescalls import stage_versions, store, training
 from salescalls.cli import app
+from salescalls.db import store
+from salescalls.learning import training
+from salescalls.script import stage_versions
 from tests.conftest import DEMO, DEMO_SCRIPT
 
 
@@ -81,7 +83,7 @@ def test_a_candidate_that_measures_worse_is_kept_but_not_used(tmp_path, monkeypa
     assert "salescalls models use 1" in output
     models = tmp_path / "models"
     assert stage_versions.active_version(models, "demo-broadband") == 0
-    script = __import__("salescalls.script", fromlist=["load_script"]).load_script(DEMO_SCRIPT)
+    script = __import__("salescalls.script.spec", fromlist=["load_script"]).load_script(DEMO_SCRIPT)
     assert stage_versions.load_model(models, script).name.startswith("cold-start:")  # still scoring with it
     assert invoke("models", "use", "1", env=env)[0] == 0  # a person may still choose it
     assert stage_versions.load_model(models, script).name == "demo-broadband@1:stages-v1"
@@ -113,3 +115,21 @@ def test_csv_transcripts_name_what_is_wrong(tmp_path):
     missing.write_text("file,rep,text,stage\nc01.ogg,Alex,hello,greeting\n", encoding="utf-8")
     code, output = invoke("labels", "import", str(missing), "--db", str(db), env=env)
     assert code == 1 and "missing column: a call column (call, call_id or dialogue)" in output
+
+
+def test_models_saved_before_the_package_had_layers_still_load(tmp_path, demo_script):
+    import pickle
+
+    from salescalls.script import stages
+
+    model = stages.train_from_script(demo_script, encoder=None)
+    old = pickle.dumps(model, protocol=0)  # class names as text: rewrite them as an old release wrote them
+    for module in ("stages", "outcomes", "spec"):
+        old = old.replace(f"csalescalls.script.{module}\n".encode(), f"csalescalls.{module}\n".encode())
+    old = old.replace(b"csalescalls.text.nlp\n", b"csalescalls.nlp\n")
+    assert b"csalescalls.stages\n" in old
+    path = tmp_path / "model.pkl"
+    path.write_bytes(old)
+    loaded = stage_versions._unpickle(path, 0)
+    texts, roles = ["Good morning, this is Anna from BrightLine.", "Thanks, goodbye."], ["rep", "customer"]
+    assert [label.stage for label in loaded.label(texts, roles)] == [label.stage for label in model.label(texts, roles)]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from salescalls.transcribe import BLOCK, BLOCK_GAP, Word, _touching, merge_regions, speech_blocks
+from salescalls.speech.transcribe import BLOCK, BLOCK_GAP, Word, _touching, merge_regions, speech_blocks
 
 
 def test_merge_regions_pads_joins_and_clips():

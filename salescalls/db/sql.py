@@ -1,0 +1,128 @@
+"""SQL the questions share, written once: which calls a question is about (`CallFilter`), the
+outcome and period a call counts with, where a script ends and whether a call completed it, and
+`transaction()`.
+
+Every fragment uses named parameters (`$rep`, `$since`, ...) and `execute` passes a query exactly
+the parameters it names, so no caller counts `?`s and a fragment can be used any number of times
+in one query. Imports nothing of the package but the outcome threshold (records).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import duckdb
+
+from salescalls.records import MIN_CONFIDENCE
+
+__all__ = [
+    "CallFilter",
+    "OUTCOME",
+    "PERIOD",
+    "SCRIPT_ENDS",
+    "SUCCESS_OUTCOMES",
+    "completed",
+    "execute",
+    "optional",
+    "transaction",
+]
+
+# Outcomes that make a call complete wherever it ended (it did what the call was for).
+SUCCESS_OUTCOMES = ("sale", "meeting")
+
+# The outcome a call counts with: the CRM's, else a marker phrase heard in the call, else a
+# confident model ($min_confidence). Over `calls c JOIN call_results r`.
+OUTCOME = """coalesce(c.crm_outcome, r.detected_outcome,
+                    CASE WHEN r.outcome_confidence >= $min_confidence THEN r.predicted_outcome END, 'unknown')"""
+
+# The first day of the call's period ($period: day, week, month, quarter), or NULL when the answer
+# is not split by period.
+PERIOD = "CAST(CASE WHEN CAST($period AS VARCHAR) IS NOT NULL THEN date_trunc($period, c.started_at) END AS DATE)"
+
+# Per script version: its sign-off (the last stage) and the script's end (the stage before it).
+SCRIPT_ENDS = """SELECT script_id, script_version, max(position) AS sign_off, max(position) - 1 AS script_end
+    FROM script_stages GROUP BY ALL"""
+
+
+def completed(end_position: str, outcome: str, ends: str = "e") -> str:
+    """Whether a call is complete: it ended at the script's end (`ends` is a SCRIPT_ENDS row), or
+    with a success outcome ($success) wherever it ended. Not complete and ended: it dropped."""
+    return f"(coalesce({end_position}, -1) = {ends}.script_end OR list_contains($success, {outcome}))"
+
+
+def optional(column: str, parameter: str, sql_type: str = "VARCHAR", op: str = "=") -> str:
+    """`column op $parameter`, or true when the parameter is NULL (a filter left out)."""
+    return f"(CAST(${parameter} AS {sql_type}) IS NULL OR {column} {op} ${parameter})"
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Which calls a question is about; every field is optional (None: all)."""
+
+    script_id: str | None = None  # one call script (its id)
+    script_version: int | None = None  # one version of it
+    since: str | None = None  # calls from this day on (ISO date, inclusive)
+    until: str | None = None  # calls before this day (ISO date, exclusive)
+    segment: str | None = None  # client temperature: cold, warm or hot
+    campaign: str | None = None  # one campaign
+    rep: str | None = None  # one rep's calls
+
+    # Over `calls c`: the filter as a WHERE condition with named parameters.
+    SQL: ClassVar[str] = " AND ".join(
+        [
+            optional("c.script_id", "script_id"),
+            optional("c.script_version", "script_version", "INTEGER"),
+            optional("c.started_at", "since", "TIMESTAMP", ">="),
+            optional("c.started_at", "until", "TIMESTAMP", "<"),
+            optional("c.segment", "segment"),
+            optional("c.campaign", "campaign"),
+            optional("c.rep", "rep"),
+        ]
+    )
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_NAMED = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def execute(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    /,
+    params: Mapping[str, Any] | None = None,
+    *,
+    calls: CallFilter | None = None,
+    **values: Any,
+) -> duckdb.DuckDBPyConnection:
+    """Run `query` with the named parameters it uses: taken from `values`, then `params`, then the
+    filter `calls`, with $min_confidence and $success defaulting to the shared ones. A parameter
+    the query names and nobody gives is an error naming it."""
+    given = {"min_confidence": MIN_CONFIDENCE, "success": list(SUCCESS_OUTCOMES), "period": None}
+    given |= (calls or CallFilter()).params() | dict(params or {}) | values
+    used = dict.fromkeys(_NAMED.findall(query))
+    missing = [name for name in used if name not in given]
+    if missing:
+        raise KeyError(f"query parameters not given: {', '.join('$' + m for m in missing)}")
+    return con.execute(query, {name: _plain(given[name]) for name in used})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK when the block (or the commit) raises; the error goes on."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise

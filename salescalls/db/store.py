@@ -1,0 +1,476 @@
+"""DuckDB storage: one writer, idempotent upserts keyed by the audio hash, read-only readers.
+
+DuckDB allows one writing process per database file. The nightly flow is that writer (workers
+return CallRecords, the flow stores them); dashboards and analysts open it read-only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from salescalls.config import Settings
+from salescalls.db import conversation
+from salescalls.db.sql import CallFilter, execute, optional, transaction
+from salescalls.records import CallRecord, CallScore, ScoredUtterance
+from salescalls.script.spec import Script
+
+_CALL_COLUMNS = (
+    "call_id, file, external_id, rep, started_at, duration, channels, sample_rate, codec, language, segment, "
+    "campaign, crm_outcome, script_id, script_version, stage_model, whisper_model, diarization, role_method, "
+    "role_confidence, run_id, processed_at, timings, scored_at, source, redacted, role_note"
+)
+_MIGRATION = re.compile(r"^-- migration (\d+): (.+)$", re.MULTILINE)
+_UTTERANCE_COLUMNS = "call_id, idx, speaker, role, start_s, end_s, text, stage, confidence, backchannel"
+_RESULT_COLUMNS = (
+    "end_stage",
+    "ended_by",
+    "detected_outcome",
+    "stages_reached",
+    "stages_skipped",
+    "out_of_order",
+    "forbidden",
+    "predicted_outcome",
+    "outcome_confidence",
+    "controlled",
+)
+
+
+# Data a migration's SQL cannot compute by itself, filled in the same transaction.
+_AFTER_MIGRATION = {3: conversation.refresh, 9: conversation.refresh}
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, title, sql) from schema.sql, in order."""
+    text = resources.files("salescalls.db").joinpath("schema.sql").read_text(encoding="utf-8")
+    marks = list(_MIGRATION.finditer(text))
+    result = []
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        result.append((int(mark.group(1)), mark.group(2).strip(), text[mark.end() : end]))
+    versions = [v for v, _, _ in result]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"schema.sql migrations must be numbered 1..n in order, found {versions}")
+    return result
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, until: int | None = None) -> int:
+    """Apply pending migrations (up to `until`, default all); returns the schema version now in force."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, title VARCHAR, applied_at TIMESTAMP)"
+    )
+    current = schema_version(con)
+    for version, title, sql in migrations():
+        if version <= current or (until is not None and version > until):
+            continue
+        with transaction(con):
+            con.execute(sql)
+            if version in _AFTER_MIGRATION:
+                _AFTER_MIGRATION[version](con)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, title, datetime.now()])
+        current = version
+    return current
+
+
+def _config() -> dict:
+    """Connection settings: extensions load from the installed `duckdb-ext-fts` package, never a
+    download; Settings.db_memory caps DuckDB's memory (it spills to disk beyond it)."""
+    from salescalls.db.search import extension_directory
+
+    directory = extension_directory()
+    config = {"extension_directory": directory, "autoinstall_known_extensions": False} if directory else {}
+    memory = Settings.from_env().db_memory
+    if memory:
+        config["memory_limit"] = memory
+    return config
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the database, waiting while another process holds it.
+
+    DuckDB lets one process write, or several read, at a time. The nightly run and every CLI
+    command hold their connection only for the statements they run, so a reader and the writer
+    take turns: whoever finds the file locked waits (up to Settings.db_wait seconds) and retries.
+    """
+    deadline = time.monotonic() + Settings.from_env().db_wait
+    config = _config()
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as error:
+            if "Could not set lock" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+@contextmanager
+def writer(path: str | Path, migrate_first: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The one read-write connection; creates and upgrades the database as needed (a caller that
+    migrated it already, like a run's ledger, passes migrate_first=False)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _connect(path, read_only=False)
+    try:
+        if migrate_first:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for analytics and reports; never writes, never migrates."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no database at {path}: run `salescalls run INBOX` first")
+    con = _connect(path, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def require_current_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Readers never migrate: an older database gets a clear instruction instead of an SQL error."""
+    current, latest = schema_version(con), migrations()[-1][0]
+    if current < latest:
+        raise FileNotFoundError(
+            f"the database has schema version {current}, this salescalls needs {latest}: "
+            "run `salescalls rescore` (or the nightly run) once to upgrade it"
+        )
+
+
+def known_call_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute("SELECT call_id FROM calls").fetchall()}
+
+
+def save_script(con: duckdb.DuckDBPyConnection, script: Script) -> None:
+    rows = [[script.id, script.version, i, s.name, s.required, s.speaker] for i, s in enumerate(script.stages)]
+    con.executemany("INSERT OR REPLACE INTO script_stages VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | None = None) -> None:
+    """Insert or replace one call with its utterances and results, atomically."""
+    meta = record.metadata
+    processed_at = datetime.now()
+    with transaction(con):
+        before = con.execute("SELECT rep FROM calls WHERE call_id = ?", [record.call_id]).fetchone()
+        con.execute(
+            f"INSERT OR REPLACE INTO calls ({_CALL_COLUMNS}) VALUES ({', '.join('?' * 27)})",
+            [
+                record.call_id,
+                record.file,
+                meta.get("call_id"),
+                meta.get("rep"),
+                _timestamp(meta.get("started_at")) or processed_at,
+                record.duration,
+                record.channels,
+                record.sample_rate,
+                record.codec,
+                record.language,
+                meta.get("segment"),
+                meta.get("campaign"),
+                meta.get("crm_outcome"),
+                record.script_id,
+                record.script_version,
+                record.stage_model,
+                record.whisper_model,
+                record.diarization,
+                record.role_method,
+                record.role_confidence,
+                run_id,
+                processed_at,
+                json.dumps(record.timings),
+                processed_at,
+                record.source or None,
+                record.redacted,
+                record.role_note or None,
+            ],
+        )
+        con.execute("DELETE FROM utterances WHERE call_id = ?", [record.call_id])
+        con.execute("DELETE FROM call_results WHERE call_id = ?", [record.call_id])
+        con.execute("DELETE FROM redactions WHERE call_id = ?", [record.call_id])
+        if record.redactions:
+            con.executemany(
+                "INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[record.call_id, r.idx, r.kind, r.start, r.end, r.start_s, r.end_s] for r in record.redactions],
+            )
+        if record.utterances:
+            con.executemany(
+                f"INSERT INTO utterances ({_UTTERANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [record.call_id, i, u.speaker, u.role, u.start, u.end, u.text, u.stage, u.confidence, u.backchannel]
+                    for i, u in enumerate(record.utterances)
+                ],
+            )
+        if record.embedding_model and record.embeddings:
+            from salescalls.text import encoder
+
+            save_embeddings(
+                con,
+                record.embedding_model,
+                {
+                    encoder.text_key(u.text): encoder.unpack(packed)
+                    for u, packed in zip(record.utterances, record.embeddings, strict=False)
+                    if packed
+                },
+            )
+        _save_result(con, record.call_id, record.score)
+        conversation.refresh(con, record.call_id)
+        for rep in {meta.get("rep"), before[0] if before else None} - {None}:
+            refresh_reps(con, rep)
+
+
+def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
+    """Upsert the call's score; its stored conversation metrics (which stages do not change) stay."""
+    updates = ", ".join(f"{name} = excluded.{name}" for name in ("call_no", *_RESULT_COLUMNS))
+    con.execute(
+        f"INSERT INTO call_results (call_id, call_no, {', '.join(_RESULT_COLUMNS)}) "
+        f"SELECT ?, call_no, {', '.join('?' * 10)} FROM calls WHERE call_id = ? "
+        f"ON CONFLICT (call_id) DO UPDATE SET {updates}",
+        [
+            call_id,
+            score.end_stage,
+            score.ended_by,
+            score.detected_outcome,
+            list(score.stages_reached),
+            list(score.stages_skipped),
+            list(score.out_of_order),
+            json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
+            score.predicted_outcome,
+            score.outcome_confidence,
+            json.dumps([asdict(hit) for hit in score.controlled], ensure_ascii=False),
+            call_id,
+        ],
+    )
+
+
+def save_rescored(
+    con: duckdb.DuckDBPyConnection,
+    call_id: str,
+    utterances: tuple[ScoredUtterance, ...],
+    score: CallScore,
+    stage_model: str,
+    script: Script,
+) -> None:
+    """New stages for a stored call (after retraining), its words and speakers untouched."""
+    with transaction(con):
+        con.executemany(
+            "UPDATE utterances SET stage = ?, confidence = ? WHERE call_id = ? AND idx = ?",
+            [[u.stage, u.confidence, call_id, i] for i, u in enumerate(utterances)],
+        )
+        _save_result(con, call_id, score)
+        con.execute(
+            "UPDATE calls SET stage_model = ?, script_id = ?, script_version = ?, scored_at = ? WHERE call_id = ?",
+            [stage_model, script.id, script.version, datetime.now(), call_id],
+        )
+
+
+def refresh_reps(con: duckdb.DuckDBPyConnection, rep: str | None = None) -> None:
+    """Bring the reps table in line with the stored calls: one rep, or all when rep is None."""
+    execute(con, f"DELETE FROM reps WHERE {optional('rep', 'rep')}", rep=rep)
+    execute(
+        con,
+        "INSERT INTO reps SELECT rep, min(started_at), max(started_at), count(*), now() FROM calls "
+        f"WHERE rep IS NOT NULL AND {optional('rep', 'rep')} GROUP BY rep",
+        rep=rep,
+    )
+
+
+def save_embeddings(con: duckdb.DuckDBPyConnection, encoder_name: str, vectors: dict) -> int:
+    """Keep sentence vectors (text key -> vector) for rescoring and retraining; known ones stay."""
+    import numpy as np
+
+    if not vectors:
+        return 0
+    rows = [[encoder_name, key, np.asarray(v, dtype="<f2").tobytes()] for key, v in vectors.items()]
+    con.executemany("INSERT OR IGNORE INTO text_embeddings VALUES (?, ?, ?)", rows)
+    return len(rows)
+
+
+def load_embeddings(con: duckdb.DuckDBPyConnection, encoder_name: str, keys: list[str]) -> dict:
+    """The stored vectors of these text keys (those known), as float32 arrays."""
+    import numpy as np
+
+    if not keys:
+        return {}
+    found = con.execute(
+        "SELECT text_key, vector FROM text_embeddings WHERE encoder = ? AND text_key IN (SELECT unnest(?::VARCHAR[]))",
+        [encoder_name, sorted(set(keys))],
+    ).fetchall()
+    return {key: np.frombuffer(blob, dtype="<f2").astype(np.float32) for key, blob in found}
+
+
+def stored_utterances(con: duckdb.DuckDBPyConnection, call_id: str) -> list[ScoredUtterance]:
+    rows = con.execute(
+        "SELECT speaker, role, start_s, end_s, text, stage, confidence, backchannel "
+        "FROM utterances WHERE call_id = ? ORDER BY idx",
+        [call_id],
+    ).fetchall()
+    return [ScoredUtterance(*row) for row in rows]
+
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, inbox: str) -> None:
+    con.execute(
+        "INSERT INTO runs (run_id, started_at, inbox, status) VALUES (?, ?, ?, 'running')",
+        [run_id, datetime.now(), inbox],
+    )
+
+
+def interrupt_stale_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Mark runs still 'running' as interrupted (call only while holding the run lock: then no other
+    run is alive); returns their ids."""
+    stale = [row[0] for row in con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()]
+    con.execute(
+        "UPDATE runs SET status = 'interrupted', message = 'stopped before it finished (killed or crashed)' "
+        "WHERE status = 'running'"
+    )
+    return stale
+
+
+def finish_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    status: str,
+    files_seen: int,
+    calls_added: int,
+    calls_skipped: int,
+    quarantined: int,
+    message: str | None = None,
+    files_waiting: int = 0,
+    errors: dict[str, int] | None = None,
+    engine: str | None = None,
+    workers: int | None = None,
+    models_loaded: int | None = None,
+    peak_rss_mb: float | None = None,
+) -> None:
+    """Close a run with what it did, what went wrong (`errors`: kind -> count) and what it used."""
+    con.execute(
+        "UPDATE runs SET finished_at = ?, status = ?, files_seen = ?, calls_added = ?, calls_skipped = ?, "
+        "quarantined = ?, message = ?, files_waiting = ?, errors = ?, engine = ?, workers = ?, "
+        "models_loaded = ?, peak_rss_mb = ? WHERE run_id = ?",
+        [
+            datetime.now(),
+            status,
+            files_seen,
+            calls_added,
+            calls_skipped,
+            quarantined,
+            message,
+            files_waiting,
+            json.dumps(errors or {}, ensure_ascii=False, sort_keys=True),
+            engine,
+            workers,
+            models_loaded,
+            peak_rss_mb,
+            run_id,
+        ],
+    )
+
+
+def start_attempt(con: duckdb.DuckDBPyConnection, call_id: str, file: str, run_id: str) -> None:
+    """Note a call sent to a worker; `end_attempt` removes the note once it is stored or quarantined."""
+    con.execute("INSERT INTO attempts VALUES (?, ?, ?, ?)", [call_id, file, run_id, datetime.now()])
+
+
+def end_attempt(con: duckdb.DuckDBPyConnection, call_id: str) -> None:
+    con.execute("DELETE FROM attempts WHERE call_id = ?", [call_id])
+
+
+def forget_attempts(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Drop a run's notes when it stops by itself (an error, Ctrl-C): its calls did not kill it."""
+    con.execute("DELETE FROM attempts WHERE run_id = ?", [run_id])
+
+
+def killed_attempts(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:
+    """Calls that were in flight when a run was killed: call_id -> (how many runs, the last file).
+    Call after `interrupt_stale_runs`; a run still working never counts."""
+    rows = con.execute(
+        "SELECT a.call_id, count(DISTINCT a.run_id), arg_max(a.file, a.started_at) FROM attempts a "
+        "JOIN runs r USING (run_id) WHERE r.status = 'interrupted' GROUP BY a.call_id"
+    ).fetchall()
+    return {call_id: (runs, file) for call_id, runs, file in rows}
+
+
+def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 10):
+    """The latest runs, newest first, with their length in minutes."""
+    return con.execute(
+        "SELECT run_id, started_at, finished_at, date_diff('second', started_at, finished_at) / 60 AS minutes, "
+        "status, inbox, files_seen, calls_added, calls_skipped, quarantined, files_waiting, errors, engine, "
+        "workers, models_loaded, peak_rss_mb, message FROM runs ORDER BY started_at DESC LIMIT ?",
+        [limit],
+    ).df()
+
+
+def save_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    file: str,
+    content_hash: str | None,
+    reason: str,
+    run_id: str | None,
+    moved_to: str | None,
+) -> None:
+    con.execute(
+        "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
+        [file, content_hash, reason, datetime.now(), run_id, moved_to],
+    )
+
+
+# What `export` writes: table -> its query; tables with {calls} are limited to the calls in the date range.
+_EXPORTED = {
+    "calls": "SELECT * FROM calls c WHERE {calls}",
+    "call_results": "SELECT r.* FROM call_results r JOIN calls c USING (call_id) WHERE {calls}",
+    "utterances": "SELECT u.* FROM utterances u JOIN calls c USING (call_id) WHERE {calls} ORDER BY u.call_id, u.idx",
+    "labels": "SELECT l.* FROM labels l JOIN calls c USING (call_id) WHERE {calls}",
+    "redactions": "SELECT x.* FROM redactions x JOIN calls c USING (call_id) WHERE {calls}",
+    "script_stages": "SELECT * FROM script_stages",
+    "reps": "SELECT * FROM reps",
+    "runs": "SELECT * FROM runs",
+    "quarantine": "SELECT * FROM quarantine",
+}
+_EXPORT_FILTER = CallFilter.SQL
+
+
+def export_parquet(
+    con: duckdb.DuckDBPyConnection, folder: str | Path, since: str | None = None, until: str | None = None
+) -> dict[str, int]:
+    """Every table as `<folder>/<table>.parquet` (zstd); call tables only for calls in [since, until).
+    Returns rows written per table."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for table, query in _EXPORTED.items():
+        sql = query.format(calls=_EXPORT_FILTER)
+        target = str(folder / f"{table}.parquet").replace("'", "''")  # a path cannot be a parameter in COPY
+        copy = f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+        copied = execute(con, copy, calls=CallFilter(since=since, until=until))
+        written[table] = copied.fetchone()[0]
+    return written

@@ -1,0 +1,226 @@
+"""Redaction of personal data in transcripts, before anything is written.
+
+    redact("Call me on +44 20 7946 0958, I'm Peter Novak") ->
+        Redacted(text="Call me on [PHONE], I'm [PERSON]", spans=(...phone..., ...person...))
+
+What is found:
+- e-mail addresses;
+- payment card numbers: 13-19 digits (spaces or dashes allowed) that pass the Luhn check;
+- IBANs: country code, check digits and account, valid by the ISO 13616 mod-97 check;
+- phone numbers: 7-15 digits, optionally with +, spaces, dots, dashes or brackets;
+- person names: by rule, the name after the phrases people introduce themselves or others with
+  ("my name is", "this is", "speaking with", Mr/Mrs/Dr; "меня зовут", "это"; "a nevem",
+  "... vagyok") in en, ru, hu; and where a trained spaCy pipeline for the call's language is
+  installed (any `<lang>_*` package with NER, or the one SALESCALLS_NER_MODEL names; `off`: none),
+  every PERSON it finds as well.
+
+Each span keeps where it sat in the original utterance as a share of its length (`at`, `until`),
+so the audio of the words can be bleeped without the original text ever being stored.
+Limits: numbers spoken as words ("five five five ...") and names said without an introduction
+are only found by a trained NER pipeline.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from salescalls.records import Removal
+
+PLACEHOLDERS = {"email": "[EMAIL]", "card": "[CARD]", "iban": "[IBAN]", "phone": "[PHONE]", "person": "[PERSON]"}
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str  # email, card, iban, phone or person
+    start: int  # where the placeholder starts in the redacted text
+    end: int  # where it ends
+    at: float  # where the removed words started, as a share (0..1) of the original text's length
+    until: float  # where they ended
+
+
+@dataclass(frozen=True)
+class Redacted:
+    text: str  # the text with each finding replaced by its placeholder
+    spans: tuple[Span, ...]  # in text order
+
+
+EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+CARD = re.compile(r"(?<![\w+])\d(?:[ -]?\d){12,18}(?!\w)")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+PHONE = re.compile(r"(?<![\w])(?:\+|00)?\(?\d[\d ().-]{5,}\d(?!\w)")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}")  # dates look like phone numbers
+
+_NAME = r"((?:[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁ][\w'’-]+)(?:\s+[A-ZÀ-ÖØ-ÞĀ-ſА-ЯЁ][\w'’-]+)?)"
+# Phrases after (or, in Hungarian, before) which a name is said; the name is group 1.
+NAME_RULES = {
+    "en": [
+        rf"\b(?:[Mm]y name is|[Mm]y name's|[Tt]his is|I am|I'm|[Ss]peaking with|[Ss]peaking to|[Aa]sk for)\s+{_NAME}",
+        rf"\b(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+{_NAME}",
+        rf"\b(?:[Hh]i|[Hh]ello|[Dd]ear|[Tt]hanks|[Tt]hank you),?\s+{_NAME}\b",
+    ],
+    "ru": [
+        rf"(?:[Мм]еня зовут|[Зз]овут меня|[Ээ]то|[Сс] вами|[Мм]оя фамилия)\s+{_NAME}",
+        rf"(?:господин|госпожа)\s+{_NAME}",
+    ],
+    "hu": [
+        rf"(?:[Aa] nevem|[Nn]evem|[Bb]eszél)\s+{_NAME}",
+        rf"{_NAME}\s+(?:vagyok|beszél)\b",
+        rf"(?:[Úú]r|[Aa]sszony)\s+{_NAME}",
+    ],
+}
+HONORIFICS = {"Mr", "Mrs", "Ms", "Miss", "Dr"}
+# Capitalised words these rules catch that are not names.
+NOT_NAMES = {
+    "I",
+    "The",
+    "This",
+    "That",
+    "Yes",
+    "No",
+    "Okay",
+    "OK",
+    "Sure",
+    "Good",
+    "Great",
+    "Thanks",
+    "Sorry",
+    "Just",
+    "Calling",
+    "Here",
+    "Not",
+    "Very",
+    "Happy",
+    "Interested",
+    "Busy",
+    "Afraid",
+    "Fine",
+}
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def iban_valid(text: str) -> bool:
+    compact = text.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+@functools.lru_cache(maxsize=8)
+def ner_pipeline(language: str):
+    """A trained spaCy pipeline with NER for the language, or None when none is installed."""
+    import spacy
+    from spacy.util import get_installed_models
+
+    from salescalls.config import Settings
+
+    wanted = Settings.from_env().ner_model
+    if wanted in ("off", "none"):
+        return None
+    names = [wanted] if wanted else sorted(m for m in get_installed_models() if m.startswith(f"{language}_"))
+    for name in names:
+        try:
+            nlp = spacy.load(name, disable=["parser", "lemmatizer", "tagger", "attribute_ruler"])
+        except (OSError, ImportError, ValueError):
+            continue
+        if "ner" in nlp.pipe_names:
+            return nlp
+    return None
+
+
+def _people(text: str, language: str) -> list[tuple[int, int]]:
+    """Names by rule, and by NER where a pipeline is installed (both: ASR text defeats either alone)."""
+    nlp = ner_pipeline(language)
+    found = [(e.start_char, e.end_char) for e in nlp(text).ents if e.label_ in ("PERSON", "PER")] if nlp else []
+    for pattern in NAME_RULES.get(language, NAME_RULES["en"]):
+        for match in re.finditer(pattern, text):
+            start, _ = match.span(1)
+            words = match.group(1).split()
+            while words and words[0].rstrip(".") in HONORIFICS:  # "speak to Mrs Whitfield": the name follows
+                start += len(words.pop(0))
+                start += len(text[start:]) - len(text[start:].lstrip())
+            while words and words[-1] in NOT_NAMES:
+                words.pop()
+            if not words or words[0] in NOT_NAMES:
+                continue
+            found.append((start, start + len(" ".join(words))))
+    return found
+
+
+def find(text: str, language: str = "en") -> list[tuple[int, int, str]]:
+    """(start, end, kind) of the personal data in `text`, non-overlapping, in text order."""
+    candidates: list[tuple[int, int, str]] = [(*m.span(), "email") for m in EMAIL.finditer(text)]
+    candidates += [(*m.span(), "iban") for m in IBAN.finditer(text) if iban_valid(m.group())]
+    candidates += [(*m.span(), "card") for m in CARD.finditer(text) if luhn_valid(_digits(m.group()))]
+    candidates += [
+        (*m.span(), "phone")
+        for m in PHONE.finditer(text)
+        if 7 <= len(_digits(m.group())) <= 15
+        and not DATE.fullmatch(m.group().strip())
+        and not re.match(r"[ .-]?\d", text[m.end() : m.end() + 2])  # part of a longer number
+    ]
+    candidates += [(start, end, "person") for start, end in _people(text, language)]
+    chosen: list[tuple[int, int, str]] = []
+    for start, end, kind in candidates:  # earlier kinds win an overlap (an IBAN's digits are no phone)
+        if all(end <= s or start >= e for s, e, _ in chosen):
+            chosen.append((start, end, kind))
+    return sorted(chosen)
+
+
+def redact(text: str, language: str = "en") -> Redacted:
+    """The text with every finding replaced by a placeholder, and where each one was."""
+    pieces, spans, cursor, length = [], [], 0, max(len(text), 1)
+    out_length = 0
+    for start, end, kind in find(text, language):
+        pieces.append(text[cursor:start])
+        out_length += start - cursor
+        placeholder = PLACEHOLDERS[kind]
+        spans.append(Span(kind, out_length, out_length + len(placeholder), start / length, end / length))
+        pieces.append(placeholder)
+        out_length += len(placeholder)
+        cursor = end
+    pieces.append(text[cursor:])
+    return Redacted("".join(pieces), tuple(spans))
+
+
+BLEEP_PAD = 0.2  # seconds added before and after a removed span's estimated time: words are not evenly timed
+
+
+def redact_utterances(utterances, language: str = "en") -> tuple[tuple, tuple[Removal, ...]]:
+    """Each utterance (anything with text, start and end) with its text redacted, and every removal
+    with its estimated time in the recording (the span's share of the text, applied to the
+    utterance's duration)."""
+    from dataclasses import replace
+
+    redacted, removals = [], []
+    for idx, utterance in enumerate(utterances):
+        result = redact(utterance.text, language)
+        redacted.append(replace(utterance, text=result.text) if result.spans else utterance)
+        duration = utterance.end - utterance.start
+        for span in result.spans:
+            removals.append(
+                Removal(
+                    idx,
+                    span.kind,
+                    span.start,
+                    span.end,
+                    round(max(utterance.start, utterance.start + span.at * duration - BLEEP_PAD), 3),
+                    round(min(utterance.end, utterance.start + span.until * duration + BLEEP_PAD), 3),
+                )
+            )
+    return tuple(redacted), tuple(removals)
