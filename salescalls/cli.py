@@ -291,7 +291,7 @@ def reasons(
             _fail(str(error))
         if own is None:
             _fail(f"{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones")
-        own = {**own, why.NONE: why.catalogue()[why.NONE]}  # goodbyes still give no reason
+        own = why.with_goodbyes(own)
     filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
     filters |= {"campaign": campaign, "rep": rep, "period": period, "reasons": own}
     frame = _read(db, lambda con: why.why_customers_leave(con, script_id, **filters))

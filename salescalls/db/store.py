@@ -90,14 +90,13 @@ def migrate(con: duckdb.DuckDBPyConnection, until: int | None = None) -> int:
     return current
 
 
-def _config() -> dict:
+def _config(memory: str | None) -> dict:
     """Connection settings: extensions load from the installed `duckdb-ext-fts` package, never a
-    download; Settings.db_memory caps DuckDB's memory (it spills to disk beyond it)."""
+    download; `memory` (Settings.db_memory) caps DuckDB's memory (it spills to disk beyond it)."""
     from salescalls.db.search import extension_directory
 
     directory = extension_directory()
     config = {"extension_directory": directory, "autoinstall_known_extensions": False} if directory else {}
-    memory = Settings.from_env().db_memory
     if memory:
         config["memory_limit"] = memory
     return config
@@ -110,8 +109,9 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     command hold their connection only for the statements they run, so a reader and the writer
     take turns: whoever finds the file locked waits (up to Settings.db_wait seconds) and retries.
     """
-    deadline = time.monotonic() + Settings.from_env().db_wait
-    config = _config()
+    settings = Settings.from_env()  # once per connection: the lock wait and the memory cap
+    deadline = time.monotonic() + settings.db_wait
+    config = _config(settings.db_memory)
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config)

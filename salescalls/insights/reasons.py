@@ -56,6 +56,11 @@ def catalogue() -> dict[str, dict[str, tuple[str, ...]]]:
     return {name: {language: tuple(p) for language, p in phrases.items()} for name, phrases in data.items()}
 
 
+def with_goodbyes(own: dict[str, dict[str, tuple[str, ...]]]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """A script's own reasons, plus the catalogue's goodbyes, which still give no reason."""
+    return {**own, NONE: catalogue()[NONE]}
+
+
 DROPPED_SQL = f"""
 WITH ends AS ({SCRIPT_ENDS})
 SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, {PERIOD} AS period, r.end_stage AS stage,

@@ -448,9 +448,8 @@ def stage_insights(con: duckdb.DuckDBPyConnection, options: ReportOptions, keys:
     as `salescalls reasons`) and what the rep said in calls that got past it (`salescalls advice`)."""
     from salescalls.insights import advice, reasons
 
-    own = options.script.reasons if options.script is not None and options.script.reasons else None
-    if own is not None:
-        own = {**own, reasons.NONE: reasons.catalogue()[reasons.NONE]}  # goodbyes still give no reason
+    has_own = options.script is not None and options.script.reasons
+    own = reasons.with_goodbyes(options.script.reasons) if has_own else None
     left = reasons.why_customers_leave(con, reasons=own)
     found: dict[tuple, dict] = {}
     for key, group in left.groupby(["script_id", "script_version", "stage"], sort=True):
