@@ -36,7 +36,7 @@ def _read(db: Path | None, query):
         with store.reader(Settings.from_env(database=db).database) as con:
             store.require_current_schema(con)
             return query(con)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, store.NotADatabase) as error:
         _fail(str(error))
 
 
@@ -803,7 +803,7 @@ def _stored_calls_and_script(db: Path | None, script: Path | None):
 @app.command()
 def review(
     db: Path | None = DB_OPTION,
-    limit: int = typer.Option(50, help="how many utterances"),
+    limit: int = typer.Option(50, min=1, help="how many utterances"),
     fmt: str = typer.Option("csv", "--format", "-f", help="csv or json"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of standard output"),
     script_id: str | None = typer.Option(None, help="only calls scored against this script"),

@@ -143,3 +143,14 @@ def test_config_prints_every_setting_and_where_it_came_from(monkeypatch):
     monkeypatch.setenv("SALESCALLS_REPORT_PERIOD", "year")
     result = CliRunner().invoke(app, ["config"])
     assert result.exit_code == 1 and "SALESCALLS_REPORT_PERIOD='year'" in result.output
+
+
+def test_a_file_that_is_not_a_database_and_a_negative_limit_are_one_line_errors(tmp_path):
+    not_a_database = tmp_path / "notes.duckdb"
+    not_a_database.write_text("these are notes, not a database\n")
+    for command in (["dropoff"], ["review"], ["rating"]):
+        result = CliRunner().invoke(app, [*command, "--db", str(not_a_database)])
+        assert result.exit_code == 1, (command, result.output)
+        assert "is not a DuckDB database" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["review", "--limit", "-3", "--db", str(not_a_database)])
+    assert result.exit_code == 2 and "--limit" in result.output

@@ -102,6 +102,10 @@ def _config(memory: str | None) -> dict:
     return config
 
 
+class NotADatabase(ValueError):
+    """The file is there but is not a DuckDB database; the message names it and what to do."""
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the database, waiting while another process holds it.
 
@@ -116,6 +120,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as error:
+            if "not a valid DuckDB database" in str(error):
+                raise NotADatabase(
+                    f"{path} is not a DuckDB database: point --db (or SALESCALLS_DB) at the salescalls database"
+                ) from None
             if "Could not set lock" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.25)
