@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from salescalls.db import store
-from salescalls.insights.analytics import format_table
+from salescalls.insights.tables import format_table
 from salescalls.learning.evaluate import compare_call, compare_database, label_from_truth, load_truth, match_turns
 from salescalls.pipeline import label_stages
 from salescalls.script import stages

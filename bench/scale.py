@@ -281,8 +281,9 @@ def _outcome(calls: pd.DataFrame) -> pd.Series:
 
 
 def pandas_funnel(tables) -> pd.DataFrame:
-    """analytics.dropoff: per script version and stage, with the stage models that labelled the calls."""
-    from salescalls.insights.analytics import SUCCESS_OUTCOMES, wilson_interval
+    """funnel.dropoff: per script version and stage, with the stage models that labelled the calls."""
+    from salescalls.insights.analytics import SUCCESS_OUTCOMES
+    from salescalls.insights.stats import wilson_interval
 
     calls = _joined(tables).assign(outcome=lambda f: _outcome(f))
     script = ["script_id", "script_version"]
@@ -335,7 +336,7 @@ def pandas_funnel(tables) -> pd.DataFrame:
 
 
 def _errors(calls: pd.DataFrame) -> pd.DataFrame:
-    from salescalls.insights.analytics import FEW_QUESTIONS, HIGH_TALK_RATIO, LONG_MONOLOGUE
+    from salescalls.insights.rep_errors import FEW_QUESTIONS, HIGH_TALK_RATIO, LONG_MONOLOGUE
 
     reached = calls["stages_reached"]
     offered = np.fromiter(("offer" in r for r in reached), bool, len(calls))
@@ -358,7 +359,7 @@ def _errors(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def pandas_error_counts(calls: pd.DataFrame) -> pd.DataFrame:
-    from salescalls.insights.analytics import ERRORS
+    from salescalls.insights.rep_errors import ERRORS
 
     errors = _errors(calls)
     counts = errors.groupby("rep")[list(ERRORS)].sum()
@@ -367,13 +368,13 @@ def pandas_error_counts(calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def pandas_profile(tables, rep: str) -> pd.DataFrame:
-    from salescalls.insights.analytics import profile_from_counts
+    from salescalls.insights.rep_errors import profile_from_counts
 
     return profile_from_counts(pandas_error_counts(_joined(tables)), rep)
 
 
 def pandas_ratings(calls: pd.DataFrame, period: str | None = None) -> pd.DataFrame:
-    from salescalls.insights.coaching import BALANCED_TALK, rate
+    from salescalls.insights.scorecard import BALANCED_TALK, rate
 
     outcome = _outcome(calls)
     reached = calls["stages_reached"]
@@ -406,15 +407,17 @@ def pandas_ratings(calls: pd.DataFrame, period: str | None = None) -> pd.DataFra
 
 def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
     """The training plan's gaps, example calls and contrasts, as coaching.training_plan finds them."""
-    from salescalls.insights import coaching
-    from salescalls.insights.analytics import profile_from_counts
+    from salescalls.insights import coaching, scorecard
+    from salescalls.insights.rep_errors import profile_from_counts
 
     calls, utterances = _joined(tables), tables["utterances"]
     profile = profile_from_counts(pandas_error_counts(calls), rep)
     rated = pandas_ratings(calls)
     mine = rated[rated["rep"] == rep]
-    missed_names = [k.name for k in coaching.KPI_TARGETS if len(mine) and mine.iloc[-1][f"{k.name}_status"] == "missed"]
-    missed = {coaching.KPI_ERRORS[name]: name for name in missed_names if name in coaching.KPI_ERRORS}
+    missed_names = [
+        k.name for k in scorecard.KPI_TARGETS if len(mine) and mine.iloc[-1][f"{k.name}_status"] == "missed"
+    ]
+    missed = {scorecard.KPI_ERRORS[name]: name for name in missed_names if name in scorecard.KPI_ERRORS}
     gaps = profile[
         (profile["errors"] > 0) & (~(profile["rate"] <= profile["team_rate"]) | profile["error"].isin(missed))
     ]
@@ -426,7 +429,7 @@ def pandas_plan(tables, rep: str, examples: int = 2) -> list[dict]:
     )
     must = gaps["missed_kpi"].notna() | gaps["flagged"]
     gaps = pd.concat([gaps[must], gaps[~must].head(max(0, coaching.PLAN_GAPS - int(must.sum())))])
-    top = [r for r in coaching.top_quartile(rated) if r != rep]
+    top = [r for r in scorecard.top_quartile(rated) if r != rep]
     errors = _errors(calls)
     by_no = calls.set_index("call_no")
     skipped = calls[(calls["rep"] == rep)]["stages_skipped"].explode().dropna().value_counts()
@@ -523,7 +526,7 @@ def _build(calls: int, reps: int, path: Path, report: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     from salescalls.db import store
-    from salescalls.insights import analytics, coaching
+    from salescalls.insights import coaching, funnel, rep_errors, scorecard
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1_000_000)
@@ -562,9 +565,9 @@ def main(argv: list[str] | None = None) -> dict:
             "ORDER BY avg((len(r.stages_skipped) > 0)::INT) DESC, c.rep LIMIT 1"
         ).fetchone()[0]
         queries = {
-            "funnel": lambda: analytics.dropoff(con),
-            "rep profile": lambda: analytics.error_profile(con, rep),
-            "ratings by month": lambda: coaching.ratings(con, period="month"),
+            "funnel": lambda: funnel.dropoff(con),
+            "rep profile": lambda: rep_errors.error_profile(con, rep),
+            "ratings by month": lambda: scorecard.ratings(con, period="month"),
             "training plan": lambda: coaching.training_plan(con, rep),
         }
         duck = {name: _timed(query, args.repeats) for name, query in queries.items()}

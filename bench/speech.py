@@ -266,7 +266,7 @@ COLUMNS = [
 def print_table(rows: list[dict]) -> None:
     import pandas as pd
 
-    from salescalls.insights.analytics import format_table
+    from salescalls.insights.tables import format_table
 
     frame = pd.DataFrame(rows)
     columns = {c: c for c in ["set", "file", "system", *COLUMNS] if c in frame.columns}

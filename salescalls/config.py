@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from salescalls.errors import InputError
+
 
 def _env(name: str, default: str | None) -> str | None:
     value = os.environ.get(f"SALESCALLS_{name}")
@@ -20,8 +22,10 @@ def _env(name: str, default: str | None) -> str | None:
 _PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script", "report_dir", "targets")
 
 
-class SettingsError(ValueError):
+class SettingsError(InputError):
     """A SALESCALLS_* variable that cannot be used; the message names it and says why."""
+
+    exit_code = 2  # like a usage error: the command was not run
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,9 @@ class Settings:
     encoder_threads: int = 1  # threads the sentence encoder uses
     targets: Path | None = None  # the team's KPI targets YAML {kpi: {target, stretch}}; None: the built-in ones
     report_period: str = "auto"  # the report's period filter and trends: day, week, month, quarter; auto: by data span
+    report_calls_per_stage: int = 20  # latest calls listed on each stage page of the report
+    report_examples: int = 2  # the rep's own example moments per training-plan gap in the report
+    report_audio: bool = True  # publish the recordings (MP3) so the report's pages play them
     # Where each value came from: field -> "SALESCALLS_<NAME>" or "option" (absent: the default).
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -85,6 +92,9 @@ class Settings:
             raise SettingsError(
                 f"SALESCALLS_REPORT_PERIOD={settings.report_period!r}: expected day, week, month, quarter or auto"
             )
+        for name in ("report_calls_per_stage", "report_examples"):
+            if getattr(settings, name) < 1:
+                raise SettingsError(f"SALESCALLS_{name.upper()}={getattr(settings, name)}: expected 1 or more")
         return settings
 
     def described(self) -> list[tuple[str, str, str, str]]:
@@ -123,15 +133,19 @@ _EXPECTED = {
     "inbox_settle": "seconds, e.g. 2 or 0.5",
     "db_wait": "seconds, e.g. 120",
     "encoder_threads": "a whole number",
+    "report_calls_per_stage": "a whole number",
+    "report_examples": "a whole number",
 }
 
 
 def _parse(name: str, raw: str):
     """One SALESCALLS_* value as its field's type (ValueError when it is not one)."""
-    if name in ("vocabulary_prompt", "redact"):
+    if name in ("vocabulary_prompt", "redact", "report_audio"):
         return raw.lower() in ("1", "true", "yes", "on")
     if name in ("inbox_settle", "db_wait"):
         return float(raw)
+    if name in ("report_calls_per_stage", "report_examples"):
+        return int(raw)
     if name == "encoder_threads":
         return max(1, int(raw))
     if name in ("report_period", "encoder"):

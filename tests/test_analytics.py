@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
-from salescalls.insights.analytics import fisher_p
+from salescalls.insights.stats import fisher_p
 
 
 def test_fisher_p_is_scipys_fisher_exact():

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from salescalls.cli import app
-from salescalls.db import search, store
-from salescalls.insights import analytics, coaching
+from salescalls.db import parquet, search, store
+from salescalls.insights import analytics, coaching, funnel, rep_errors, scorecard
 from salescalls.learning.evaluate import truth_record
 
 STAGES = ["greeting", "qualification", "needs", "offer", "objection", "close", "farewell"]
@@ -68,7 +68,7 @@ def walked(truth: dict) -> dict:
 
 def test_funnel_matches_the_ground_truth(database, truths):
     with store.reader(database) as con:
-        funnel = analytics.dropoff(con).set_index("stage")
+        stages = funnel.dropoff(con).set_index("stage")
     for stage in STAGES:
         position = STAGES.index(stage)
         occurred = [t for t in truths if stage in facts(t)["stages"]]
@@ -78,7 +78,7 @@ def test_funnel_matches_the_ground_truth(database, truths):
             got = [t for t in truths if walked(t)["furthest"] == STAGES.index("close") and walked(t)["signed_off"]]
         else:
             got = [t for t in truths if walked(t)["furthest"] >= position]
-        row = funnel.loc[stage]
+        row = stages.loc[stage]
         assert (row["got_here"], row["occurred"], row["ended_here"]) == (len(got), len(occurred), len(ended)), stage
         assert (row["dropped"], row["completed"]) == (len(dropped), len(ended) - len(dropped)), stage
         assert row["drop_share"] == pytest.approx(len(dropped) / len(got)), stage
@@ -87,18 +87,18 @@ def test_funnel_matches_the_ground_truth(database, truths):
         assert row["ended_by_rep"] == sum(t["ended_by"] == "rep" for t in ended)
         assert row["dropped_by_customer"] == sum(t["ended_by"] == "customer" for t in dropped)
         assert row["outcomes"] == dict(Counter(t["crm"]["crm_outcome"] for t in ended))
-    got_here = funnel.loc[STAGES, "got_here"].tolist()
+    got_here = stages.loc[STAGES, "got_here"].tolist()
     assert got_here == sorted(got_here, reverse=True)  # a funnel: never wider further down
-    assert funnel.loc["qualification", "occurred"] == 8  # Boris's five calls never have it...
-    assert funnel.loc["qualification", "got_here"] == 13  # ...but all of his got past it
-    assert funnel.loc["objection", ["got_here", "dropped"]].tolist() == [9, 2]
-    assert funnel.loc["close", ["dropped", "completed"]].tolist() == [0, 7]  # close is where calls complete
+    assert stages.loc["qualification", "occurred"] == 8  # Boris's five calls never have it...
+    assert stages.loc["qualification", "got_here"] == 13  # ...but all of his got past it
+    assert stages.loc["objection", ["got_here", "dropped"]].tolist() == [9, 2]
+    assert stages.loc["close", ["dropped", "completed"]].tolist() == [0, 7]  # close is where calls complete
 
 
 def test_the_weakest_stage_is_the_one_the_truth_says_and_nothing_is_significant_yet(database, truths):
     with store.reader(database) as con:
-        funnel = analytics.dropoff(con)
-    ranked = analytics.weakest_stages(funnel)
+        stages = funnel.dropoff(con)
+    ranked = funnel.weakest_stages(stages)
     # Worked out from the truth: per stage, dropped / got this far against all other stages' pooled.
     hazards = {}
     for stage in STAGES[:-1]:
@@ -110,21 +110,21 @@ def test_the_weakest_stage_is_the_one_the_truth_says_and_nothing_is_significant_
     assert ranked["stage"].iloc[0] == max(worse, key=worse.get) == "objection"
     assert "close" in set(ranked["stage"]) and ranked.set_index("stage").loc["close", "dropped"] == 0
     assert not ranked["significant"].any()  # 14 calls: nothing is significant yet...
-    lines = analytics.weak_stage_lines(ranked, len(truths))
+    lines = funnel.weak_stage_lines(ranked, len(truths))
     assert "with 14 calls no stage's drop-off is significantly higher" in lines[1]
     assert lines[2].strip().startswith("objection: 2 of 9 calls dropped here")  # ...the highest is still shown
     assert "significant from about" in lines[2]
-    assert list(analytics.highlighted(ranked)["stage"]) == ["objection"]
+    assert list(funnel.highlighted(ranked)["stage"]) == ["objection"]
 
 
 def test_funnel_filters_and_periods_match_the_ground_truth(database, truths):
     with store.reader(database) as con:
-        cold = analytics.dropoff(con, segment="cold").set_index("stage")
-        weekly = analytics.dropoff(con, period="week")
-        monthly = analytics.dropoff(con, period="month")
-        quarterly = analytics.dropoff(con, period="quarter")
+        cold = funnel.dropoff(con, segment="cold").set_index("stage")
+        weekly = funnel.dropoff(con, period="week")
+        monthly = funnel.dropoff(con, period="month")
+        quarterly = funnel.dropoff(con, period="quarter")
         with pytest.raises(ValueError, match="period"):
-            analytics.dropoff(con, period="fortnight")
+            funnel.dropoff(con, period="fortnight")
     cold_truths = [t for t in truths if t["crm"]["segment"] == "cold"]
     assert cold.loc["greeting", "got_here"] == len(cold_truths)
     assert cold.loc["offer", "ended_here"] == sum(t["end_stage"] == "offer" for t in cold_truths)
@@ -155,9 +155,9 @@ def test_conversation_metrics_match_the_ground_truth(database, truths):
 
 def test_error_profiles_match_the_ground_truth(database, truths):
     with store.reader(database) as con:
-        errors = analytics.call_errors(con).set_index("call_id")
-        boris = analytics.error_profile(con, "Boris Ivanov").set_index("error")
-        claire = analytics.error_profile(con, "Claire Dubois").set_index("error")
+        errors = rep_errors.call_errors(con).set_index("call_id")
+        boris = rep_errors.error_profile(con, "Boris Ivanov").set_index("error")
+        claire = rep_errors.error_profile(con, "Claire Dubois").set_index("error")
     for truth in truths:
         expected, found = facts(truth), errors.loc[f"truth:{truth['file']}"]
         assert found["skipped_required_stage"] == bool(expected["skipped"]), truth["file"]
@@ -171,9 +171,9 @@ def test_error_profiles_match_the_ground_truth(database, truths):
 
 def test_ratings_follow_the_kpis_of_the_ground_truth(database, truths):
     with store.reader(database) as con:
-        rated = coaching.ratings(con).set_index("rep")
-        weekly = coaching.ratings(con, period="week")
-    lo, hi = coaching.BALANCED_TALK
+        rated = scorecard.ratings(con).set_index("rep")
+        weekly = scorecard.ratings(con, period="week")
+    lo, hi = scorecard.BALANCED_TALK
     for rep in ("Alex Morgan", "Boris Ivanov", "Claire Dubois"):
         mine = [facts(t) for t in truths if t["crm"]["rep"] == rep]
         offered = [f for f in mine if "offer" in f["stages"]]
@@ -187,25 +187,25 @@ def test_ratings_follow_the_kpis_of_the_ground_truth(database, truths):
         row = rated.loc[rep]
         assert row["calls"] == len(mine)
         statuses = []
-        for kpi in coaching.KPI_TARGETS:
+        for kpi in scorecard.KPI_TARGETS:
             assert row[kpi.name] == pytest.approx(expected[kpi.name]), (rep, kpi.name)
             value = expected[kpi.name]
             statuses.append("exceeded" if value >= kpi.stretch else "met" if value >= kpi.target else "missed")
             assert row[f"{kpi.name}_status"] == statuses[-1]
-        assert row["rating"] == coaching.rating_of(statuses.count("missed"), statuses.count("exceeded"), 5)
+        assert row["rating"] == scorecard.rating_of(statuses.count("missed"), statuses.count("exceeded"), 5)
     assert rated["rating"].to_dict() == {"Alex Morgan": 2, "Boris Ivanov": 1, "Claire Dubois": 1}
     # Per week: a rep with fewer than MIN_RATED_CALLS calls that week is not rated.
-    assert set(weekly.loc[weekly["calls"] < coaching.MIN_RATED_CALLS, "rating_label"]) == {"too few calls"}
+    assert set(weekly.loc[weekly["calls"] < scorecard.MIN_RATED_CALLS, "rating_label"]) == {"too few calls"}
     assert weekly["calls"].sum() == len(truths)
 
 
 def test_rating_rules():
-    assert coaching.rating_of(missed=0, exceeded=5, judged=5) == 4
-    assert coaching.rating_of(missed=0, exceeded=2, judged=5) == 3
-    assert coaching.rating_of(missed=1, exceeded=4, judged=5) == 2
-    assert coaching.rating_of(missed=2, exceeded=0, judged=5) == 2
-    assert coaching.rating_of(missed=3, exceeded=2, judged=5) == 1
-    assert coaching.rating_of(missed=0, exceeded=0, judged=0) is None
+    assert scorecard.rating_of(missed=0, exceeded=5, judged=5) == 4
+    assert scorecard.rating_of(missed=0, exceeded=2, judged=5) == 3
+    assert scorecard.rating_of(missed=1, exceeded=4, judged=5) == 2
+    assert scorecard.rating_of(missed=2, exceeded=0, judged=5) == 2
+    assert scorecard.rating_of(missed=3, exceeded=2, judged=5) == 1
+    assert scorecard.rating_of(missed=0, exceeded=0, judged=0) is None
 
 
 def test_training_plan_uses_the_reps_own_moments_and_a_top_reps_example(database):
@@ -240,13 +240,13 @@ def test_training_plan_uses_the_reps_own_moments_and_a_top_reps_example(database
 
 def test_rating_and_plan_never_disagree(database):
     with store.reader(database) as con:
-        rated = coaching.ratings(con)
+        rated = scorecard.ratings(con)
         plans = {rep: coaching.training_plan(con, rep) for rep in rated["rep"]}
     for rep, plan in plans.items():
         row = rated.set_index("rep").loc[rep]
-        missed = {kpi.name for kpi in coaching.KPI_TARGETS if row[f"{kpi.name}_status"] == "missed"}
+        missed = {kpi.name for kpi in scorecard.KPI_TARGETS if row[f"{kpi.name}_status"] == "missed"}
         trained = set(plan["missed_kpi"].dropna()) if "missed_kpi" in plan else set()
-        assert trained == missed & set(coaching.KPI_ERRORS), rep
+        assert trained == missed & set(scorecard.KPI_ERRORS), rep
         assert len(plan) <= max(coaching.PLAN_GAPS, len(trained))
 
 
@@ -274,13 +274,13 @@ def test_search_finds_phrases_with_and_without_an_index(database, tmp_path, demo
 
 def test_export_writes_every_table_as_parquet(database, tmp_path):
     with store.reader(database) as con:
-        written = store.export_parquet(con, tmp_path / "out")
-        november = store.export_parquet(con, tmp_path / "week", since="2026-11-09", until="2026-11-16")
+        written = parquet.export_parquet(con, tmp_path / "out")
+        november = parquet.export_parquet(con, tmp_path / "week", since="2026-11-09", until="2026-11-16")
         counts = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in written}
     assert written == counts and written["calls"] == 14 and written["reps"] == 3
     assert november["calls"] == 5  # c08-c12
-    parquet = duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'utterances.parquet'}'").fetchone()[0]
-    assert parquet == counts["utterances"]
+    stored = duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'utterances.parquet'}'").fetchone()[0]
+    assert stored == counts["utterances"]
 
 
 def test_every_analytics_command_answers_from_the_cli(database, tmp_path):

@@ -154,3 +154,43 @@ def test_a_file_that_is_not_a_database_and_a_negative_limit_are_one_line_errors(
         assert "is not a DuckDB database" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["review", "--limit", "-3", "--db", str(not_a_database)])
     assert result.exit_code == 2 and "--limit" in result.output
+
+
+def test_a_bad_setting_ends_any_command_in_one_line_with_the_usage_exit_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALESCALLS_DB_WAIT", "soon")  # read when the command opens the database
+    result = CliRunner().invoke(app, ["dropoff", "--db", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 2, result.output
+    assert "error: SALESCALLS_DB_WAIT='soon': expected seconds" in result.output and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # handled, not a crash
+
+
+def test_every_error_a_user_acts_on_is_a_salescalls_error_and_keeps_its_builtin_base():
+    from salescalls.config import SettingsError
+    from salescalls.db.store import NotADatabase
+    from salescalls.errors import InputError, SalescallsError, SetupError
+    from salescalls.learning.corpus import CorpusError
+    from salescalls.nightly.inbox import RunInProgress
+    from salescalls.script.spec import ScriptError
+    from salescalls.script.stage_versions import VersionError
+    from salescalls.speech.audio import AudioError
+    from salescalls.text.encoder import EncoderError
+
+    for error in (SettingsError, NotADatabase, CorpusError, ScriptError, VersionError, AudioError):
+        assert issubclass(error, InputError) and issubclass(error, ValueError), error
+    for error in (ModelMissingError, RunInProgress, EncoderError):
+        assert issubclass(error, SetupError) and issubclass(error, RuntimeError), error
+    assert all(issubclass(e, SalescallsError) for e in (InputError, SetupError))
+    assert SettingsError.exit_code == 2 and ScriptError.exit_code == 1
+
+
+def test_report_options_come_from_settings_and_bad_ones_are_refused(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("SALESCALLS_REPORT_CALLS_PER_STAGE", "3")
+    monkeypatch.setenv("SALESCALLS_REPORT_AUDIO", "no")
+    shown = {row["setting"]: row for row in json.loads(CliRunner().invoke(app, ["config", "--json"]).output)}
+    assert shown["report_calls_per_stage"]["value"] == "3" and shown["report_audio"]["value"] == "False"
+    assert shown["report_examples"]["from"] == "default"
+    monkeypatch.setenv("SALESCALLS_REPORT_EXAMPLES", "0")
+    result = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "SALESCALLS_REPORT_EXAMPLES=0: expected 1 or more" in result.output

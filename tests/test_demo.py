@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from salescalls.cli import app
 from salescalls.db import search, store
-from salescalls.insights import analytics, coaching
+from salescalls.insights import coaching, funnel, scorecard
 from salescalls.learning import review
 from salescalls.learning.evaluate import compare_database, label_from_truth
 from salescalls.nightly.flow import nightly
@@ -51,13 +51,13 @@ def test_demo_run_agrees_with_ground_truth(tmp_path, monkeypatch, model_settings
     # The trainer's answers on the models' stages agree with the ground truth's (test_analytics_demo).
     with store.reader(database) as con:
         boris = coaching.training_plan(con, "Boris Ivanov").iloc[0]
-        rating = coaching.ratings(con).set_index("rep")["rating"]
+        rating = scorecard.ratings(con).set_index("rep")["rating"]
         found, note = search.search(con, "installation")  # the run built the search index
     assert boris["error"] == "skipped_required_stage" and boris["flagged"]
     assert boris["stage"] == "qualification"  # the plan names the stage he skips, from the models' stages
     with store.reader(database) as con:
-        funnel = analytics.dropoff(con)
-    got_here = funnel.sort_values("position")["got_here"].tolist()
+        stages = funnel.dropoff(con)
+    got_here = stages.sort_values("position")["got_here"].tolist()
     assert got_here == sorted(got_here, reverse=True) and got_here[0] == n_calls  # a funnel
     assert boris["contrast"].rep == "Alex Morgan"
     assert rating["Boris Ivanov"] == 1

@@ -213,6 +213,18 @@ def test_cli_report_builds_and_explains_bad_options(tmp_path, truth_database):
     assert f"-> {out / 'index.html'}" in result.output and (out / "index.html").is_file()
     stage_page = next((out / "stages").glob("*.html")).read_text(encoding="utf-8")
     assert "<audio " not in stage_page and "not published in this report" in stage_page
+    listed = [
+        page.read_text(encoding="utf-8").count('<article class="call"') for page in (out / "stages").glob("*.html")
+    ]
+    assert max(listed) > 1  # the default lists up to 20 calls per stage
+    with pytest.MonkeyPatch.context() as env:  # the team's settings decide what the command does not say
+        env.setenv("SALESCALLS_REPORT_CALLS_PER_STAGE", "1")
+        env.setenv("SALESCALLS_REPORT_AUDIO", "0")
+        result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pages = [page.read_text(encoding="utf-8") for page in (out / "stages").glob("*.html")]
+    assert all(page.count('<article class="call"') == 1 for page in pages)
+    assert not any("<audio " in page for page in pages)
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--period", "year"])
     assert result.exit_code == 1 and "period must be one of day, week, month, quarter" in result.output
     assert (out / "trackers.html").is_file()  # the configured script (SALESCALLS_SCRIPT's default, the demo's)

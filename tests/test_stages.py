@@ -1,17 +1,10 @@
 import numpy as np
 import pytest
 
-from salescalls.script.stages import (
-    StageClassifier,
-    StageModel,
-    final_prior,
-    normalise_text,
-    order_prior,
-    posteriors,
-    script_training_data,
-    train_from_script,
-    viterbi,
-)
+from salescalls.script.classifier import StageClassifier
+from salescalls.script.decode import final_prior, order_prior, posteriors, viterbi
+from salescalls.script.stages import StageModel, script_training_data, train_from_script
+from salescalls.text.nlp import normalise_text
 
 
 def test_normalise_text():

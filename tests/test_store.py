@@ -2,8 +2,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from salescalls.db import store
-from salescalls.insights import analytics
+from salescalls.db import runlog, store
+from salescalls.insights import analytics, funnel, rep_errors, stats, versions
 from salescalls.records import CallRecord, CallScore, PhraseHit, ScoredUtterance
 
 
@@ -94,9 +94,9 @@ def test_reader_is_read_only_and_needs_a_database(tmp_path):
 
 def test_runs_and_quarantine_are_recorded(tmp_path):
     with store.writer(tmp_path / "calls.duckdb") as con:
-        store.start_run(con, "r1", "/inbox")
-        store.save_quarantine(con, "/inbox/bad.wav", None, "empty file (0 bytes)", "r1", "/q/bad.wav")
-        store.finish_run(con, "r1", "completed", files_seen=3, calls_added=1, calls_skipped=1, quarantined=1)
+        runlog.start_run(con, "r1", "/inbox")
+        runlog.save_quarantine(con, "/inbox/bad.wav", None, "empty file (0 bytes)", "r1", "/q/bad.wav")
+        runlog.finish_run(con, "r1", "completed", files_seen=3, calls_added=1, calls_skipped=1, quarantined=1)
         assert con.execute("SELECT status, files_seen, quarantined FROM runs").fetchone() == ("completed", 3, 1)
         assert con.execute("SELECT reason FROM quarantine").fetchone()[0] == "empty file (0 bytes)"
 
@@ -104,21 +104,21 @@ def test_runs_and_quarantine_are_recorded(tmp_path):
 def test_calls_in_flight_count_against_a_recording_only_when_their_run_was_killed(tmp_path):
     with store.writer(tmp_path / "calls.duckdb") as con:
         for run in ("killed 1", "killed 2", "failed", "live"):
-            store.start_run(con, run, "/inbox")
-        store.start_attempt(con, "aa", "/inbox/x.wav", "killed 1")
-        store.start_attempt(con, "bb", "/inbox/y.wav", "killed 1")
-        store.end_attempt(con, "bb")  # stored before the kill
-        store.start_attempt(con, "aa", "/inbox/x renamed.wav", "killed 2")
-        store.start_attempt(con, "cc", "/inbox/z.wav", "failed")
-        store.forget_attempts(con, "failed")  # stopped by itself: not the recording's doing
-        store.finish_run(con, "failed", "failed", 0, 0, 0, 0)
-        store.finish_run(con, "live", "completed", 0, 0, 0, 0)
-        assert store.killed_attempts(con) == {}  # runs still marked running are not known to be dead
-        store.start_run(con, "now", "/inbox")
+            runlog.start_run(con, run, "/inbox")
+        runlog.start_attempt(con, "aa", "/inbox/x.wav", "killed 1")
+        runlog.start_attempt(con, "bb", "/inbox/y.wav", "killed 1")
+        runlog.end_attempt(con, "bb")  # stored before the kill
+        runlog.start_attempt(con, "aa", "/inbox/x renamed.wav", "killed 2")
+        runlog.start_attempt(con, "cc", "/inbox/z.wav", "failed")
+        runlog.forget_attempts(con, "failed")  # stopped by itself: not the recording's doing
+        runlog.finish_run(con, "failed", "failed", 0, 0, 0, 0)
+        runlog.finish_run(con, "live", "completed", 0, 0, 0, 0)
+        assert runlog.killed_attempts(con) == {}  # runs still marked running are not known to be dead
+        runlog.start_run(con, "now", "/inbox")
         con.execute("UPDATE runs SET status = 'completed' WHERE run_id = 'now'")
-        assert sorted(store.interrupt_stale_runs(con)) == ["killed 1", "killed 2"]
-        store.start_attempt(con, "dd", "/inbox/w.wav", "now")  # only interrupted runs count
-        assert store.killed_attempts(con) == {"aa": (2, "/inbox/x renamed.wav")}
+        assert sorted(runlog.interrupt_stale_runs(con)) == ["killed 1", "killed 2"]
+        runlog.start_attempt(con, "dd", "/inbox/w.wav", "now")  # only interrupted runs count
+        assert runlog.killed_attempts(con) == {"aa": (2, "/inbox/x renamed.wav")}
 
 
 def test_dropoff_counts_reached_and_ended_per_stage(tmp_path, demo_script):
@@ -132,7 +132,7 @@ def test_dropoff_counts_reached_and_ended_per_stage(tmp_path, demo_script):
         )
         store.save_call(con, record("4" * 64, "greeting", "customer", ("greeting", "farewell"), "callback"))
     with store.reader(path) as con:
-        frame = analytics.dropoff(con).set_index("stage")
+        frame = funnel.dropoff(con).set_index("stage")
     assert list(frame.index) == list(demo_script.stage_names)
     assert frame["calls"].iloc[0] == 4
     # got this far: by script position, so call 2 (greeting, offer) got past qualification and needs
@@ -150,7 +150,7 @@ def test_dropoff_counts_reached_and_ended_per_stage(tmp_path, demo_script):
     assert frame.loc["offer", "outcomes_of_ended"] == "refusal 2"
     assert frame.loc["close", "outcomes_of_ended"] == "sale 1"
     assert frame.loc["objection", ["occurred", "got_here", "drop_share"]].tolist() == [0, 1, 0.0]
-    table = analytics.dropoff_table(analytics.dropoff(duckdb.connect(str(path), read_only=True)))
+    table = funnel.dropoff_table(funnel.dropoff(duckdb.connect(str(path), read_only=True)))
     assert "Script demo-broadband v1: 4 calls" in table and "67%" in table
 
 
@@ -159,7 +159,7 @@ def test_dropoff_of_an_empty_database(tmp_path):
     with store.writer(path):
         pass
     with store.reader(path) as con:
-        assert analytics.dropoff_table(analytics.dropoff(con)) == "no scored calls yet"
+        assert funnel.dropoff_table(funnel.dropoff(con)) == "no scored calls yet"
 
 
 def test_call_record_round_trips_through_json():
@@ -176,7 +176,7 @@ def test_a_reader_on_an_older_schema_gets_an_instruction(tmp_path):
 
 
 def test_wilson_interval_matches_known_values():
-    low, high = analytics.wilson_interval([2, 0, 5], [3, 10, 0])
+    low, high = stats.wilson_interval([2, 0, 5], [3, 10, 0])
     assert (round(float(low[0]), 4), round(float(high[0]), 4)) == (0.2077, 0.9385)  # 2 of 3
     assert low[1] == 0.0 and round(float(high[1]), 4) == 0.2775  # 0 of 10: not a zero-width interval
     assert np.isnan(low[2]) and np.isnan(high[2])  # no calls, no interval
@@ -197,10 +197,10 @@ def test_dropoff_filters_and_ranks_the_weakest_stage(tmp_path, demo_script):
                 call = record(f"{n:064d}", end, "customer", reached, "refusal", rep=rep)
                 store.save_call(con, call)
     with store.reader(path) as con:
-        everyone = analytics.dropoff(con).set_index("stage")
-        ann = analytics.dropoff(con, rep="Ann").set_index("stage")
-        later = analytics.dropoff(con, since="2027-01-01")
-        ranked = analytics.weakest_stages(analytics.dropoff(con), min_calls=10)
+        everyone = funnel.dropoff(con).set_index("stage")
+        ann = funnel.dropoff(con, rep="Ann").set_index("stage")
+        later = funnel.dropoff(con, since="2027-01-01")
+        ranked = funnel.weakest_stages(funnel.dropoff(con), min_calls=10)
     assert everyone.loc["greeting", ["got_here", "dropped"]].tolist() == [15, 3]
     assert ann.loc["greeting", ["got_here", "dropped"]].tolist() == [12, 0]
     assert ann.loc["offer", "drop_share"] == pytest.approx(8 / 12)
@@ -211,7 +211,7 @@ def test_dropoff_filters_and_ranks_the_weakest_stage(tmp_path, demo_script):
     assert top["stage"] == "offer" and top["significant"]  # 8 of 12 against 3 of 39 elsewhere
     assert top["p_adjusted"] < 0.05 and top["calls_needed"] == 12
     assert "close" not in ranked["stage"].tolist()  # 4 calls got there: too few to judge
-    assert list(analytics.highlighted(ranked)["stage"]) == ["offer"]
+    assert list(funnel.highlighted(ranked)["stage"]) == ["offer"]
 
 
 def conversation(tmp_path, demo_script, turns, duration=30.0):
@@ -270,15 +270,15 @@ def test_error_profile_flags_only_significant_differences(tmp_path, demo_script)
                 call = record(f"{n:064d}", reached[-2], "rep", reached, "sale", rep=rep)
                 store.save_call(con, call)
     with store.reader(path) as con:
-        cleo = analytics.error_profile(con, "Cleo").set_index("error")
-        eve = analytics.error_profile(con, "Eve").set_index("error")
-        assert analytics.error_profile(con, "Nobody").empty
+        cleo = rep_errors.error_profile(con, "Cleo").set_index("error")
+        eve = rep_errors.error_profile(con, "Eve").set_index("error")
+        assert rep_errors.error_profile(con, "Nobody").empty
     assert cleo.loc["no_close_attempt", ["rate", "team_rate"]].tolist() == [1.0, 2 / 40]
     assert cleo.loc["no_close_attempt", "flagged"] and cleo.loc["no_close_attempt", "p_value"] < 0.001
     assert cleo.loc["no_close_attempt", "low"] < 1.0 == cleo.loc["no_close_attempt", "high"]
     assert not eve.loc["no_close_attempt", "flagged"]  # 2 of 20 vs 12 of 32: lower, not flagged
     assert cleo.loc["forbidden_phrase", "rate"] == 1.0 and not cleo.loc["forbidden_phrase", "flagged"]  # all do
-    assert set(cleo.index) == set(analytics.ERRORS)
+    assert set(cleo.index) == set(rep_errors.ERRORS)
 
 
 def test_upgrade_to_stored_metrics_keeps_calls_and_fills_metrics_and_reps(tmp_path, demo_script):
@@ -403,18 +403,18 @@ def test_script_versions_compared_stage_by_stage(tmp_path, demo_script):
                     con, replace(call, script_version=version, metadata={**call.metadata, "started_at": when})
                 )
     with store.reader(path) as con:
-        compared = analytics.compare_versions(con, "demo-broadband").set_index("stage")
+        compared = versions.compare_versions(con, "demo-broadband").set_index("stage")
         with pytest.raises(ValueError, match="no earlier version"):
-            analytics.compare_versions(con, "demo-broadband", 1)
+            versions.compare_versions(con, "demo-broadband", 1)
         with pytest.raises(ValueError, match="versions with calls: \\[1, 2\\]"):
-            analytics.compare_versions(con, "demo-broadband", 7)
+            versions.compare_versions(con, "demo-broadband", 7)
     offer = compared.loc["offer"]
     assert (offer["previous"], offer["version"]) == (1, 2)
     assert (offer["previous_dropped"], offer["previous_got_here"]) == (8, 12)
     assert (offer["current_dropped"], offer["current_got_here"]) == (1, 12)
     assert offer["change"] == pytest.approx(1 / 12 - 8 / 12) and offer["p_value"] < 0.05
     assert compared.loc["greeting", "change"] == 0
-    table = analytics.versions_table(compared.reset_index())
+    table = versions.versions_table(compared.reset_index())
     assert "v1 (12 calls) against v2 (12 calls)" in table and "67% of 12" in table and "-58" in table
     from typer.testing import CliRunner
 

@@ -1,7 +1,10 @@
 """Labelled transcripts before the first night, and training that never makes things worse."""
 
+import io
 import json
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from salescalls.cli import app
@@ -117,19 +120,46 @@ def test_csv_transcripts_name_what_is_wrong(tmp_path):
     assert code == 1 and "missing column: a call column (call, call_id or dialogue)" in output
 
 
-def test_models_saved_before_the_package_had_layers_still_load(tmp_path, demo_script):
+def _as_an_old_release_wrote_it(pickled: bytes, layers: bool) -> bytes:
+    """A protocol-0 pickle (class names as text) with the module names of an older release:
+    before stages.py was split (the classifier in salescalls.script.stages), and with `layers`
+    False also before the package had layers (salescalls.stages, salescalls.nlp, ...)."""
+    pickled = pickled.replace(b"csalescalls.script.classifier\n", b"csalescalls.script.stages\n")
+    assert b"csalescalls.script.stages\nStageClassifier\n" in pickled
+    if not layers:
+        for module in ("stages", "outcomes", "spec"):
+            pickled = pickled.replace(f"csalescalls.script.{module}\n".encode(), f"csalescalls.{module}\n".encode())
+        pickled = pickled.replace(b"csalescalls.text.nlp\n", b"csalescalls.nlp\n")
+        assert b"csalescalls.stages\nStageClassifier\n" in pickled
+    assert b"csalescalls.script.classifier\n" not in pickled
+    return pickled
+
+
+@pytest.mark.parametrize("layers", [False, True], ids=["before-layers", "before-the-stages-split"])
+def test_models_saved_by_older_releases_still_load(tmp_path, demo_script, layers):
     import pickle
 
     from salescalls.script import stages
+    from salescalls.script.classifier import StageClassifier
 
     model = stages.train_from_script(demo_script, encoder=None)
-    old = pickle.dumps(model, protocol=0)  # class names as text: rewrite them as an old release wrote them
-    for module in ("stages", "outcomes", "spec"):
-        old = old.replace(f"csalescalls.script.{module}\n".encode(), f"csalescalls.{module}\n".encode())
-    old = old.replace(b"csalescalls.text.nlp\n", b"csalescalls.nlp\n")
-    assert b"csalescalls.stages\n" in old
     path = tmp_path / "model.pkl"
-    path.write_bytes(old)
+    path.write_bytes(_as_an_old_release_wrote_it(pickle.dumps(model, protocol=0), layers))
     loaded = stage_versions._unpickle(path, 0)
+    assert type(loaded) is stages.StageModel and type(loaded.classifier) is StageClassifier
     texts, roles = ["Good morning, this is Anna from BrightLine.", "Thanks, goodbye."], ["rep", "customer"]
-    assert [label.stage for label in loaded.label(texts, roles)] == [label.stage for label in model.label(texts, roles)]
+    assert np.array_equal(loaded.emissions(texts, roles), model.emissions(texts, roles))
+    assert loaded.label(texts, roles) == model.label(texts, roles)
+
+
+def test_an_old_classifier_s_text_preprocessor_still_loads():
+    """Classifiers saved before normalise_text moved to text/nlp.py name it salescalls.stages."""
+    import pickle
+
+    from salescalls.script.classifier import text_features
+    from salescalls.text.nlp import normalise_text
+
+    old = pickle.dumps(text_features(), protocol=0).replace(b"csalescalls.text.nlp\n", b"csalescalls.stages\n")
+    assert b"csalescalls.stages\nnormalise_text\n" in old
+    features = stage_versions._ModelUnpickler(io.BytesIO(old)).load()
+    assert all(vectorizer.preprocessor is normalise_text for _, vectorizer in features.transformer_list)

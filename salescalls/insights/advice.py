@@ -3,7 +3,7 @@ calls that dropped there.
 
 For one stage of one script version: the calls in which the stage occurred (the rep spoke in it),
 split into those that *dropped* there (ended at it before the script's end and without a success
-outcome, as analytics.dropoff counts them) and those that went on. Each phrase (a 1-3 word n-gram
+outcome, as funnel.dropoff counts them) and those that went on. Each phrase (a 1-3 word n-gram
 of the rep's normalised words at that stage, not made of stop words only) said in at least
 MIN_CALLS of them is scored by the share of its calls that went on against the share of the other
 calls that went on, with Fisher's exact test; `q_value` is the Benjamini-Hochberg adjustment over
@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from salescalls.db.sql import OUTCOME, SCRIPT_ENDS, SUCCESS_OUTCOMES, completed, execute
-from salescalls.insights.analytics import clock, fisher_p, shorten
+from salescalls.insights.stats import fisher_p
+from salescalls.insights.tables import clock, shorten
 from salescalls.text import nlp
 
 MIN_CALLS = 2  # a phrase said in fewer calls than this is not compared: one call is an anecdote

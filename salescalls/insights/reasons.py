@@ -1,7 +1,7 @@
 """Why customers leave: the customer's last words before a call dropped, grouped into reasons.
 
 A call *dropped* at a stage when it ended there before the script's end without a success
-outcome (analytics.dropoff). Each sentence of its customer's last LAST_WORDS utterances is read
+outcome (funnel.dropoff). Each sentence of its customer's last LAST_WORDS utterances is read
 by a classifier fitted on example phrases of each reason, over sentence-encoder vectors: the
 generic catalogue in data/reasons.yaml (price, current provider, no time, not interested, think
 it over, not the decision maker, terms; en/ru/hu) or reasons passed in. `_none` examples
@@ -26,7 +26,8 @@ import pandas as pd
 import yaml
 
 from salescalls.db.sql import OUTCOME, PERIOD, SCRIPT_ENDS, SUCCESS_OUTCOMES, CallFilter, completed, execute
-from salescalls.insights.analytics import check_period, format_table
+from salescalls.insights.analytics import check_period
+from salescalls.insights.tables import format_table
 
 CATALOGUE = Path(__file__).parent.parent / "data" / "reasons.yaml"
 LAST_WORDS = 3  # customer utterances read before the end of a dropped call
@@ -195,20 +196,17 @@ def why_customers_leave(
     con: duckdb.DuckDBPyConnection,
     script_id: str | None = None,
     *,
-    script_version: int | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    segment: str | None = None,
-    campaign: str | None = None,
-    rep: str | None = None,
     period: str | None = None,
     success: tuple[str, ...] = SUCCESS_OUTCOMES,
     reasons: dict[str, dict[str, tuple[str, ...]]] | None = None,
+    **filters,
 ) -> pd.DataFrame:
     """One row per dropped call: stage, rep, period, reason and the customer's words behind it
-    (`reasons`: name -> language -> phrases, default the generic catalogue)."""
-    filters = CallFilter(script_id, script_version, since, until, segment, campaign, rep)
-    calls = execute(con, DROPPED_SQL, calls=filters, period=check_period(period), success=success).df()
+    (`reasons`: name -> language -> phrases, default the generic catalogue); `filters` are
+    CallFilter's (script version, since, until, segment, campaign, rep)."""
+    calls = execute(
+        con, DROPPED_SQL, calls=CallFilter(script_id=script_id, **filters), period=check_period(period), success=success
+    ).df()
     if calls.empty:
         return calls.assign(reason=[], text=[], probability=[])
     found = {r.call_id: r for r in classify(con, calls, reasons)}

@@ -17,7 +17,9 @@ import duckdb
 import pandas as pd
 
 from salescalls.db.sql import PERIOD, CallFilter, execute
-from salescalls.insights.analytics import check_period, format_table, wilson_interval
+from salescalls.insights.analytics import check_period
+from salescalls.insights.stats import wilson_interval
+from salescalls.insights.tables import format_table
 from salescalls.script.spec import Script
 from salescalls.text import nlp
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from salescalls.db.sql import transaction
+from salescalls.errors import InputError
 from salescalls.script.spec import OFF_SCRIPT, Script
 from salescalls.script.stages import LabelledCall
 
@@ -37,7 +38,7 @@ STAGE_COLUMNS = ("stage", "label")
 SPEAKER_COLUMNS = ("speaker", "role")
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A labelled-transcript file that cannot be read; the message names the file (and line)."""
 
 

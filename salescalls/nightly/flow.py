@@ -27,12 +27,12 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from salescalls.insights import analytics
+from salescalls.insights import funnel
 from salescalls.speech import audio
 from salescalls.nightly import engine, inbox
 from salescalls.report import site as report
 from salescalls.db import search, store
-from salescalls.insights.coaching import KPI_TARGETS, load_targets
+from salescalls.insights.scorecard import KPI_TARGETS, load_targets
 from salescalls.config import Settings
 from salescalls.nightly.ledger import KILLS_BEFORE_SETTING_ASIDE, RunLedger, killed_the_run, one_line
 from salescalls.pipeline import analyse_call, models_loaded
@@ -87,7 +87,14 @@ def _worker() -> dict:
 
 @task(cache_policy=NONE, task_run_name="report {folder}")
 def write_report(
-    database: str, folder: str, script: str | None = None, targets: str | None = None, period: str = "auto"
+    database: str,
+    folder: str,
+    script: str | None = None,
+    targets: str | None = None,
+    period: str = "auto",
+    calls_per_stage: int = 20,
+    examples: int = 2,
+    audio: bool = True,
 ) -> dict:
     """Rebuild the HTML report from the database (read-only), with the trackers and reasons of the
     call script at `script` and the team's KPI `targets` file; returns where it is and what it holds."""
@@ -96,6 +103,9 @@ def write_report(
         script=load_script(script) if script else None,
         targets=load_targets(targets) if targets else KPI_TARGETS,
         period=period,
+        calls_per_stage=calls_per_stage,
+        examples=examples,
+        audio=audio,
     )
     site = report.build(database, folder, options, progress=logger.info)
     if site.audio_missing:
@@ -159,7 +169,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
             logger.info(index.get("note") or f"search index: {index['indexed']} utterances")
     site, report_line = _report(settings)
     with store.reader(settings.database) as con:
-        table = analytics.dropoff_table(analytics.dropoff(con, call_script.id))
+        table = funnel.dropoff_table(funnel.dropoff(con, call_script.id))
     counts = ledger.counts
     create_markdown_artifact(
         key="salescalls-run-summary",
@@ -221,7 +231,14 @@ def _report(settings: Settings) -> tuple[dict | None, str]:
     try:
         targets = str(settings.targets) if settings.targets else None
         site = write_report(
-            str(settings.database), str(settings.report_dir), str(settings.script), targets, settings.report_period
+            str(settings.database),
+            str(settings.report_dir),
+            str(settings.script),
+            targets,
+            settings.report_period,
+            settings.report_calls_per_stage,
+            settings.report_examples,
+            settings.report_audio,
         )
     except Exception as error:
         get_run_logger().error(f"the HTML report could not be written: {type(error).__name__}: {error}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from salescalls.errors import SetupError
 from salescalls.records import CallRecord
 
 # Files that travel with recordings but are not recordings: never probed, never quarantined.
@@ -70,7 +71,7 @@ def refused(path: Path, inbox: str | Path) -> str | None:
     return None
 
 
-class RunInProgress(RuntimeError):
+class RunInProgress(SetupError):
     """Another nightly run holds the database's run lock."""
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from salescalls.config import Settings
-from salescalls.db import store
+from salescalls.db import runlog, store
 from salescalls.nightly import engine, inbox
 from salescalls.records import CallRecord
 from salescalls.script.spec import Script
@@ -61,9 +61,9 @@ class RunLedger:
         """Record the run as started (migrating the database first) and the script it scores
         against; returns the ids of earlier runs that never finished (marked interrupted)."""
         with store.writer(self.settings.database) as con:
-            stale = store.interrupt_stale_runs(con)
-            self.killed = store.killed_attempts(con)
-            store.start_run(con, self.run_id, str(inbox_dir))
+            stale = runlog.interrupt_stale_runs(con)
+            self.killed = runlog.killed_attempts(con)
+            runlog.start_run(con, self.run_id, str(inbox_dir))
             store.save_script(con, script)
         return stale
 
@@ -77,14 +77,14 @@ class RunLedger:
     def attempt(self, call_id: str, path: str) -> None:
         """A call goes to a worker: a run killed now knows what was in flight."""
         with self._writer() as con:
-            store.start_attempt(con, call_id, path, self.run_id)
+            runlog.start_attempt(con, call_id, path, self.run_id)
 
     def store_staged(self, staged: Path) -> CallRecord:
         """Store a worker's staged result, end its attempt, remove the staged file, count it."""
         record = CallRecord.from_json(staged.read_text(encoding="utf-8"))
         with self._writer() as con:
             store.save_call(con, record, self.run_id)
-            store.end_attempt(con, record.call_id)
+            runlog.end_attempt(con, record.call_id)
         staged.unlink()
         self.counts["calls_added"] += 1
         return record
@@ -93,9 +93,9 @@ class RunLedger:
         """Quarantine a file with its reason: moved out of the inbox, a row in `quarantine`, counted."""
         moved = inbox.quarantine(path, self.settings.quarantine_dir, reason, self.run_id, call_id)
         with self._writer() as con:
-            store.save_quarantine(con, str(path), call_id, reason, self.run_id, str(moved))
+            runlog.save_quarantine(con, str(path), call_id, reason, self.run_id, str(moved))
             if call_id:
-                store.end_attempt(con, call_id)  # put back in the inbox, it gets a fresh try
+                runlog.end_attempt(con, call_id)  # put back in the inbox, it gets a fresh try
         self.counts["quarantined"] += 1
         self.problems[problem_kind(reason)] += 1
 
@@ -119,8 +119,8 @@ class RunLedger:
     def failed(self, error: BaseException, run_engine: engine.Engine) -> None:
         """The run stopped: record it failed with its reason; its calls in flight did not kill it."""
         with self._writer() as con:
-            store.forget_attempts(con, self.run_id)
-            store.finish_run(
+            runlog.forget_attempts(con, self.run_id)
+            runlog.finish_run(
                 con,
                 self.run_id,
                 "failed",
@@ -132,7 +132,7 @@ class RunLedger:
 
     def completed(self, run_engine: engine.Engine) -> None:
         with self._writer() as con:
-            store.finish_run(
+            runlog.finish_run(
                 con, self.run_id, "completed", errors=dict(self.problems), **self.counts, **self.usage(run_engine)
             )
 

@@ -7,6 +7,13 @@ speech models or the pipeline.
 """
 
 __all__ = [
-    "charts",
-    "site",
+    "audio",  # the recordings the pages play, as MP3
+    "charts",  # chart definitions, shared with the notebooks
+    "collect",  # overview, funnel, stage and trackers data (read-only SQL)
+    "details",  # each call's and rep's page data
+    "layout",  # options, what a build wrote, page file names
+    "render",  # Jinja templates to HTML
+    "server",  # HTTP with range requests
+    "site",  # build(): collect, publish, render, swap in
+    "values",  # JSON-safe values for the pages
 ]

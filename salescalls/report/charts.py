@@ -68,7 +68,7 @@ def _layout(**extra) -> dict:
 
 
 def funnel(stages: pd.DataFrame, weakest: set[str] = frozenset()) -> dict:
-    """One script version's funnel (rows of analytics.dropoff in script order): calls that got at
+    """One script version's funnel (rows of funnel.dropoff in script order): calls that got at
     least this far as bars that only shrink down the script, calls that dropped at each stage
     inside them, and the drop-off share with its 95 % interval as points; the weakest stages in red."""
     names = stages["stage"].tolist()
@@ -173,7 +173,7 @@ def kpi_trend(frame: pd.DataFrame, kpis: list[str]) -> dict:
 
 
 def error_profile(profile: pd.DataFrame, rep: str) -> dict:
-    """A rep's error rates against the rest of the team (analytics.error_profile), 95 % intervals;
+    """A rep's error rates against the rest of the team (profile.error_profile), 95 % intervals;
     errors where the rep is significantly worse in red."""
     errors = [e.replace("_", " ") for e in profile["error"]]
 

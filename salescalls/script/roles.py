@@ -25,8 +25,8 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.linear_model import LogisticRegression
 
 from salescalls.records import Utterance
+from salescalls.script.classifier import text_features
 from salescalls.script.spec import ROLES, Script
-from salescalls.script.stages import text_features
 
 MAX_WEIGHT_WORDS = 15  # an utterance's evidence grows with its length up to this many words
 SCRIPT_EXAMPLE_WEIGHT = 3.0  # the team's own role-tagged examples count more than the generic phrases

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from salescalls.errors import InputError
+
 ROLES = ("rep", "customer")
 SPEAKERS = ("rep", "customer", "both")
 OFF_SCRIPT = "off_script"  # the label of an utterance no stage fits
@@ -34,7 +36,7 @@ _RULE_KEYS = {"name", "description", "phrases"}
 Phrases = dict[str, tuple[str, ...]]  # language -> phrases
 
 
-class ScriptError(ValueError):
+class ScriptError(InputError):
     """An invalid script; the message starts with file:line."""
 
 

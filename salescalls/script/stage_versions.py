@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from salescalls.errors import InputError
 from salescalls.script.spec import Script
 from salescalls.script.stages import StageModel, train_from_script
 
 COLD_START = 0  # the version number of the cold-start model (the script's own examples)
 
 
-class VersionError(ValueError):
+class VersionError(InputError):
     """A model version that cannot be used; the message says what to do."""
 
 
@@ -186,6 +187,20 @@ MOVED_MODULES = {
 }
 
 
+# Names that left a module that is still there, looked up after MOVED_MODULES: (module, name) ->
+# the module that defines the name now. When stages.py was split, the classifier and its Context
+# went to classifier.py: models saved before name salescalls.script.stages.StageClassifier (or
+# salescalls.stages.StageClassifier). stages.py still imports both, but a saved model must not
+# depend on what a module happens to import. normalise_text was defined in salescalls.stages
+# before it moved to text/nlp.py (the TF-IDF preprocessor of old classifiers).
+MOVED_NAMES = {
+    ("salescalls.script.stages", "StageClassifier"): "salescalls.script.classifier",
+    ("salescalls.script.stages", "Context"): "salescalls.script.classifier",
+    ("salescalls.script.stages", "normalise_text"): "salescalls.text.nlp",
+}
+
+
 class _ModelUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        return super().find_class(MOVED_MODULES.get(module, module), name)
+        module = MOVED_MODULES.get(module, module)
+        return super().find_class(MOVED_NAMES.get((module, name), module), name)

@@ -1,13 +1,17 @@
-"""Utterances to call-script stages: a scikit-learn classifier plus order-aware decoding.
+"""Utterances to call-script stages: the stage model of one script version, and its training.
 
-The classifier (TF-IDF over spaCy-normalised words and characters, per speaker role, plus the
-neighbouring utterances, the speaker and the position in the call, into a logistic regression)
-gives each utterance a probability per stage. A hidden-Markov decoder then picks the most likely
-stage *sequence*, so a lone ambiguous sentence does not jump the call around the script. Cold
-start: the script's example phrases are the training data and the transitions follow the
-script's order (stay, move on, rarely skip or go back). With labelled calls the classifier also
-learns from them and the transitions are counted from them, smoothed towards the script's order.
-An utterance whose best stage is still unlikely is labelled off-script.
+The classifier (`classifier`: the words, their meaning, the speaker, the neighbouring utterances
+and the position in the call, into a logistic regression) gives each utterance a probability per
+stage. A hidden-Markov decoder (`decode`) then picks the most likely stage *sequence*, so a lone
+ambiguous sentence does not jump the call around the script. Cold start: the script's example
+phrases are the training data and the transitions follow the script's order (stay, move on,
+rarely skip or go back). With labelled calls the classifier also learns from them and the
+transitions are counted from them, smoothed towards the script's order. An utterance whose best
+stage is still unlikely is labelled off-script.
+
+This module owns the public model: `StageModel` (classifier + transitions, labels calls),
+`StageLabel`, `LabelledCall`, the off-script and decoder-tuning constants, and training
+(`train`, `train_from_script`, `training_rows`, `script_training_data`).
 """
 
 from __future__ import annotations
@@ -15,352 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix, hstack
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
 
+from salescalls.script.classifier import Context, StageClassifier, _as_context, in_context
+from salescalls.script.decode import (
+    final_prior,
+    initial_prior,
+    learn_final,
+    learn_transitions,
+    order_prior,
+    posteriors,
+    viterbi,
+)
 from salescalls.script.spec import OFF_SCRIPT, ROLES, Script
-from salescalls.text import nlp
-from salescalls.text.nlp import normalise_text  # stored models name it here: keep the name
-
-
-def text_features(char_ngrams=(2, 5), word_ngrams=(1, 2), preprocessor=normalise_text) -> FeatureUnion:
-    return FeatureUnion(
-        [
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=char_ngrams,
-                    sublinear_tf=True,
-                    preprocessor=preprocessor,
-                    min_df=1,
-                ),
-            ),
-            (
-                "words",
-                TfidfVectorizer(
-                    analyzer="word",
-                    ngram_range=word_ngrams,
-                    sublinear_tf=True,
-                    preprocessor=preprocessor,
-                    token_pattern=r"(?u)\b\w[\w']*\b",
-                ),
-            ),
-        ]
-    )
-
-
-@dataclass(frozen=True)
-class Context:
-    """One utterance as the stage classifier sees it: its words, who said it, where in the call."""
-
-    text: str  # what was said
-    role: str = ""  # rep, customer, or "" when unknown
-    language: str | None = None  # en, ru, hu...; None guesses from the text
-    previous: str = ""  # the utterance before it ("" at the start, or with no call around it)
-    following: str = ""  # the utterance after it
-    previous_role: str = ""  # who said the previous utterance
-    position: float | None = None  # 0 at the call's first utterance, 1 at its last; None: unknown
-
-
-def in_context(texts: list[str], roles: list[str], language: str | None = None) -> list[Context]:
-    """The utterances of one call, each with its neighbours and position."""
-    n = len(texts)
-    return [
-        Context(
-            text=texts[i],
-            role=roles[i] or "",
-            language=language,
-            previous=texts[i - 1] if i > 0 else "",
-            following=texts[i + 1] if i + 1 < n else "",
-            previous_role=(roles[i - 1] or "") if i > 0 else "",
-            position=i / (n - 1) if n > 1 else 0.0,
-        )
-        for i in range(n)
-    ]
-
-
-def _as_context(row) -> Context:
-    if isinstance(row, Context):
-        return row
-    return Context(text=row[0], role=row[1] or "", language=row[2] if len(row) > 2 else None)
-
-
-POSITION_BINS = 5  # the call's first fifth, second fifth, ...
-
-
-class StageClassifier(ClassifierMixin, BaseEstimator):
-    """Per-utterance stage probabilities from the words, their meaning, the speaker and the context.
-
-    X is a sequence of `Context` rows, or (text, role) pairs, which have no context. Features:
-    TF-IDF of the spaCy-normalised words and characters, once shared and once per role (so "the
-    reference number is" can mean one stage from the rep and another from the customer); with an
-    `encoder`, the sentence vector (what it means, in any language), also shared and per role;
-    the neighbouring utterances' words and vectors, down-weighted; the speaker and the previous
-    speaker; the position in the call. A logistic regression, temperature-calibrated.
-    `class_weight` "balanced" suits labelled calls, where stages are very unequal; none suits the
-    script's examples, where a stage with one example would otherwise be predicted everywhere.
-    """
-
-    def __init__(
-        self,
-        C: float = 4.0,
-        char_ngrams=(2, 5),
-        word_ngrams=(1, 2),
-        role_weight: float = 1.0,
-        context_weight: float = 0.5,
-        position_weight: float = 0.5,
-        calibrate: bool = True,
-        random_state: int = 0,
-        encoder: str | None = None,
-        embedding_weight: float = 2.0,
-        words_weight: float = 1.0,
-        class_weight: str | None = "balanced",
-    ):
-        self.C = C
-        self.char_ngrams = char_ngrams
-        self.word_ngrams = word_ngrams
-        self.role_weight = role_weight
-        self.context_weight = context_weight
-        self.position_weight = position_weight
-        self.calibrate = calibrate
-        self.random_state = random_state
-        self.encoder = encoder
-        self.embedding_weight = embedding_weight
-        self.words_weight = words_weight
-        self.class_weight = class_weight
-
-    def __setstate__(self, state):
-        # Models saved before the sentence encoder existed read words only, as they were trained.
-        defaults = {"encoder": None, "embedding_weight": 2.0, "words_weight": 1.0, "class_weight": "balanced"}
-        super().__setstate__({**defaults, **state})
-
-    def _features(self, X, fit: bool = False):
-        rows = [_as_context(row) for row in X]
-        # Every distinct text is normalised, vectorised and encoded once; neighbours reuse those rows.
-        index: dict[tuple[str, str | None], int] = {}
-        row_keys = []
-        for row in rows:
-            keys = tuple((text, row.language) for text in (row.text, row.previous, row.following))
-            for key in keys:
-                index.setdefault(key, len(index))
-            row_keys.append(keys)
-        normalised = [nlp.normalise(text, language) if text else "" for text, language in index]
-        if fit:
-            self.features_ = text_features(self.char_ngrams, self.word_ngrams, preprocessor=None)
-            self.features_.fit([n for n in normalised if n] or ["_"])
-        vectors = self.features_.transform(normalised).tocsr()
-        role = np.array([[r.role == name for name in ROLES] for r in rows], dtype=np.float64).reshape(-1, len(ROLES))
-        previous_role = np.array([[r.previous_role == name for name in ROLES] for r in rows], dtype=np.float64)
-        position = np.zeros((len(rows), POSITION_BINS))
-        for i, r in enumerate(rows):
-            if r.position is not None:
-                position[i, min(int(r.position * POSITION_BINS), POSITION_BINS - 1)] = 1.0
-        blocks = self._text_blocks(vectors, row_keys, index, role, self.words_weight)
-        if self.encoder:
-            meaning = self._sentence_vectors([text for text, _ in index])
-            blocks += self._text_blocks(meaning, row_keys, index, role, self.embedding_weight)
-        blocks += [
-            csr_matrix(self.role_weight * role),
-            csr_matrix(self.role_weight * previous_role.reshape(-1, len(ROLES))),
-            csr_matrix(self.position_weight * position),
-        ]
-        return hstack(blocks).tocsr()
-
-    def _text_blocks(self, vectors, row_keys, index, role, weight: float) -> list:
-        """One representation of the texts as feature blocks: the utterance's own (shared and per
-        role) and its neighbours' (down-weighted)."""
-        vectors = csr_matrix(vectors)
-        own, previous, following = (weight * vectors[[index[keys[k]] for keys in row_keys]] for k in range(3))
-        blocks = [own] + [csr_matrix(own.multiply(role[:, [k]])) for k in range(len(ROLES))]
-        return blocks + [self.context_weight * previous, self.context_weight * following]
-
-    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
-        from salescalls.text import encoder as sentence_encoder
-
-        cache = sentence_encoder.shared_cache(self.encoder)
-        vectors = cache.encode(texts).copy()
-        vectors[[i for i, text in enumerate(texts) if not text]] = 0.0  # no neighbour: no meaning
-        return vectors
-
-    def _new_model(self) -> LogisticRegression:
-        # Balanced weights give a stage with two labelled utterances a large say that only a tight
-        # optimum honours (sklearn's tol); the script's examples alone reach the same predictions
-        # at 1e-3 in less than half the time.
-        tol = 1e-4 if self.class_weight == "balanced" else 1e-3
-        return LogisticRegression(
-            C=self.C, tol=tol, max_iter=5000, class_weight=self.class_weight, random_state=self.random_state
-        )
-
-    def fit(self, X, y):
-        X, y = list(X), np.asarray(y)
-        if len(X) != len(y) or not len(y):
-            raise ValueError("StageClassifier.fit needs as many labels as utterances, and at least one")
-        features = self._features(X, fit=True)
-        self.model_ = self._new_model().fit(features, y)
-        self.classes_ = self.model_.classes_
-        self.temperature_ = self._fit_temperature(features, y) if self.calibrate else 1.0
-        return self
-
-    def _fit_temperature(self, features, y) -> float:
-        """Temperature scaling on cross-validated scores, so probabilities mean what they say.
-
-        A logistic regression trained on a few dozen phrases is under-confident; the temperature
-        that best predicts held-out examples sharpens (or softens) its scores accordingly.
-        """
-        from scipy.optimize import minimize_scalar
-        from scipy.special import log_softmax
-        from sklearn.model_selection import StratifiedKFold
-
-        folds = min(5, int(np.min(np.unique(y, return_counts=True)[1])))
-        if folds < 2 or len(self.classes_) < 2:
-            return 1.0
-        scores = np.zeros((len(y), len(self.classes_)))
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        for train, test in splitter.split(np.zeros(len(y)), y):
-            if len(np.unique(y[train])) < len(self.classes_):
-                return 1.0
-            scores[test] = self._scores(self._new_model().fit(features[train], y[train]), features[test])
-        self.held_out_scores_ = scores  # out-of-fold class scores of the training rows
-        truth = np.searchsorted(self.classes_, y)
-        loss = lambda t: -log_softmax(scores * t, axis=1)[np.arange(len(y)), truth].mean()  # noqa: E731
-        return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
-
-    @staticmethod
-    def _scores(model: LogisticRegression, features) -> np.ndarray:
-        """Class scores whose softmax is the model's probability (also for two classes)."""
-        scores = model.decision_function(features)
-        return np.stack([-scores / 2, scores / 2], axis=1) if scores.ndim == 1 else scores
-
-    def predict_proba(self, X) -> np.ndarray:
-        from scipy.special import softmax
-
-        X = list(X)
-        if not X:
-            return np.zeros((0, len(self.classes_)))
-        return softmax(self._scores(self.model_, self._features(X)) * self.temperature_, axis=1)
-
-    def predict(self, X) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-
-def script_training_data(script: Script, descriptions: bool = True) -> tuple[list[tuple[str, str, str]], list[str]]:
-    """Every example phrase of every stage, role and language, labelled with its stage (and, with
-    `descriptions`, each stage's description as one more example of it)."""
-    X, y = [], []
-    for stage in script.stages:
-        if descriptions and stage.description:
-            role = stage.speaker if stage.speaker in ROLES else ""
-            X.append((stage.description, role, script.languages[0] if script.languages else None))
-            y.append(stage.name)
-        for role, by_language in stage.examples.items():
-            for language, phrases in by_language.items():
-                for phrase in phrases:
-                    X.append((phrase, role if role in ROLES else "", language))
-                    y.append(stage.name)
-    return X, y
-
-
-def order_prior(
-    n_stages: int,
-    required: list[bool] | None = None,
-    stay: float = 0.8,
-    back: float = 0.04,
-    sign_off: float = 0.05,
-    forward_decay: float = 0.3,
-) -> np.ndarray:
-    """Cold-start transition matrix from the script's order.
-
-    From stage i: stay with probability `stay` (stages span several utterances); go back with
-    total probability `back` (objections send calls back to the offer); go to the sign-off (the
-    last stage) with probability `sign_off`, since a customer can end a call at any point; and
-    move forward with the rest: each *required* stage jumped over makes a target `forward_decay`
-    times less likely (skipping a required stage is rare), jumping over optional stages is free.
-    The sign-off itself only stays or goes back.
-    """
-    required = [True] * n_stages if required is None else list(required)
-    matrix = np.zeros((n_stages, n_stages))
-    last = n_stages - 1
-    for i in range(n_stages):
-        back_share = back if i > 0 else 0.0
-        if i > 0:
-            matrix[i, :i] = back_share / i
-        if i == last:
-            matrix[i, i] = 1 - back_share
-            continue
-        matrix[i, i] = stay
-        forward = 1 - stay - back_share
-        if i + 1 < last:
-            jumped = np.cumsum([0] + [int(r) for r in required[i + 1 : last - 1]])  # required stages passed
-            decay = forward_decay**jumped
-            matrix[i, i + 1 : last] = (forward - sign_off) * decay / decay.sum()
-            matrix[i, last] = sign_off
-        else:
-            matrix[i, last] = forward
-    return matrix
-
-
-def _step_transitions(log_transitions: np.ndarray, log_entry: np.ndarray | None, t: int) -> np.ndarray:
-    """Transitions into step t: the base matrix, with entering stage j (from another stage)
-    changed by log_entry[t, j]; staying is never penalised."""
-    if log_entry is None:
-        return log_transitions
-    step = log_transitions + log_entry[t][None, :]
-    np.fill_diagonal(step, np.diag(log_transitions))
-    return step
-
-
-def viterbi(
-    log_emissions: np.ndarray,
-    log_transitions: np.ndarray,
-    log_initial: np.ndarray,
-    log_entry: np.ndarray | None = None,
-) -> np.ndarray:
-    """Most likely state sequence (T,) for emissions (T, K); log_entry (T, K), if given, is added
-    to every transition that enters state k at step t from another state."""
-    n_steps, n_states = log_emissions.shape
-    score = log_initial + log_emissions[0]
-    back = np.zeros((n_steps, n_states), dtype=np.int64)
-    for t in range(1, n_steps):
-        candidates = score[:, None] + _step_transitions(log_transitions, log_entry, t)
-        back[t] = np.argmax(candidates, axis=0)
-        score = candidates[back[t], np.arange(n_states)] + log_emissions[t]
-    path = np.zeros(n_steps, dtype=np.int64)
-    path[-1] = int(np.argmax(score))
-    for t in range(n_steps - 1, 0, -1):
-        path[t - 1] = back[t, path[t]]
-    return path
-
-
-def posteriors(
-    log_emissions: np.ndarray,
-    log_transitions: np.ndarray,
-    log_initial: np.ndarray,
-    log_entry: np.ndarray | None = None,
-) -> np.ndarray:
-    """Forward-backward state marginals (T, K): how sure the decoder is at each step.
-
-    Scaled recursions in probability space (each step renormalised), which is exact and needs
-    no log-sum-exp: emissions are first divided by their row maximum so nothing underflows.
-    """
-    emissions = np.exp(log_emissions - log_emissions.max(axis=1, keepdims=True))
-    n_steps, n_states = emissions.shape
-    steps = [np.exp(_step_transitions(log_transitions, log_entry, t)) for t in range(n_steps)]
-    alpha = np.empty((n_steps, n_states))
-    beta = np.ones((n_steps, n_states))
-    alpha[0] = np.exp(log_initial - log_initial.max()) * emissions[0]
-    alpha[0] /= alpha[0].sum()
-    for t in range(1, n_steps):
-        alpha[t] = (alpha[t - 1] @ steps[t]) * emissions[t]
-        alpha[t] /= alpha[t].sum()
-    for t in range(n_steps - 2, -1, -1):
-        beta[t] = steps[t + 1] @ (emissions[t + 1] * beta[t + 1])
-        beta[t] /= beta[t].sum()
-    marginals = alpha * beta
-    return marginals / marginals.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -482,58 +152,21 @@ class LabelledCall:
     call_id: str = ""  # where the labels came from (a stored call, or corpus:<file>:<dialogue>)
 
 
-def learn_transitions(
-    calls: list[LabelledCall], stages: tuple[str, ...], prior: np.ndarray, prior_weight: float = 20.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Transition matrix and initial distribution counted from labelled calls.
-
-    Each row is smoothed with `prior_weight` pseudo-counts spread like the script-order prior,
-    so a transition never seen in the labels stays possible, and a row with few observations
-    stays close to the script's order: the data decides only where there is data.
-    """
-    k = len(stages)
-    position = {name: i for i, name in enumerate(stages)}
-    counts = np.zeros((k, k))
-    first = np.zeros(k)
-    for call in calls:
-        sequence = [position[s] for s in call.stages if s in position]
-        if sequence:
-            first[sequence[0]] += 1
-        for a, b in zip(sequence, sequence[1:], strict=False):
-            counts[a, b] += 1
-    transitions = counts + prior_weight * prior
-    transitions /= transitions.sum(axis=1, keepdims=True)
-    initial = first + prior_weight * initial_prior(k)
-    return transitions, initial / initial.sum()
-
-
-def final_prior(n_stages: int, sign_off: float = 0.8) -> np.ndarray:
-    """Cold-start stage of a call's last utterance: mostly the sign-off (the script's last stage),
-    since a recorded call ends with a goodbye far more often than in the middle of a stage. A
-    misheard "goodbye" ("not interested, don't buy") then still ends the call."""
-    final = np.full(n_stages, (1 - sign_off) / max(n_stages - 1, 1))
-    final[-1] = sign_off if n_stages > 1 else 1.0
-    return final
-
-
-def learn_final(
-    calls: list[LabelledCall], stages: tuple[str, ...], prior: np.ndarray, prior_weight: float = 20.0
-) -> np.ndarray:
-    """Last-utterance stage distribution counted from labelled calls whose last utterance is
-    labelled, smoothed with `prior_weight` pseudo-counts of the prior."""
-    position = {name: i for i, name in enumerate(stages)}
-    counts = np.zeros(len(stages))
-    for call in calls:
-        if call.stages and call.stages[-1] in position:
-            counts[position[call.stages[-1]]] += 1
-    final = counts + prior_weight * prior
-    return final / final.sum()
-
-
-def initial_prior(n_stages: int) -> np.ndarray:
-    """Cold-start first-utterance distribution: each stage half as likely as the one before."""
-    weights = 0.5 ** np.arange(n_stages)
-    return weights / weights.sum()
+def script_training_data(script: Script, descriptions: bool = True) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Every example phrase of every stage, role and language, labelled with its stage (and, with
+    `descriptions`, each stage's description as one more example of it)."""
+    X, y = [], []
+    for stage in script.stages:
+        if descriptions and stage.description:
+            role = stage.speaker if stage.speaker in ROLES else ""
+            X.append((stage.description, role, script.languages[0] if script.languages else None))
+            y.append(stage.name)
+        for role, by_language in stage.examples.items():
+            for language, phrases in by_language.items():
+                for phrase in phrases:
+                    X.append((phrase, role if role in ROLES else "", language))
+                    y.append(stage.name)
+    return X, y
 
 
 _cold_start_models: dict[tuple[str, int, str | None], StageModel] = {}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from salescalls.errors import InputError
+
 SAMPLE_RATE = 16000  # what whisper and pyannote expect
 MIN_DURATION = 0.1  # seconds; shorter recordings hold no words
 SILENT_BELOW = 10 ** (-60 / 20)  # a recording whose loudest sample is below -60 dBFS holds no call
@@ -18,7 +20,7 @@ TRUNCATED_SHARE = 0.9  # less than this share of the declared length decodes: th
 PEAK = 0.9  # loudest sample after normalisation (about -1 dBFS)
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """A file that cannot be used as a call recording; the message is the one-line reason."""
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salescalls.errors import SetupError
 from salescalls.records import Word
 from salescalls.speech.audio import SAMPLE_RATE
 
@@ -21,7 +22,7 @@ WORD_SLACK = 0.3  # a word must come within this many seconds of a speech region
 MIN_HOLE = 1.0  # seconds of speech without any word that are decoded again on their own
 
 
-class ModelMissingError(RuntimeError):
+class ModelMissingError(SetupError):
     """Model weights are not where the configuration says; the message says how to get them."""
 
 

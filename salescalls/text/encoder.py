@@ -30,12 +30,14 @@ from typing import Protocol
 
 import numpy as np
 
+from salescalls.errors import SetupError
+
 DEFAULT_ENCODER = "e5-small"
 OFF = ("off", "none", "no", "0")
 BATCH = 64  # texts per call into the engine
 
 
-class EncoderError(RuntimeError):
+class EncoderError(SetupError):
     """The configured sentence encoder cannot be used; the message says what to do."""
 
 

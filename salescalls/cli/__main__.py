@@ -1,0 +1,5 @@
+"""`python -m salescalls.cli` runs the command line."""
+
+from salescalls.cli import main
+
+main()

@@ -1,0 +1,149 @@
+"""Commands for the trainer: conversation metrics, a rep's error profile, ratings and training plans."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from salescalls.cli.common import (
+    DB_OPTION,
+    PERIODS_HELP,
+    SINCE_OPTION,
+    TARGETS_OPTION,
+    UNTIL_OPTION,
+    app,
+    check_period,
+    command,
+    dates,
+    fail,
+    kpi_targets,
+    read,
+)
+
+
+@command(app)
+def metrics(
+    db: Path | None = DB_OPTION,
+    by: str = typer.Option("rep", help="rep (averages per rep) or call"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    rep: str | None = typer.Option(None, help="only this rep's calls"),
+) -> None:
+    """Conversation metrics: talk ratio, longest monologue and customer story, interruptions, questions,
+    words per minute, silence (read-only)."""
+    from salescalls.insights import analytics, tables
+
+    if by not in ("rep", "call"):
+        fail(f"--by must be rep or call, not '{by}'")
+    dates(since=since, until=until)
+    metrics_of = analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics
+    frame = read(db, lambda con: metrics_of(con, since=since, until=until, rep=rep))
+    if frame.empty:
+        typer.echo("no scored calls yet")
+        return
+    columns = {"rep": "rep", "calls": "calls"} if by == "rep" else {"file": "call", "rep": "rep"}
+    columns |= {
+        "talk_ratio": "rep talk",
+        "longest_monologue": "longest monologue s",
+        "longest_customer_story": "customer story s",
+        "rep_interruptions": "rep interrupts",
+        "customer_interruptions": "customer interrupts",
+        "rep_questions": "questions",
+        "rep_words_per_minute": "words/min",
+        "silence_share": "silence",
+    }
+    floats = {"talk_ratio": ".0%", "silence_share": ".0%", "longest_monologue": ".1f"}
+    floats |= {"longest_customer_story": ".1f", "rep_words_per_minute": ".0f"}
+    floats |= {k: ".1f" for k in ("rep_interruptions", "customer_interruptions", "rep_questions")}
+    typer.echo(tables.format_table(frame, columns, floats))
+
+
+@command(app)
+def profile(
+    rep: str = typer.Argument(..., help="the rep's name as in calls.csv"),
+    db: Path | None = DB_OPTION,
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+) -> None:
+    """A rep's error profile against the rest of the team; differences flagged only when significant."""
+    from salescalls.insights import rep_errors, tables
+
+    dates(since=since, until=until)
+    frame = read(db, lambda con: rep_errors.error_profile(con, rep, since=since, until=until))
+    if frame.empty:
+        fail(f"no scored calls of a rep named '{rep}'")
+
+    def rate(prefix: str) -> list[str]:
+        columns = zip(frame[f"{prefix}rate"], frame[f"{prefix}low"], frame[f"{prefix}high"], strict=True)
+        return [f"{r:.0%} ({lo:.0%}-{hi:.0%})" if r == r else "-" for r, lo, hi in columns]
+
+    frame = frame.assign(rep_rate=rate(""), team=rate("team_"), flag=["WORSE" if f else "" for f in frame["flagged"]])
+    calls, team_calls = int(frame["calls"].iloc[0]), int(frame["team_calls"].iloc[0])
+    typer.echo(f"{rep}: {calls} calls; team (everyone else): {team_calls} calls; rates with 95 % intervals")
+    columns = {"error": "error", "rep_rate": rep, "team": "team", "p_value": "p (Fisher)", "flag": ""}
+    typer.echo(tables.format_table(frame, columns, {"p_value": ".3f"}))
+
+
+@command(app)
+def rating(
+    db: Path | None = DB_OPTION,
+    period: str | None = typer.Option(None, help=f"a rating per {PERIODS_HELP}, with the trend"),
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    campaign: str | None = typer.Option(None, help="only this campaign"),
+    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
+    targets: Path | None = TARGETS_OPTION,
+) -> None:
+    """Each rep's five KPIs against their targets and the 1-4 rating (4 exceeded, 3 met, 2 partly met,
+    1 missed goals); with --period, one row per period and the trend."""
+    from salescalls.insights import scorecard
+
+    dates(since=since, until=until)
+    check_period(period)
+    kpis = kpi_targets(targets)
+    filters = {"since": since, "until": until, "campaign": campaign, "segment": segment}
+    frame = read(db, lambda con: scorecard.ratings(con, period, kpis, **filters))
+    typer.echo(scorecard.ratings_table(frame, kpis))
+    if not frame.empty:
+        typer.echo(
+            "\ntargets (met / exceeded at or above): "
+            + "; ".join(f"{k.name.replace('_', ' ')} {k.target:.0%} / {k.stretch:.0%}" for k in kpis)
+        )
+
+
+@command(app)
+def plan(
+    rep: str = typer.Argument(..., help="the rep's name as in calls.csv"),
+    db: Path | None = DB_OPTION,
+    since: str | None = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    examples: int = typer.Option(2, min=1, max=10, help="the rep's own example moments per gap"),
+    targets: Path | None = TARGETS_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="print the plan as JSON"),
+) -> None:
+    """A rep's training plan: the top three gaps against the team, each with the rep's own moments,
+    a top-quartile rep's example on the same stage, and a 30-day target."""
+    from salescalls.insights import coaching
+
+    dates(since=since, until=until)
+    kpis = kpi_targets(targets)
+    frame = read(
+        db, lambda con: coaching.training_plan(con, rep, examples=examples, targets=kpis, since=since, until=until)
+    )
+    if frame.columns.empty:  # not even an empty plan: the rep has no calls
+        fail(f"no scored calls of a rep named '{rep}'")
+    if as_json:
+        records = [
+            {
+                **row,
+                "examples": [asdict(m) for m in row["examples"]],
+                "contrast": row["contrast"] and asdict(row["contrast"]),
+            }
+            for row in frame.to_dict("records")
+        ]
+        typer.echo(json.dumps({"rep": rep, "gaps": records}, ensure_ascii=False, indent=1, default=str))
+        return
+    typer.echo(coaching.plan_text(frame, rep))

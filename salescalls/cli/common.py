@@ -1,0 +1,145 @@
+"""What every command shares: the command groups, the common options, the one error style (a typed
+salescalls error ends the command with `error: <one line>`) and the read-only database access."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from salescalls.config import Settings
+from salescalls.errors import SalescallsError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The `salescalls` command line. Flows and notebooks call the same functions.",
+)
+models_app = typer.Typer(no_args_is_help=True, help="Find, link or download the speech models.")
+script_app = typer.Typer(no_args_is_help=True, help="Check call-script files.")
+labels_app = typer.Typer(no_args_is_help=True, help="Stage labels from people, for retraining.")
+app.add_typer(models_app, name="models")
+app.add_typer(script_app, name="script")
+app.add_typer(labels_app, name="labels")
+
+
+def command(group: typer.Typer, name: str | None = None) -> Callable:
+    """Register a command of `group`; a salescalls error it raises ends it in one line, with the
+    error's exit code, instead of a traceback."""
+
+    def register(function: Callable) -> Callable:
+        @functools.wraps(function)  # typer reads the options from the wrapped signature
+        def guarded(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except SalescallsError as error:
+                typer.echo(f"error: {error}", err=True)
+                raise typer.Exit(code=error.exit_code) from None
+
+        group.command(name)(guarded)
+        return function
+
+    return register
+
+
+DB_OPTION = typer.Option(None, "--db", help="DuckDB file (default: SALESCALLS_DB or data/salescalls.duckdb)")
+
+
+def fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def read(db: Path | None, query):
+    """query(connection) on a read-only connection to the database; a clear error when there is none
+    or when it is older than this salescalls (readers never upgrade it)."""
+    from salescalls.db import store
+
+    try:
+        with store.reader(Settings.from_env(database=db).database) as con:
+            store.require_current_schema(con)
+            return query(con)
+    except (FileNotFoundError, store.NotADatabase) as error:
+        fail(str(error))
+
+
+def existing_database(db: Path | None) -> Path:
+    """The database a command that writes to stored calls works on; it must exist already."""
+    database = Settings.from_env(database=db).database
+    if not database.is_file():
+        fail(f"no database at {database}: run `salescalls run INBOX` first")
+    return database
+
+
+SINCE_OPTION = typer.Option(None, help="calls on or after this date (YYYY-MM-DD)")
+
+UNTIL_OPTION = typer.Option(None, help="calls before this date (YYYY-MM-DD)")
+
+PERIODS_HELP = "day, week, month or quarter"
+
+
+def dates(**values: str | None) -> None:
+    """Dates must be ISO dates; a clear error names the option otherwise."""
+    from datetime import date
+
+    for name, value in values.items():
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                fail(f"--{name} must be a date like 2026-11-01, not '{value}'")
+
+
+def check_period(period: str | None) -> None:
+    from salescalls.insights.analytics import check_period
+
+    try:
+        check_period(period)
+    except ValueError as error:
+        fail(f"--{error}")
+
+
+def write(text: str, output: Path | None, done: str) -> None:
+    """To standard output, or to a file with a note on standard error."""
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(done, err=True)
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def kpi_targets(path: Path | None):
+    """The KPI targets: the file given, else SALESCALLS_TARGETS, else the built-in ones."""
+    from salescalls.insights import scorecard
+
+    path = Settings.from_env(targets=path).targets
+    if path is None:
+        return scorecard.KPI_TARGETS
+    try:
+        return scorecard.load_targets(path)
+    except ValueError as error:
+        fail(str(error))
+
+
+TARGETS_OPTION = typer.Option(
+    None, help="KPI targets YAML {kpi: {target, stretch}} (default: SALESCALLS_TARGETS, else built in)"
+)
+
+
+def stored_calls_and_script(db: Path | None, script: Path | None):
+    """Settings and the loaded script for a command working on stored calls; clear errors otherwise."""
+    from salescalls.script.spec import ScriptError, load_script
+
+    settings = Settings.from_env(database=existing_database(db), script=script)
+    try:
+        call_script = load_script(settings.script)
+    except ScriptError as error:
+        fail(str(error))
+    return settings, call_script

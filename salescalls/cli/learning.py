@@ -1,0 +1,141 @@
+"""Commands of the QA loop: the utterances to review, people's labels, training and rescoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from salescalls.cli.common import (
+    DB_OPTION,
+    app,
+    command,
+    count,
+    existing_database,
+    fail,
+    labels_app,
+    read,
+    stored_calls_and_script,
+    write,
+)
+from salescalls.config import Settings
+
+
+@command(app)
+def review(
+    db: Path | None = DB_OPTION,
+    limit: int = typer.Option(50, min=1, help="how many utterances"),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv or json"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of standard output"),
+    script_id: str | None = typer.Option(None, help="only calls scored against this script"),
+) -> None:
+    """The utterances (and calls) the stage model is least sure of, with an empty `label` column to fill in."""
+    from salescalls.learning import review as qa
+
+    if fmt not in ("csv", "json"):
+        fail(f"unknown format '{fmt}': choose csv or json")
+
+    rows, calls = read(db, lambda con: (qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))))
+    text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
+    write(text, output, f"wrote {len(rows)} utterances to review to {output}")
+
+
+@command(labels_app, "import")
+def labels_import(
+    file: Path = typer.Argument(
+        ...,
+        help="a review file (CSV/JSON, label column filled in) or labelled transcripts (JSONL; CSV call,text,stage)",
+    ),
+    db: Path | None = DB_OPTION,
+    by: str | None = typer.Option(None, help="who labelled (stored with every label)"),
+    script: Path | None = typer.Option(None, help="call script the labelled transcripts follow"),
+) -> None:
+    """Store labels: a review file's corrections of stored calls, or a file of labelled transcripts
+    (calls not in the database, e.g. before the first night) to train on."""
+    from salescalls.db import store
+    from salescalls.learning import corpus
+    from salescalls.learning import review as qa
+
+    if not file.is_file():
+        fail(f"no such file: {file}")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text; save it as UTF-8 and import again")
+    if corpus.is_corpus_file(file, text):
+        from salescalls.script.spec import ScriptError, load_script
+
+        settings = Settings.from_env(database=db, script=script)
+        try:
+            call_script = load_script(settings.script)
+            with store.writer(settings.database) as con:
+                store.save_script(con, call_script)
+                result = corpus.import_corpus(con, file, call_script)
+        except (ScriptError, corpus.CorpusError) as error:
+            fail(str(error))
+        for line in result.errors:
+            typer.echo(line, err=True)
+        typer.echo(
+            f"{count(result.dialogues, 'labelled call')} ({count(result.turns, 'turn')}, "
+            f"{result.labelled} with a stage) stored for {call_script.id}; `salescalls train` learns from them"
+        )
+        if not result.labelled:
+            raise typer.Exit(code=1)
+        return
+    try:
+        rows = qa.read_label_file(file)
+    except (ValueError, UnicodeDecodeError) as error:
+        fail(f"{file}: cannot read labels: {error}")
+    with store.writer(existing_database(db)) as con:
+        result = qa.import_labels(con, rows, file.name, by)
+    for line in result.errors:
+        typer.echo(line, err=True)
+    typer.echo(f"{result.stored} labels stored, {result.skipped} rows without a label, {len(result.errors)} rejected")
+    if result.errors and not result.stored:
+        raise typer.Exit(code=1)
+
+
+@command(app)
+def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Train a stage-model candidate from the script's examples and every labelled call; it becomes
+    the active model only when it measures at least as well on held-out labels."""
+    from salescalls.db import store
+    from salescalls.learning import training
+
+    settings, call_script = stored_calls_and_script(db, script)
+    with store.reader(settings.database) as con:
+        try:
+            folder, record = training.train_from_labels(con, call_script, settings.models_dir)
+        except ValueError as error:
+            fail(str(error))
+    typer.echo(
+        f"trained {folder} from {count(record['labelled_calls'], 'labelled call')} "
+        f"({record['labelled_utterances']} labelled utterances) and {record['script_examples']} script examples"
+    )
+    typer.echo(record["verdict"])
+    outcome = record["outcome_model"]
+    if isinstance(outcome, dict):
+        typer.echo(
+            f"outcome model from {outcome['calls']} calls with a CRM outcome: held-out accuracy "
+            f"{outcome['accuracy']:.1%} (always the most common outcome: {outcome['majority_baseline_accuracy']:.1%})"
+        )
+    else:
+        typer.echo(f"outcome model {outcome}")
+    if record["promoted"]:
+        typer.echo("run `salescalls rescore` to give the stored calls the new model's stages")
+    else:
+        typer.echo(f"the new version stays unused; `salescalls models use {folder.name[1:]}` would make it active")
+
+
+@command(app)
+def rescore(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Give every stored call of the script the current stage model's stages (no re-transcribing)."""
+    from salescalls.db import store
+    from salescalls.learning import review as qa
+
+    settings, call_script = stored_calls_and_script(db, script)
+    with store.writer(settings.database) as con:
+        store.save_script(con, call_script)
+        count, name = qa.rescore(con, call_script, settings.models_dir)
+    typer.echo(f"rescored {count} calls of {call_script.id} with {name}")

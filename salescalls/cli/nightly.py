@@ -1,0 +1,141 @@
+"""Commands of the nightly job: run it now, run it on a schedule, list the runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from salescalls.cli.common import DB_OPTION, app, command, fail, read
+from salescalls.config import Settings
+
+
+@command(app)
+def run(
+    inbox: Path = typer.Argument(..., help="folder of new recordings (and optionally calls.csv)"),
+    db: Path | None = DB_OPTION,
+    metadata: Path | None = typer.Option(None, help="CRM metadata CSV (default: INBOX/calls.csv)"),
+    script: Path | None = typer.Option(None, help="call script YAML (default: SALESCALLS_SCRIPT)"),
+    language: str | None = typer.Option(None, help="force a language (en, ru, hu); default: detect"),
+    workers: int | None = typer.Option(
+        None, min=1, help="calls at once: N>1 starts N local worker processes (default: SALESCALLS_WORKERS or 1)"
+    ),
+    dask_address: str | None = typer.Option(
+        None, help="run the calls on this Dask scheduler, e.g. tcp://host:8786 (default: SALESCALLS_DASK_ADDRESS)"
+    ),
+) -> None:
+    """Run the nightly flow on INBOX: new calls are transcribed, scored and stored; prints the drop-off table."""
+    from salescalls.config import SettingsError
+    from salescalls.db import store
+    from salescalls.insights import funnel
+    from salescalls.nightly.flow import nightly
+    from salescalls.nightly.inbox import RunInProgress
+    from salescalls.script.spec import ScriptError
+    from salescalls.speech.transcribe import ModelMissingError
+
+    if not inbox.is_dir():
+        fail(f"inbox is not a folder: {inbox}")
+    try:
+        Settings.from_env(workers=workers, dask_address=dask_address)  # a bad variable: one line, before Prefect starts
+        summary = nightly(
+            str(inbox),
+            database=str(db) if db else None,
+            metadata=str(metadata) if metadata else None,
+            script=str(script) if script else None,
+            language=language,
+            workers=workers,
+            dask_address=dask_address,
+        )
+    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress, SettingsError) as error:
+        fail(str(error))
+    typer.echo(
+        f"\nrun {summary['run_id']}: {summary['files_seen']} recordings, {summary['calls_added']} added, "
+        f"{summary['calls_skipped']} already stored, {summary['quarantined']} quarantined\n"
+    )
+    with store.reader(summary["database"]) as con:
+        typer.echo(funnel.dropoff_table(funnel.dropoff(con)))
+    if summary.get("report"):
+        typer.echo(f"\nHTML report: {summary['report']}")
+
+
+@command(app)
+def serve(
+    inbox: Path = typer.Argument(..., help="folder the recordings arrive in (and optionally calls.csv)"),
+    cron: str = typer.Option("0 2 * * *", help="when to run, as cron: minute hour day month weekday"),
+    timezone: str | None = typer.Option(None, help="the cron's time zone, e.g. Europe/Budapest (default: UTC)"),
+    name: str = typer.Option("nightly", help="the deployment's name in Prefect"),
+    db: Path | None = DB_OPTION,
+    metadata: Path | None = typer.Option(None, help="CRM metadata CSV (default: INBOX/calls.csv)"),
+    script: Path | None = typer.Option(None, help="call script YAML (default: SALESCALLS_SCRIPT)"),
+    language: str | None = typer.Option(None, help="force a language (en, ru, hu); default: detect"),
+    workers: int | None = typer.Option(None, min=1, help="calls at once (default: SALESCALLS_WORKERS or 1)"),
+    dask_address: str | None = typer.Option(None, help="a Dask scheduler to run the calls on"),
+) -> None:
+    """Run the nightly flow on a schedule: registers the deployment with the Prefect server
+    (PREFECT_API_URL) and starts each scheduled run, until stopped (Ctrl-C, or the service manager)."""
+    import os
+
+    from salescalls.config import SettingsError
+    from salescalls.nightly.flow import schedule
+    from salescalls.nightly.flow import serve as serve_flow
+
+    if not os.environ.get("PREFECT_API_URL"):
+        fail(
+            "PREFECT_API_URL is not set: a schedule lives on a Prefect server. Start one with "
+            "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Operations)"
+        )
+    if not inbox.is_dir():
+        fail(f"inbox is not a folder: {inbox}")
+    try:
+        Settings.from_env(workers=workers, dask_address=dask_address)
+        schedule(cron, timezone)
+    except (SettingsError, ValueError) as error:
+        fail(str(error))
+    serve_flow(
+        str(inbox.resolve()),
+        cron,
+        timezone,
+        name,
+        database=str(db.resolve()) if db else None,
+        metadata=str(metadata.resolve()) if metadata else None,
+        script=str(script.resolve()) if script else None,
+        language=language,
+        workers=workers,
+        dask_address=dask_address,
+    )
+
+
+@command(app)
+def runs(
+    db: Path | None = DB_OPTION,
+    limit: int = typer.Option(10, min=1, help="how many of the latest runs"),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table"),
+) -> None:
+    """The latest nightly runs: status, what they found and did, what went wrong, where they ran.
+    Exit code 3 when the latest run did not complete, so a monitor can alert on it."""
+    from salescalls.db import runlog
+
+    frame = read(db, lambda con: runlog.recent_runs(con, limit))
+    if as_json:
+        typer.echo(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1))
+    elif frame.empty:
+        typer.echo("no runs yet")
+    else:
+        for row in frame.to_dict("records"):
+            errors = json.loads(row["errors"] or "{}")
+            problems = ", ".join(f"{kind}: {n}" for kind, n in sorted(errors.items())) or "none"
+            took = "" if row["minutes"] != row["minutes"] else f", {row['minutes']:.1f} min"
+            typer.echo(
+                f"{row['started_at']:%Y-%m-%d %H:%M}  {row['status']:<11} {row['files_seen']} files: "
+                f"{row['calls_added']} added, {row['calls_skipped']} already stored, {row['quarantined']} quarantined, "
+                f"{row['files_waiting']} still copying{took}"
+            )
+            if row["engine"]:
+                peak = "" if row["peak_rss_mb"] != row["peak_rss_mb"] else f", peak {row['peak_rss_mb']:.0f} MB"
+                plural = "" if row["workers"] == 1 else "s"
+                typer.echo(f"    on {row['engine']} ({row['workers']} worker{plural}{peak}); problems: {problems}")
+            if row["message"]:
+                typer.echo(f"    {row['message']}")
+    if not frame.empty and frame.iloc[0]["status"] != "completed":
+        raise typer.Exit(code=3)

@@ -1,0 +1,128 @@
+"""Commands that set up and inspect the installation: models, stage-model versions, scripts, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from salescalls.cli.common import app, command, fail, models_app, script_app
+from salescalls.config import Settings
+
+
+@command(models_app, "setup")
+def models_setup(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
+    """Use models in SALESCALLS_MODELS_DIR, else link a shared offline copy, else download the official ones."""
+    from salescalls.speech.models import setup
+    from salescalls.speech.transcribe import ModelMissingError
+
+    settings = Settings.from_env(whisper_model=whisper_model)
+    try:
+        for line in setup(settings.models_dir, settings.whisper_model):
+            typer.echo(line)
+    except ModelMissingError as error:
+        fail(str(error))
+
+
+@command(models_app, "check")
+def models_check(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
+    """Exit 0 when every model the pipeline needs is in place, else list what is missing."""
+    from salescalls.speech.models import missing
+
+    settings = Settings.from_env(whisper_model=whisper_model)
+    gaps = missing(settings.models_dir, settings.whisper_model)
+    if gaps:
+        fail("missing models: " + "; ".join(gaps) + ". Run `salescalls models setup`.")
+    typer.echo(f"models ready in {settings.models_dir}")
+
+
+@command(models_app, "stages")
+def models_stages(script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Every stage-model version of the script with what it measured; * marks the active one."""
+    from salescalls.insights.tables import format_table
+    from salescalls.script import stage_versions
+    from salescalls.script.spec import ScriptError, load_script
+
+    settings = Settings.from_env(script=script)
+    try:
+        call_script = load_script(settings.script)
+    except ScriptError as error:
+        fail(str(error))
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        [
+            {
+                "": "*" if row["active"] else "",
+                "version": row["version"],
+                "model": row["name"],
+                "created": row["created_at"] or "",
+                "labelled calls": row.get("labelled_calls") if row["version"] else "",
+                "held-out accuracy": row.get("held_out_accuracy"),
+                "replaced model's": row.get("replaced_accuracy"),
+                "note": (row.get("verdict") or "")[:60] if row["version"] else "the script's examples only",
+            }
+            for row in stage_versions.versions(settings.models_dir, call_script)
+        ]
+    )
+    typer.echo(f"stage models of {call_script.id} in {settings.models_dir}:")
+    typer.echo(
+        format_table(rows, {k: k for k in rows.columns}, {"held-out accuracy": ".1%", "replaced model's": ".1%"})
+    )
+    typer.echo("`salescalls models use N` activates version N (0: the cold start); then `salescalls rescore`")
+
+
+@command(models_app, "use")
+def models_use(
+    version: int = typer.Argument(..., help="the version to score calls with (0: the cold-start model)"),
+    script: Path | None = typer.Option(None, help="call script YAML"),
+) -> None:
+    """Make a saved stage-model version (or the cold start) the active one: roll back or forward."""
+    from salescalls.script import stage_versions
+    from salescalls.script.spec import ScriptError, load_script
+
+    settings = Settings.from_env(script=script)
+    try:
+        call_script = load_script(settings.script)
+        stage_versions.set_active(settings.models_dir, call_script, version, "chosen with salescalls models use")
+    except (ScriptError, stage_versions.VersionError) as error:
+        fail(str(error))
+    name = stage_versions.load_model(settings.models_dir, call_script).name
+    typer.echo(f"{call_script.id}: calls are now scored with {name}; run `salescalls rescore` for the stored ones")
+
+
+@command(script_app, "check")
+def script_check(file: Path) -> None:
+    """Validate a call script; errors name the file and line."""
+    from salescalls.script.spec import ScriptError, load_script
+
+    try:
+        script = load_script(file)
+    except ScriptError as error:
+        fail(str(error))
+    required = ", ".join(s.name + ("" if s.required else " (optional)") for s in script.stages)
+    typer.echo(f"{file}: script {script.id} v{script.version}, languages {', '.join(script.languages)}")
+    typer.echo(f"stages: {required}")
+
+
+@command(app, "config")
+def show_config(as_json: bool = typer.Option(False, "--json", help="as JSON, one object per setting")) -> None:
+    """The effective settings: each value, where it came from (default, a SALESCALLS_* variable)
+    and what it means."""
+    import json
+
+    import pandas as pd
+
+    from salescalls.config import SettingsError
+    from salescalls.insights import tables
+
+    try:
+        rows = Settings.from_env().described()
+    except SettingsError as error:
+        fail(str(error))
+    if as_json:
+        keys = ("setting", "value", "from", "meaning")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], ensure_ascii=False, indent=1))
+        return
+    frame = pd.DataFrame(rows, columns=["setting", "value", "from", "meaning"])
+    typer.echo(tables.format_table(frame, {c: c for c in frame.columns}))

@@ -1,0 +1,29 @@
+"""One error style for everything a user can act on.
+
+A salescalls error is typed by who must act and its message is one line: what went wrong and
+what to do about it (`no database at data/x.duckdb: run salescalls run INBOX first`). The CLI
+prints it as `error: <message>` and exits with the error's `exit_code`; the nightly flow decides
+by the type whether a fault belongs to one recording (quarantine it, go on) or to the run (stop,
+lose nothing). Each layer raises its own subclass (`AudioError`, `ScriptError`, ...), which also
+keeps the built-in base (`ValueError`, `RuntimeError`) older callers catch.
+
+May import: nothing of salescalls (every layer imports this module).
+"""
+
+from __future__ import annotations
+
+__all__ = ["InputError", "SalescallsError", "SetupError"]
+
+
+class SalescallsError(Exception):
+    """An error a user can act on; str() is one line saying what to do."""
+
+    exit_code = 1  # the CLI's exit status for it
+
+
+class InputError(SalescallsError, ValueError):
+    """Something the user gave is wrong: a file, a script, an option, a setting, a recording."""
+
+
+class SetupError(SalescallsError, RuntimeError):
+    """The installation or the machine is not ready: a model, a dependency, a lock held by a run."""
