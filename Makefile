@@ -1,4 +1,4 @@
-# make demo   set up everything, then run the nightly flow on the bundled demo calls
+# make demo   set up everything, then run the nightly flow on the bundled demo calls (DEMO=ru|hu|all: other teams)
 # make test   set up everything (and Chromium for the browser test), then run the whole test suite (what CI runs)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -11,8 +11,18 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 setup:
 	@bash scripts/setup.sh
 
+# Which team's demo calls `make demo` runs: en (data/demo, the default), ru (data/demo-ru), hu
+# (data/demo-hu) or all; each against its team's own script, into the same database.
+DEMO ?= en
+
 demo: setup
-	$(VENV)/bin/salescalls run data/demo
+	@set -e; for team in $(if $(filter all,$(DEMO)),en ru hu,$(DEMO)); do \
+	  case $$team in \
+	    en) $(VENV)/bin/salescalls run data/demo --script data/scripts/demo.yaml ;; \
+	    ru|hu) $(VENV)/bin/salescalls run data/demo-$$team --script data/scripts/demo-$$team.yaml ;; \
+	    *) echo "error: DEMO must be en, ru, hu or all, not '$$team'" >&2; exit 2 ;; \
+	  esac; \
+	done
 
 test:
 	@bash scripts/setup.sh --with-browser

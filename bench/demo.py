@@ -21,6 +21,14 @@ from salescalls.script import stages
 from salescalls.script.spec import load_script
 
 
+def _truths(truth_dir: str):
+    """(path, truth) for every ground-truth call file in the folder (any name: c01, r01, h01 ...)."""
+    for path in sorted(Path(truth_dir).glob("*.json")):
+        truth = load_truth(path)
+        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
+            yield path, truth
+
+
 def leave_one_call_out(con, truth_dir: str, script) -> dict:
     """Stage results when the model is trained on the other demo calls' ground-truth labels.
 
@@ -29,8 +37,7 @@ def leave_one_call_out(con, truth_dir: str, script) -> dict:
     This is what `salescalls train` does with a team's labels, measured without seeing the call.
     """
     calls = []
-    for path in sorted(Path(truth_dir).glob("c*.json")):
-        truth = load_truth(path)
+    for path, truth in _truths(truth_dir):
         row = con.execute("SELECT call_id, language FROM calls WHERE file = ?", [truth["file"]]).fetchone()
         if row is None:
             continue
@@ -83,8 +90,7 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
     promoted = comparison is not None and comparison["candidate_accuracy"] >= comparison["current_accuracy"]
     model = stages.train(script, calls) if promoted else stages.train_from_script(script)
     right_end = right_stage = matched = 0
-    for path in sorted(Path(truth_dir).glob("c*.json")):
-        truth = load_truth(path)
+    for path, truth in _truths(truth_dir):
         row = con.execute("SELECT call_id, language FROM calls WHERE file = ?", [truth["file"]]).fetchone()
         if row is None:
             continue

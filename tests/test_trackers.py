@@ -73,7 +73,7 @@ def test_script_sections_for_trackers_and_reasons_are_checked():
     script = parse_script(text + extra)
     assert script.reasons == {"moving_office": {"en": ("We are moving to a new building.",)}}
     assert set(script.trackers) == {"competitor", "discount", "contract_length"}
-    with pytest.raises(ScriptError, match="tracker 'Big Deal' must be lower_case_with_underscores"):
+    with pytest.raises(ScriptError, match="tracker 'Big Deal' must be lower-case words joined by underscores"):
         parse_script(text.replace("  discount:\n", "  Big Deal:\n"))
     with pytest.raises(ScriptError, match="'german' in reason 'moving_office' is not a language code"):
         parse_script(text + extra.replace("en:", "german:"))

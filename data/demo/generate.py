@@ -1,13 +1,17 @@
-"""Render the demo calls in dialogues.yaml to audio, ground truth and calls.csv.
+"""Render demo calls (a dialogues YAML) to audio, ground truth and calls.csv beside it.
 
-    python data/demo/generate.py            # needs espeak-ng and sox (Debian packages)
+    python data/demo/generate.py                              # the English demo, data/demo/
+    python data/demo/generate.py data/demo-ru/dialogues.yaml  # the Russian one, data/demo-ru/
 
-Every turn is synthesised by espeak-ng with the rep's or the customer's voice, trimmed to its
-voiced part (so ground-truth times are where speech really is), placed on a timeline with seeded
-pauses, mixed to mono or to stereo (rep on channel 0, the customer on channel 1, with a little
-cross-talk bleed as real two-channel recorders have), given a faint noise floor, and encoded by
-sox at 8 kHz (telephone band 300-3400 Hz) or 16 kHz as FLAC or Ogg Vorbis. The output is
-committed, so the demo itself needs neither espeak-ng nor sox.
+Every turn is synthesised with the rep's or the customer's voice, trimmed to its voiced part (so
+ground-truth times are where speech really is), placed on a timeline with seeded pauses, mixed to
+mono or to stereo (rep on channel 0, the customer on channel 1, with a little cross-talk bleed as
+real two-channel recorders have), given a faint noise floor, and encoded by sox at 8 kHz
+(telephone band 300-3400 Hz) or 16 kHz as FLAC or Ogg Vorbis. A voice is espeak-ng's (`voice`,
+`speed`, `pitch`; the default engine) or Festival's (`engine: festival`, a Festival `voice`, and
+sox `pitch` in cents and `tempo` to make the parties of a call sound clearly different): Debian's
+Festival Russian voice is the one whisper understands, espeak-ng's Russian it does not. The
+output is committed, so the demo itself needs none of these tools.
 """
 
 from __future__ import annotations
@@ -32,13 +36,19 @@ BLEED = 0.04  # amplitude of the other party leaking into a channel (about -28 d
 NOISE_DBFS = -52.0
 
 
-def synthesise(text: str, voice: str, speed: int, pitch: int, workdir: Path) -> np.ndarray:
-    """Speak `text` with espeak-ng and return its voiced part as float32 at SYNTH_RATE."""
+def synthesise(text: str, voice: dict, workdir: Path) -> np.ndarray:
+    """Speak `text` with the voice's engine and return its voiced part as float32 at SYNTH_RATE."""
     wav = workdir / "turn.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text],
-        check=True,
-    )
+    if voice.get("engine", "espeak") == "festival":
+        source = workdir / "turn.txt"
+        source.write_text(text, encoding="utf-8")
+        raw = workdir / "festival.wav"
+        subprocess.run(["text2wave", "-eval", f"({voice['voice']})", str(source), "-o", str(raw)], check=True)
+        effects = ["pitch", str(voice.get("pitch", 0)), "tempo", str(voice.get("tempo", 1.0))]
+        subprocess.run(["sox", "-D", str(raw), "-b", "16", str(wav), *effects, "rate", str(SYNTH_RATE)], check=True)
+    else:
+        command = ["espeak-ng", "-v", voice["voice"], "-s", str(voice["speed"]), "-p", str(voice["pitch"])]
+        subprocess.run([*command, "-w", str(wav), text], check=True)
     audio, rate = sf.read(wav, dtype="float32")
     assert rate == SYNTH_RATE, rate
     return trim_silence(audio)
@@ -60,7 +70,7 @@ def render_call(call: dict, reps: dict, seed: int, workdir: Path) -> tuple[np.nd
         who, stage, text = turn[:3]
         options = turn[3] if len(turn) > 3 else {}
         voice = voices[who]
-        audio = synthesise(text, voice["voice"], voice["speed"], voice["pitch"], workdir)
+        audio = synthesise(text, voice, workdir)
         if "overlap" in options:
             start = turns[-1]["end"] - options["overlap"]
         else:
@@ -105,13 +115,18 @@ def encode(mix: np.ndarray, target: Path, rate: int, workdir: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
-def main() -> int:
-    for tool in ("espeak-ng", "sox"):
+def main(argv: list[str]) -> int:
+    source = Path(argv[0]).resolve() if argv else HERE / "dialogues.yaml"
+    spec = yaml.safe_load(source.read_text(encoding="utf-8"))
+    out = source.parent
+    voices = [spec["reps"][name] for name in spec["reps"]] + [call["customer"] for call in spec["calls"]]
+    tools = {"sox"} | {"text2wave" if v.get("engine") == "festival" else "espeak-ng" for v in voices}
+    for tool in sorted(tools):
         if shutil.which(tool) is None:
-            print(f"{tool} is missing: apt-get install -y espeak-ng sox libsox-fmt-all", file=sys.stderr)
+            packages = "espeak-ng festival festvox-ru sox libsox-fmt-all"
+            print(f"{tool} is missing: apt-get install -y {packages}", file=sys.stderr)
             return 1
-    spec = yaml.safe_load((HERE / "dialogues.yaml").read_text())
-    script = yaml.safe_load((HERE.parent.parent / spec["script"]).read_text())
+    script = yaml.safe_load((HERE.parent.parent / spec["script"]).read_text(encoding="utf-8"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -119,11 +134,12 @@ def main() -> int:
             fmt = call["format"]
             filename = f"{call['id']}.{fmt['ext']}"
             mix, turns = render_call(call, spec["reps"], spec["seed"] + index, workdir)
-            encode(mix, HERE / filename, fmt["rate"], workdir)
-            info = sf.info(HERE / filename)
-            business = [t for t in turns if t["stage"] != "farewell"]
+            encode(mix, out / filename, fmt["rate"], workdir)
+            info = sf.info(out / filename)
+            sign_off = script["stages"][-1]["name"]  # the script's last stage: its goodbye
+            business = [t for t in turns if t["stage"] != sign_off]
             farewell_start = next(
-                (i for i in range(len(turns)) if all(t["stage"] == "farewell" for t in turns[i:])),
+                (i for i in range(len(turns)) if all(t["stage"] == sign_off for t in turns[i:])),
                 len(turns),
             )
             ended_by = turns[farewell_start]["role"] if farewell_start < len(turns) else turns[-1]["role"]
@@ -132,7 +148,7 @@ def main() -> int:
                 "file": filename,
                 "script": script["script"],
                 "script_version": script["version"],
-                "language": "en",
+                "language": spec.get("language", "en"),
                 "rep": call["rep"],
                 "channels": fmt["channels"],
                 "sample_rate": fmt["rate"],
@@ -143,7 +159,7 @@ def main() -> int:
                 "ended_by": ended_by,
                 "turns": turns,
             }
-            (HERE / f"{call['id']}.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n")
+            (out / f"{call['id']}.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n")
             rows.append(
                 {
                     "call_id": call["id"],
@@ -159,7 +175,7 @@ def main() -> int:
                 f"{filename}: {info.duration:5.1f} s, {fmt['channels']} ch, {fmt['rate']} Hz, "
                 f"ends at {truth['end_stage']} ({ended_by}), {call['outcome']}"
             )
-    with open(HERE / "calls.csv", "w", newline="") as handle:
+    with open(out / "calls.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -167,4 +183,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

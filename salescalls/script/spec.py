@@ -14,7 +14,9 @@ from salescalls.errors import InputError
 ROLES = ("rep", "customer")
 SPEAKERS = ("rep", "customer", "both")
 OFF_SCRIPT = "off_script"  # the label of an utterance no stage fits
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Names (stages, outcomes, trackers, reasons) are lower-case words in any alphabet joined by
+# underscores: a Russian team's stage is `приветствие`, a Hungarian one's `köszöntés`.
+_NAME = re.compile(r"^(?!_)[^\W\d][\w]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _WORD = re.compile(r"[^\W\d_]", re.UNICODE)  # a letter, in any script
 _TOP_KEYS = {
@@ -141,8 +143,8 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         kind = section[:-1]  # outcome, tracker, reason
         for key_node, value_node in parser.pairs(top[section], section) if section in top else []:
             name = str(key_node.value)
-            if not _NAME.match(name):
-                parser.fail(key_node, f"{kind} '{name}' must be lower_case_with_underscores")
+            if not _NAME.match(name) or name != name.lower():
+                parser.fail(key_node, f"{kind} '{name}' must be lower-case words joined by underscores")
             # a tracker or reason may be said in any language the calls have, not only the examples'
             found[name] = parser.phrases(value_node, f"{kind} '{name}'", any_language=section != "outcomes")
     outcomes = named["outcomes"]
@@ -279,8 +281,9 @@ class _Parser:
     def stage(self, node: yaml.Node) -> Stage:
         fields = self.mapping(node, "a stage", _STAGE_KEYS)
         name = self.text(self.need(fields, "name", node), "stage name")
-        if not _NAME.match(name) or name == OFF_SCRIPT:
-            self.fail(fields["name"], f"stage name '{name}' must be lower_case_with_underscores and not '{OFF_SCRIPT}'")
+        if not _NAME.match(name) or name != name.lower() or name == OFF_SCRIPT:
+            rule = f"must be lower-case words joined by underscores, not '{OFF_SCRIPT}'"
+            self.fail(fields["name"], f"stage name '{name}' {rule}")
         required = self.value(self.need(fields, "required", node))
         if not isinstance(required, bool):
             self.fail(fields["required"], f"stage '{name}': required must be true or false")
