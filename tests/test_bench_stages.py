@@ -61,3 +61,24 @@ def test_bad_dialogue_line_names_the_line(tmp_path):
         assert "bad.jsonl:2: not a labelled dialogue" in str(error)
     else:
         raise AssertionError("a malformed line must be reported")
+
+
+def test_the_languages_bench_maps_a_teams_stages_onto_its_english_script_by_position():
+    from bench import languages
+    from salescalls.script.spec import load_script
+
+    folder, own_path, english_path = languages.TEAMS["ru"]
+    own, english = load_script(languages.ROOT / own_path), load_script(languages.ROOT / english_path)
+    assert len(own.stage_names) == len(english.stage_names)
+    same = languages.typed_calls(languages.ROOT / folder, own, own)
+    mapped = languages.typed_calls(languages.ROOT / folder, own, english)
+    assert [d.end_stage for d in same] == [
+        "закрытие",
+        "закрытие",
+        "презентация",
+        "приветствие",
+        "возражения",
+        "квалификация",
+    ]
+    assert [d.end_stage for d in mapped] == ["close", "close", "offer", "greeting", "objection", "qualification"]
+    assert all(len(a.call.texts) == len(b.call.texts) for a, b in zip(same, mapped, strict=True))
