@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -194,3 +195,27 @@ def test_report_options_come_from_settings_and_bad_ones_are_refused(tmp_path, mo
     monkeypatch.setenv("SALESCALLS_REPORT_EXAMPLES", "0")
     result = CliRunner().invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "SALESCALLS_REPORT_EXAMPLES=0: expected 1 or more" in result.output
+
+
+def test_a_larger_whisper_model_is_honoured_where_it_is_asked_for(tmp_path, monkeypatch):
+    # A team with internet sets SALESCALLS_WHISPER_MODEL=large-v3-turbo (or small, medium):
+    # the check, the loader and the recognition all look for that model, never quietly for base.
+    from salescalls.config import Settings
+    from salescalls.pipeline import recognise
+    from salescalls.speech import transcribe
+
+    (tmp_path / "whisper").mkdir()
+    (tmp_path / "whisper" / "base.pt").write_bytes(b"")  # base is there, the asked-for model is not
+    monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("SALESCALLS_WHISPER_MODEL", "large-v3-turbo")
+    result = CliRunner().invoke(app, ["models", "check"])
+    assert result.exit_code == 1 and "whisper 'large-v3-turbo'" in result.output
+    assert str(tmp_path / "whisper" / "large-v3-turbo.pt") in result.output
+    settings = Settings.from_env()
+    assert settings.whisper_model == "large-v3-turbo"
+    assert settings.sources["whisper_model"] == "SALESCALLS_WHISPER_MODEL"
+    asked = []
+    monkeypatch.setattr(transcribe, "load_model", lambda models_dir, name, *a: asked.append(name) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        recognise(np.zeros((2, 16000), dtype=np.float32), settings, None)
+    assert asked == ["large-v3-turbo"]
