@@ -163,3 +163,24 @@ def test_analysis_with_redaction_on_never_returns_the_name(model_settings, demo_
     assert call.redacted and any(r.kind == "person" for r in call.redactions)
     assert "Claire" not in call.to_json() and "[PERSON]" in " ".join(u.text for u in call.utterances)
     assert all(0 <= r.start_s < r.end_s <= call.duration for r in call.redactions)
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        (
+            "Мой номер восемь девятьсот шестнадцать двести двадцать три сорок пять шестьдесят семь.",
+            "ru",
+            "Мой номер [PHONE].",
+        ),
+        ("Мой номер 8 916 двести двадцать три 45 67.", "ru", "Мой номер [PHONE]."),
+        ("A számom hat-nulla-egy, kettőszázharminc, negyvenöt hatvanhét.", "hu", "A számom [PHONE]."),
+        ("call me on five five five, oh one four, double two six eight", "en", "call me on [PHONE]"),
+        # Numbers that are not phone numbers stay: too few digits said.
+        ("Нас двенадцать человек, платим три тысячи рублей в месяц.", "ru", None),
+        ("Tizenketten vagyunk, havonta háromszázezer forint a villany.", "hu", None),
+        ("we are twenty five people, about one hundred and twenty calls a day", "en", None),
+    ],
+)
+def test_phone_numbers_said_as_words_are_redacted(text, language, expected):
+    assert privacy.redact(text, language).text == (text if expected is None else expected)

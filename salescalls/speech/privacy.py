@@ -16,8 +16,11 @@ What is found:
 
 Each span keeps where it sat in the original utterance as a share of its length (`at`, `until`),
 so the audio of the words can be bleeped without the original text ever being stored.
-Limits: numbers spoken as words ("five five five ...") and names said without an introduction
-are only found by a trained NER pipeline.
+- phone numbers said as words, as the recogniser sometimes writes them ("восемь девятьсот
+  шестнадцать ...", "hat-nulla-egy ...", "five five five ..."), alone or mixed with numerals: a
+  run of number words worth 7-15 digits (en, ru, hu).
+
+Limits: names said without an introduction are only found by a trained NER pipeline.
 """
 
 from __future__ import annotations
@@ -143,6 +146,98 @@ def ner_pipeline(language: str):
     return None
 
 
+# Numbers said as words ("восемь девятьсот шестнадцать ...", "hat-nulla-egy ...", "five five
+# five ..."): each word's kind, so a run of them can be counted in digits. A unit is one digit, a
+# teen or a tens word two (a tens word takes the unit after it: "двадцать пять" is two digits), a
+# hundreds word three (it takes the tens and units after it).
+_UNITS = {
+    "en": "zero oh one two three four five six seven eight nine",
+    "ru": "ноль нуль один одна два две три четыре пять шесть семь восемь девять",
+    "hu": "nulla egy kettő két három négy öt hat hét nyolc kilenc",
+}
+_TEENS = {
+    "en": "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen",
+    "ru": "десять одиннадцать двенадцать тринадцать четырнадцать пятнадцать шестнадцать семнадцать "
+    "восемнадцать девятнадцать",
+    "hu": "tíz húsz",
+}
+_TENS = {
+    "en": "twenty thirty forty fifty sixty seventy eighty ninety",
+    "ru": "двадцать тридцать сорок пятьдесят шестьдесят семьдесят восемьдесят девяносто",
+    "hu": "harminc negyven ötven hatvan hetven nyolcvan kilencven",
+}
+_HUNDREDS = {
+    "en": "",
+    "ru": "сто двести триста четыреста пятьсот шестьсот семьсот восемьсот девятьсот",
+    "hu": "",
+}
+_HU_COMPOUND = re.compile(  # Hungarian writes 11-99 as one word: tizenegy, huszonöt, hatvanhét
+    r"^(?:tizen|huszon|harminc|negyven|ötven|hatvan|hetven|nyolcvan|kilencven)"
+    r"(?:egy|kettő|két|három|négy|öt|hat|hét|nyolc|kilenc)$"
+)
+_HU_HUNDREDS = re.compile(r"^(?:egy|két|kettő|három|négy|öt|hat|hét|nyolc|kilenc)?száz\w*$")
+_NUMBER_TOKEN = re.compile(r"\d+|[^\W\d_]+")
+_BETWEEN_DIGITS = re.compile(r"[\s,.\-–]*")  # what may separate the parts of a number said aloud
+
+
+@functools.lru_cache(maxsize=8)
+def _number_kinds(language: str) -> dict[str, str]:
+    kinds = {}
+    for kind, table in (("unit", _UNITS), ("teen", _TEENS), ("tens", _TENS), ("hundreds", _HUNDREDS)):
+        for word in table.get(language, "").split():
+            kinds[word] = kind
+    return kinds
+
+
+def _number_kind(word: str, language: str) -> str | None:
+    word = word.lower()
+    if word.isdigit():
+        return "digits"
+    if language == "hu" and _HU_COMPOUND.match(word):
+        return "teen"
+    if language == "hu" and _HU_HUNDREDS.match(word):
+        return "hundreds"  # száz, kétszáz, kettőszázharminc
+    if language == "en" and word in ("hundred", "double"):
+        return word
+    return _number_kinds(language).get(word)
+
+
+def _spoken_numbers(text: str, language: str) -> list[tuple[int, int, int]]:
+    """(start, end, digits) of every run of number words and numerals said one after the other."""
+    runs, current = [], None  # current: [start, end, digits, open place]
+    double = False
+    for match in _NUMBER_TOKEN.finditer(text):
+        kind = _number_kind(match.group(), language)
+        joined = current is not None and _BETWEEN_DIGITS.fullmatch(text[current[1] : match.start()])
+        if kind is None:
+            if current:
+                runs.append(tuple(current[:3]))
+            current, double = None, False
+            continue
+        if not joined:
+            if current:
+                runs.append(tuple(current[:3]))
+            current = [match.start(), match.end(), 0, 0]
+        current[1] = match.end()
+        if kind == "double":  # "double five": two digits
+            double = True
+            continue
+        if kind == "hundred":  # "five hundred": the unit before it becomes three digits
+            current[2], current[3] = current[2] + 2, 2
+            continue
+        place = {"digits": len(match.group()), "unit": 1, "teen": 2, "tens": 2, "hundreds": 3}[kind]
+        open_place = current[3]
+        if kind != "digits" and open_place and place <= open_place:
+            current[3] = 1 if (kind == "tens" and open_place == 2) else 0  # absorbed by the word before
+        else:
+            current[2] += place * (2 if double and kind == "unit" else 1)
+            current[3] = {"hundreds": 2, "tens": 1}.get(kind, 0)
+        double = False
+    if current:
+        runs.append(tuple(current[:3]))
+    return runs
+
+
 def _people(text: str, language: str) -> list[tuple[int, int]]:
     """Names by rule, and by NER where a pipeline is installed (both: ASR text defeats either alone)."""
     nlp = ner_pipeline(language)
@@ -173,6 +268,11 @@ def find(text: str, language: str = "en") -> list[tuple[int, int, str]]:
         if 7 <= len(_digits(m.group())) <= 15
         and not DATE.fullmatch(m.group().strip())
         and not re.match(r"[ .-]?\d", text[m.end() : m.end() + 2])  # part of a longer number
+    ]
+    candidates += [
+        (start, end, "phone")
+        for start, end, digits in _spoken_numbers(text, language)
+        if 7 <= digits <= 15 and not text[start:end].strip().isdigit()  # numerals alone: PHONE above
     ]
     candidates += [(start, end, "person") for start, end in _people(text, language)]
     chosen: list[tuple[int, int, str]] = []
