@@ -10,6 +10,7 @@ import typer
 
 from salescalls.cli.common import (
     DB_OPTION,
+    REP_OPTION,
     SINCE_OPTION,
     UNTIL_OPTION,
     app,
@@ -97,7 +98,7 @@ def search(
     query: str = typer.Argument(..., help="words to find in the transcripts"),
     db: Path | None = DB_OPTION,
     limit: int = typer.Option(20, min=1, help="at most this many utterances"),
-    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    rep: str | None = REP_OPTION,
     stage: str | None = typer.Option(None, help="only utterances of this script stage"),
     role: str | None = typer.Option(None, help="rep or customer"),
     since: str | None = SINCE_OPTION,

@@ -9,8 +9,11 @@ from pathlib import Path
 import typer
 
 from salescalls.cli.common import (
+    CAMPAIGN_OPTION,
     DB_OPTION,
     PERIODS_HELP,
+    REP_OPTION,
+    SEGMENT_OPTION,
     SINCE_OPTION,
     TARGETS_OPTION,
     UNTIL_OPTION,
@@ -30,7 +33,7 @@ def metrics(
     by: str = typer.Option("rep", help="rep (averages per rep) or call"),
     since: str | None = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
-    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    rep: str | None = REP_OPTION,
 ) -> None:
     """Conversation metrics: talk ratio, longest monologue and customer story, interruptions, questions,
     words per minute, silence (read-only)."""
@@ -93,8 +96,8 @@ def rating(
     period: str | None = typer.Option(None, help=f"a rating per {PERIODS_HELP}, with the trend"),
     since: str | None = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
-    campaign: str | None = typer.Option(None, help="only this campaign"),
-    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
+    campaign: str | None = CAMPAIGN_OPTION,
+    segment: str | None = SEGMENT_OPTION,
     targets: Path | None = TARGETS_OPTION,
 ) -> None:
     """Each rep's five KPIs against their targets and the 1-4 rating (4 exceeded, 3 met, 2 partly met,

@@ -79,6 +79,12 @@ SINCE_OPTION = typer.Option(None, help="calls on or after this date (YYYY-MM-DD)
 UNTIL_OPTION = typer.Option(None, help="calls before this date (YYYY-MM-DD)")
 
 PERIODS_HELP = "day, week, month or quarter"
+# The call filters the read commands share (CallFilter's fields).
+SCRIPT_ID_OPTION = typer.Option(None, help="only this script")
+SCRIPT_VERSION_OPTION = typer.Option(None, help="only this script version")
+SEGMENT_OPTION = typer.Option(None, help="client temperature: cold, warm or hot")
+CAMPAIGN_OPTION = typer.Option(None, help="only this campaign")
+REP_OPTION = typer.Option(None, help="only this rep's calls")
 
 
 def dates(**values: str | None) -> None:

@@ -8,8 +8,13 @@ from pathlib import Path
 import typer
 
 from salescalls.cli.common import (
+    CAMPAIGN_OPTION,
     DB_OPTION,
     PERIODS_HELP,
+    REP_OPTION,
+    SCRIPT_ID_OPTION,
+    SCRIPT_VERSION_OPTION,
+    SEGMENT_OPTION,
     SINCE_OPTION,
     UNTIL_OPTION,
     app,
@@ -25,13 +30,13 @@ from salescalls.config import Settings
 @command(app)
 def dropoff(
     db: Path | None = DB_OPTION,
-    script_id: str | None = typer.Option(None, help="only this script"),
-    script_version: int | None = typer.Option(None, help="only this script version"),
+    script_id: str | None = SCRIPT_ID_OPTION,
+    script_version: int | None = SCRIPT_VERSION_OPTION,
     since: str | None = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
-    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
-    campaign: str | None = typer.Option(None, help="only this campaign"),
-    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    segment: str | None = SEGMENT_OPTION,
+    campaign: str | None = CAMPAIGN_OPTION,
+    rep: str | None = REP_OPTION,
     period: str | None = typer.Option(None, help=f"one table per {PERIODS_HELP}"),
     min_calls: int | None = typer.Option(None, min=1, help="stages fewer calls got to are not judged (default 5)"),
 ) -> None:
@@ -110,13 +115,13 @@ def advice(
 @command(app)
 def reasons(
     db: Path | None = DB_OPTION,
-    script_id: str | None = typer.Option(None, help="only this script"),
-    script_version: int | None = typer.Option(None, help="only this script version"),
+    script_id: str | None = SCRIPT_ID_OPTION,
+    script_version: int | None = SCRIPT_VERSION_OPTION,
     since: str | None = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
-    segment: str | None = typer.Option(None, help="client temperature: cold, warm or hot"),
-    campaign: str | None = typer.Option(None, help="only this campaign"),
-    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    segment: str | None = SEGMENT_OPTION,
+    campaign: str | None = CAMPAIGN_OPTION,
+    rep: str | None = REP_OPTION,
     period: str | None = typer.Option(None, help=f"one table per {PERIODS_HELP}"),
     script: Path | None = typer.Option(None, help="a call script whose `reasons:` to use (default: the generic ones)"),
 ) -> None:
@@ -155,7 +160,7 @@ def trackers(
     period: str | None = typer.Option(None, help=f"with --by period: {PERIODS_HELP} (default week)"),
     since: str | None = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
-    rep: str | None = typer.Option(None, help="only this rep's calls"),
+    rep: str | None = REP_OPTION,
 ) -> None:
     """The script's trackers (competitors, discounts, ...): how often each comes up per rep or
     period, and in which stages (read-only)."""
