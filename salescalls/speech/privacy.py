@@ -178,6 +178,7 @@ _HU_COMPOUND = re.compile(  # Hungarian writes 11-99 as one word: tizenegy, husz
 _HU_HUNDREDS = re.compile(r"^(?:egy|két|kettő|három|négy|öt|hat|hét|nyolc|kilenc)?száz\w*$")
 _NUMBER_TOKEN = re.compile(r"\d+|[^\W\d_]+")
 _BETWEEN_DIGITS = re.compile(r"[\s,.\-–]*")  # what may separate the parts of a number said aloud
+_NUMERALS_ONLY = re.compile(r"[\d\s,.\-–]+")  # no number word: a date or a price, left to PHONE's checks
 
 
 @functools.lru_cache(maxsize=8)
@@ -272,7 +273,7 @@ def find(text: str, language: str = "en") -> list[tuple[int, int, str]]:
     candidates += [
         (start, end, "phone")
         for start, end, digits in _spoken_numbers(text, language)
-        if 7 <= digits <= 15 and not text[start:end].strip().isdigit()  # numerals alone: PHONE above
+        if 7 <= digits <= 15 and not _NUMERALS_ONLY.fullmatch(text[start:end])  # PHONE above judges those
     ]
     candidates += [(start, end, "person") for start, end in _people(text, language)]
     chosen: list[tuple[int, int, str]] = []
