@@ -6,7 +6,7 @@ export PYANNOTE_METRICS_ENABLED := 0
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: setup demo test test-fast lint format
+.PHONY: setup demo test test-fast lint format i18n
 
 setup:
 	@bash scripts/setup.sh
@@ -36,3 +36,8 @@ lint:
 
 format:
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+# After changing a sentence the report or the CLI shows: merge it into the ru/hu catalogues
+# (salescalls/locale) and compile them; a new sentence is left for a translator (msgstr "").
+i18n:
+	$(VENV)/bin/python scripts/i18n.py

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from salescalls.errors import InputError
+from salescalls.i18n import LANGUAGES
 
 
 def _env(name: str, default: str | None) -> str | None:
@@ -60,6 +61,7 @@ class Settings:
     report_calls_per_stage: int = 20  # latest calls listed on each stage page of the report
     report_examples: int = 2  # the rep's own example moments per training-plan gap in the report
     report_audio: bool = True  # publish the recordings (MP3) so the report's pages play them
+    ui_language: str = "en"  # the language of the report and the CLI's output: en, ru or hu
     # Where each value came from: field -> "SALESCALLS_<NAME>" or "option" (absent: the default).
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -91,6 +93,10 @@ class Settings:
         if settings.report_period not in ("auto", "day", "week", "month", "quarter"):
             raise SettingsError(
                 f"SALESCALLS_REPORT_PERIOD={settings.report_period!r}: expected day, week, month, quarter or auto"
+            )
+        if settings.ui_language not in LANGUAGES:
+            raise SettingsError(
+                f"SALESCALLS_UI_LANGUAGE={settings.ui_language!r}: expected one of {', '.join(LANGUAGES)}"
             )
         for name in ("report_calls_per_stage", "report_examples"):
             if getattr(settings, name) < 1:
@@ -148,7 +154,7 @@ def _parse(name: str, raw: str):
         return int(raw)
     if name == "encoder_threads":
         return max(1, int(raw))
-    if name in ("report_period", "encoder"):
+    if name in ("report_period", "encoder", "ui_language"):
         return raw.strip().lower()
     if name == "rep_channel":
         if raw.strip().lower() == "auto":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from salescalls import i18n
 from salescalls.config import Settings
 from salescalls.errors import SalescallsError
 
@@ -34,7 +35,8 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
         @functools.wraps(function)  # typer reads the options from the wrapped signature
         def guarded(*args, **kwargs):
             try:
-                return function(*args, **kwargs)
+                with i18n.use(_ui_language()):  # what the command prints, in the team's language
+                    return function(*args, **kwargs)
             except SalescallsError as error:
                 typer.echo(f"error: {error}", err=True)
                 raise typer.Exit(code=error.exit_code) from None
@@ -43,6 +45,13 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
         return function
 
     return register
+
+
+def _ui_language() -> str:
+    try:
+        return Settings.from_env().ui_language
+    except SalescallsError:  # a bad setting: the command reports it itself, in English
+        return "en"
 
 
 DB_OPTION = typer.Option(None, "--db", help="DuckDB file (default: SALESCALLS_DB or data/salescalls.duckdb)")

@@ -89,6 +89,7 @@ def report(
         audio=settings.report_audio,
         audio_dirs=tuple(audio_dir),
         targets=kpi_targets(targets),
+        language=settings.ui_language,
     )
     try:
         site = site_report.build(

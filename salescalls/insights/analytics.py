@@ -8,6 +8,7 @@ import pandas as pd
 
 from salescalls.db import conversation
 from salescalls.db.sql import OUTCOME, PERIOD, CallFilter, execute, optional
+from salescalls.i18n import N_, _
 
 PERIODS = ("day", "week", "month", "quarter")  # weeks start on Monday (ISO)
 
@@ -31,13 +32,27 @@ def outcome_mix(con: duckdb.DuckDBPyConnection, period: str | None = None, **fil
     return execute(con, OUTCOME_MIX_SQL, calls=CallFilter(**filters), period=check_period(period)).df()
 
 
+OUTCOMES = {  # the outcomes a call can have (crm_outcome, or what the words said), for people
+    "sale": N_("sale"),
+    "meeting": N_("meeting"),
+    "callback": N_("callback"),
+    "refusal": N_("refusal"),
+    "unknown": N_("unknown"),
+}
+
+
+def outcome_name(outcome: str) -> str:
+    """An outcome as the UI language says it (an outcome of the team's own: as the team wrote it)."""
+    return _(OUTCOMES[outcome]) if outcome in OUTCOMES else outcome
+
+
 def period_label(start, period: str | None) -> str:
     """A period's first day as people name the period: 2026-11-23, 2026-W48, 2026-11, 2026-Q4; 'all' without one."""
     if period is None or start is None or start != start:
         return "all"
     start = pd.Timestamp(start)
     if period == "week":
-        year, week, _ = start.isocalendar()
+        year, week, _weekday = start.isocalendar()
         return f"{year}-W{week:02d}"
     if period == "month":
         return f"{start:%Y-%m}"

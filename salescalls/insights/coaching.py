@@ -27,6 +27,7 @@ import duckdb
 import pandas as pd
 
 from salescalls.db.sql import execute
+from salescalls.i18n import _, number, percent
 from salescalls.insights.rep_errors import (
     CALL_FACTS_SQL,
     ERROR_COUNTS_SQL,
@@ -41,6 +42,7 @@ from salescalls.insights.scorecard import (
     KPI_TARGETS,
     Kpi,
     kpi_counts,
+    kpi_name,
     rate,
     top_quartile,
 )
@@ -80,8 +82,14 @@ def locate(error: str, result: dict, utterances: list[dict], stage_order: list[s
         skipped = position.get(skipped_stage, -1)
         for i, u in enumerate(utterances):  # the first words past the stage: where the call jumped over it
             if position.get(u["stage"], -1) > skipped:
-                before = utterances[i - 1]["stage"] if i else "the start"
-                return {**u, "note": f"{skipped_stage} belonged here: the call went from {before} to {u['stage']}"}
+                before = utterances[i - 1]["stage"] if i else _("the start")
+                note = _(
+                    "{skipped} belonged here: the call went from {before} to {stage}",
+                    skipped=skipped_stage,
+                    before=before,
+                    stage=u["stage"],
+                )
+                return {**u, "note": note, "skipped_stage": skipped_stage}
         return None
     if error == "stages_out_of_order" and len(result["out_of_order"]):
         return first(u for u in utterances if u["stage"] == result["out_of_order"][0])
@@ -102,7 +110,7 @@ def locate(error: str, result: dict, utterances: list[dict], stage_order: list[s
 def _contrast_stage(error: str, result: dict, moment: dict, close_stage: str | None) -> str:
     """Which stage a good example of the same moment comes from."""
     if error == "skipped_required_stage":
-        return moment["note"].split(" belonged here")[0] if moment.get("note") else result["stages_skipped"][0]
+        return moment.get("skipped_stage") or result["stages_skipped"][0]
     if error == "no_close_attempt" and close_stage:
         return close_stage
     return moment["stage"]
@@ -125,8 +133,8 @@ def _latest_calls(con, facts: str, where: str, value, errors: list[str], has_err
 
 def _id_range(calls: list[tuple]) -> list:
     """[lowest, highest] utterance id of the calls: lets DuckDB skip the rest of the utterances."""
-    firsts = [first for _, first, _ in calls if first is not None]
-    lasts = [last for _, _, last in calls if last is not None]
+    firsts = [first for _call, first, _last in calls if first is not None]
+    lasts = [last for _call, _first, last in calls if last is not None]
     return [min(firsts), max(lasts)] if firsts else [0, -1]
 
 
@@ -168,7 +176,9 @@ def _call_moments(
                     float(moment["start_s"]),
                     moment["stage"],
                     moment["text"],
-                    f'forbidden phrase "{result["phrase"]}"' if error == "forbidden_phrase" else moment.get("note", ""),
+                    _('forbidden phrase "{phrase}"', phrase=result["phrase"])
+                    if error == "forbidden_phrase"
+                    else moment.get("note", ""),
                 ),
                 _contrast_stage(error, result, moment, close_stage),
             )
@@ -196,7 +206,9 @@ def _contrast(con, calls: list[tuple], error: str, stage: str, used: set | None 
     candidates = [c for c in candidates if (c[0], c[1]) not in (used or set())]  # never the same moment twice
     if not candidates:
         return None
-    call_id, idx, start, stage, text, _, _ = min(candidates, key=lambda c: (not c[5], -c[6], recency[c[0]], c[0], c[1]))
+    call_id, idx, start, stage, text, _skip, _rank = min(
+        candidates, key=lambda c: (not c[5], -c[6], recency[c[0]], c[0], c[1])
+    )
     if used is not None:
         used.add((call_id, idx))
     file, started_at, rep = con.execute(
@@ -329,9 +341,11 @@ def _training_plan(
     for rank, gap in enumerate(gaps.to_dict("records"), start=1):
         meaning = gap["meaning"]
         if gap["error"] == "skipped_required_stage" and focus:
-            meaning = f"the required stage {focus} was skipped"
+            meaning = _("the required stage {stage} was skipped", stage=focus)
             if skipped_in < gap["errors"]:
-                meaning += f" (in {skipped_in} of the {gap['errors']} calls that skipped one)"
+                meaning += _(
+                    " (in {skipped} of the {errors} calls that skipped one)", skipped=skipped_in, errors=gap["errors"]
+                )
         target = target_rate(gap["rate"], gap["team_rate"])
         if isinstance(gap["missed_kpi"], str):  # the KPI's own target, as an error rate
             target = min(target, 1 - kpi_target[gap["missed_kpi"]])
@@ -364,31 +378,63 @@ def _training_plan(
 
 
 def plan_text(frame: pd.DataFrame, rep: str) -> str:
-    """The training plan as text for the terminal or a printout."""
+    """The training plan as text for the terminal or a printout, in the UI language."""
     if frame.empty:
-        return f"{rep}: no error above the team's rate; nothing to train this month."
-    lines = [f"Training plan for {rep} (30 days)"]
+        return _("{rep}: no error above the team's rate; nothing to train this month.", rep=rep)
+    lines = [_("Training plan for {rep} (30 days)", rep=rep)]
     for gap in frame.to_dict("records"):
-        significance = "significant" if gap["flagged"] else "not yet significant"
+        significance = _("significant") if gap["flagged"] else _("not yet significant")
         team = "-"
         if gap["team_rate"] == gap["team_rate"]:
-            team = f"{gap['team_errors']} of {gap['team_calls']} calls ({gap['team_rate']:.0%})"
-        missed = f"; the rating's KPI {gap['missed_kpi'].replace('_', ' ')} was missed" if gap.get("missed_kpi") else ""
+            team = _(
+                "{errors} of {calls} calls ({rate})",
+                errors=gap["team_errors"],
+                calls=gap["team_calls"],
+                rate=percent(gap["team_rate"]),
+            )
+        missed = ""
+        if gap.get("missed_kpi"):
+            missed = _("; the rating's KPI {kpi} was missed", kpi=kpi_name(gap["missed_kpi"]))
+        own = _(
+            "{errors} of {calls} calls ({rate})", errors=gap["errors"], calls=gap["calls"], rate=percent(gap["rate"])
+        )
         lines += [
             "",
-            f"{gap['rank']}. {gap['meaning']}: {gap['errors']} of {gap['calls']} calls ({gap['rate']:.0%}); "
-            f"rest of the team {team}; p = {gap['p_value']:.3f}, {significance}{missed}",
-            f"   target in 30 days: at most {gap['target_30d']:.0%} of calls",
+            f"{gap['rank']}. {gap['meaning']}: {own}; "
+            + _(
+                "rest of the team {team}; p = {p}, {significance}",
+                team=team,
+                p=number(gap["p_value"], ".3f"),
+                significance=significance,
+            )
+            + missed,
+            "   " + _("target in 30 days: at most {rate} of calls", rate=percent(gap["target_30d"])),
         ]
         for moment in gap["examples"]:
             lines.append(
-                f"   your call {moment.file} ({moment.started_at[:16]}) at {clock(moment.at)}, {moment.stage}:"
+                "   "
+                + _(
+                    "your call {file} ({when}) at {at}, {stage}:",
+                    file=moment.file,
+                    when=moment.started_at[:16],
+                    at=clock(moment.at),
+                    stage=moment.stage,
+                )
             )
             lines.append(
                 f'      "{shorten(moment.text, QUOTE_WIDTH)}"' + (f"  <- {moment.note}" if moment.note else "")
             )
         contrast = gap["contrast"]
         if contrast is not None:
-            lines.append(f"   how {contrast.rep} does it ({contrast.file} at {clock(contrast.at)}, {contrast.stage}):")
+            lines.append(
+                "   "
+                + _(
+                    "how {rep} does it ({file} at {at}, {stage}):",
+                    rep=contrast.rep,
+                    file=contrast.file,
+                    at=clock(contrast.at),
+                    stage=contrast.stage,
+                )
+            )
             lines.append(f'      "{shorten(contrast.text, QUOTE_WIDTH)}"')
     return "\n".join(lines)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from salescalls.db.sql import OUTCOME, PERIOD, SCRIPT_ENDS, SUCCESS_OUTCOMES, CallFilter, completed, execute
-from salescalls.insights.analytics import check_period
+from salescalls.i18n import _, ngettext, number, percent
+from salescalls.insights.analytics import check_period, outcome_name
 from salescalls.insights.stats import fisher_p, holm, wilson_interval
 from salescalls.insights.tables import format_table
 
@@ -110,7 +111,7 @@ ORDER BY s.script_id, s.script_version, t.period, s.position
 
 def _outcome_mix(outcomes) -> str:
     """{'refusal': 2, 'sale': 1} -> 'refusal 2, sale 1' (empty for stages no call ended at)."""
-    return ", ".join(f"{name} {n}" for name, n in sorted(outcomes.items()))
+    return ", ".join(f"{outcome_name(name)} {n}" for name, n in sorted(outcomes.items()))
 
 
 MIN_CALLS = 5  # a stage fewer calls got to is not ranked at all: its drop-off share says nothing yet
@@ -186,13 +187,13 @@ def weakest_stages(frame: pd.DataFrame, min_calls: int = MIN_CALLS) -> pd.DataFr
     last = frame.groupby(script)["position"].transform("max")
     content = frame[frame["position"] < last]
     parts = []
-    for _, group in content.groupby(script, sort=True):
+    for _script, group in content.groupby(script, sort=True):
         judged = group[group["got_here"] >= min_calls]
         if judged.empty:
             continue
         total_dropped, total_got = group["dropped"].sum(), group["got_here"].sum()
         rows = []
-        for _, row in judged.iterrows():
+        for _index, row in judged.iterrows():
             d, g = int(row["dropped"]), int(row["got_here"])
             d_other, g_other = int(total_dropped - d), int(total_got - g)
             other_share = d_other / g_other if g_other else float("nan")
@@ -231,34 +232,58 @@ def highlighted(ranked: pd.DataFrame, top: int = 3) -> pd.DataFrame:
 
 
 def weak_stage_lines(ranked: pd.DataFrame, calls: int, min_calls: int = MIN_CALLS) -> list[str]:
-    """The weak-stage summary the CLI prints and the report shows, one line each."""
+    """The weak-stage summary the CLI prints and the report shows, one line each, in the UI language."""
     judged = len(ranked)
     if ranked.empty:
-        return [f"weakest stages: none judged, no stage was got to by {min_calls} or more calls ({calls} calls)"]
+        return [
+            _(
+                "weakest stages: none judged, no stage was got to by {min_calls} or more calls ({calls} calls)",
+                min_calls=min_calls,
+                calls=calls,
+            )
+        ]
     lines = [
-        f"weakest stages (drop-off share against the other stages' together; Fisher's exact test, "
-        f"Holm-adjusted over the {judged} stage{'' if judged == 1 else 's'} at least {min_calls} calls got to):"
+        ngettext(
+            "weakest stages (drop-off share against the other stages' together; Fisher's exact test, "
+            "Holm-adjusted over the {n} stage at least {min_calls} calls got to):",
+            "weakest stages (drop-off share against the other stages' together; Fisher's exact test, "
+            "Holm-adjusted over the {n} stages at least {min_calls} calls got to):",
+            judged,
+            min_calls=min_calls,
+        )
     ]
     shown = highlighted(ranked)
     if shown.empty:
-        return [*lines, f"  none: no stage loses more calls than the others ({calls} calls)"]
+        return [*lines, "  " + _("none: no stage loses more calls than the others ({calls} calls)", calls=calls)]
     if not shown["significant"].any():
         lines.append(
-            f"  with {calls} calls no stage's drop-off is significantly higher than the others' yet "
-            f"(smallest adjusted p = {ranked['p_adjusted'].min():.2f}); the highest:"
+            "  "
+            + _(
+                "with {calls} calls no stage's drop-off is significantly higher than the others' yet "
+                "(smallest adjusted p = {p}); the highest:",
+                calls=calls,
+                p=number(ranked["p_adjusted"].min(), ".2f"),
+            )
         )
-    for _, row in shown.iterrows():
+    for _row, row in shown.iterrows():
         when = f"{row['period']:%Y-%m-%d} " if row["period"] != "" else ""
         needed = row["calls_needed"]
         tail = ""
         if not row["significant"] and needed == needed and needed is not None:
-            tail = f"; at these shares significant from about {int(needed)} calls getting here"
-        lines.append(
-            f"  {when}{row['stage']}: {int(row['dropped'])} of {int(row['got_here'])} calls dropped here "
-            f"({row['drop_share']:.0%}, {row['drop_low']:.0%}-{row['drop_high']:.0%}) against "
-            f"{row['other_share']:.0%} at the other stages (n = {int(row['other_got_here'])}), "
-            f"p = {row['p_adjusted']:.2g}{tail}"
+            tail = _("; at these shares significant from about {n} calls getting here", n=int(needed))
+        said = _(
+            "{dropped} of {got} calls dropped here ({share}, {low}-{high}) against {other} at the other "
+            "stages (n = {other_n}), p = {p}",
+            dropped=int(row["dropped"]),
+            got=int(row["got_here"]),
+            share=percent(row["drop_share"]),
+            low=percent(row["drop_low"]),
+            high=percent(row["drop_high"]),
+            other=percent(row["other_share"]),
+            other_n=int(row["other_got_here"]),
+            p=number(row["p_adjusted"], ".2g"),
         )
+        lines.append(f"  {when}{row['stage']}: {said}{tail}")
     return lines
 
 

@@ -7,6 +7,7 @@ import duckdb
 import pandas as pd
 
 from salescalls.db.sql import OUTCOME, PERIOD, CallFilter, execute
+from salescalls.i18n import N_, _, percent
 from salescalls.insights.analytics import check_period
 from salescalls.insights.stats import fisher_p, wilson_interval
 
@@ -22,16 +23,38 @@ FEW_QUESTIONS = 2  # fewer rep questions than this in a call that got past the g
 SIGNIFICANCE = 0.05  # a rep's error rate is flagged when Fisher's exact test against the team is below this
 
 
-ERRORS = {
-    "skipped_required_stage": "a required stage was skipped",
-    "stages_out_of_order": "required stages out of the script's order",
-    "forbidden_phrase": "the rep said a forbidden phrase",
-    "no_close_attempt": "the call reached the offer but the rep never moved to the close",
-    "long_monologue": f"a rep monologue over {LONG_MONOLOGUE:.0f} s",
-    "talks_too_much": f"the rep talked over {HIGH_TALK_RATIO:.0%} of the time",
-    "few_questions": f"fewer than {FEW_QUESTIONS} questions in a call past the greeting",
-    "interrupts": "the rep interrupted the customer",
+ERRORS = {  # error -> what it means for people (error_meaning fills the thresholds in)
+    "skipped_required_stage": N_("a required stage was skipped"),
+    "stages_out_of_order": N_("required stages out of the script's order"),
+    "forbidden_phrase": N_("the rep said a forbidden phrase"),
+    "no_close_attempt": N_("the call reached the offer but the rep never moved to the close"),
+    "long_monologue": N_("a rep monologue over {seconds} s"),
+    "talks_too_much": N_("the rep talked over {share} of the time"),
+    "few_questions": N_("fewer than {questions} questions in a call past the greeting"),
+    "interrupts": N_("the rep interrupted the customer"),
 }
+
+
+ERROR_NAMES = {  # short names for charts and tables (the extractor reads literals, hence written out)
+    "skipped_required_stage": N_("skipped required stage"),
+    "stages_out_of_order": N_("stages out of order"),
+    "forbidden_phrase": N_("forbidden phrase"),
+    "no_close_attempt": N_("no close attempt"),
+    "long_monologue": N_("long monologue"),
+    "talks_too_much": N_("talks too much"),
+    "few_questions": N_("few questions"),
+    "interrupts": N_("interrupts"),
+}
+
+
+def error_name(error: str) -> str:
+    """An error's short name in the UI language."""
+    return _(ERROR_NAMES[error])
+
+
+def error_meaning(error: str) -> str:
+    """What `error` means, in the UI language, with this module's thresholds."""
+    return _(ERRORS[error], seconds=f"{LONG_MONOLOGUE:.0f}", share=percent(HIGH_TALK_RATIO), questions=FEW_QUESTIONS)
 
 
 def stage_orders(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], list[str]]:
@@ -113,7 +136,7 @@ def profile_from_counts(counts: pd.DataFrame, rep: str) -> pd.DataFrame:
     team = counts[counts["rep"] != rep].drop(columns="rep").sum()
     n, n_team = int(mine["calls"]), int(team["calls"])  # team: zeros when the rep is the only one
     rows = []
-    for error, meaning in ERRORS.items():
+    for error in ERRORS:
         k, k_team = int(mine[error]), int(team[error])
         p_value = fisher_p(k, n, k_team, n_team) if n_team else float("nan")
         (low,), (high,) = wilson_interval([k], [n])
@@ -121,7 +144,7 @@ def profile_from_counts(counts: pd.DataFrame, rep: str) -> pd.DataFrame:
         rows.append(
             {
                 "error": error,
-                "meaning": meaning,
+                "meaning": error_meaning(error),
                 "calls": n,
                 "errors": k,
                 "rate": k / n,

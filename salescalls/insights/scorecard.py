@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from salescalls.db.sql import execute
+from salescalls.i18n import N_, _, percent
 from salescalls.insights.rep_errors import (
     CALL_FACTS_SQL,
     fact_params,
@@ -24,7 +25,9 @@ MIN_RATED_CALLS = 3  # fewer calls in a period than this give no rating: one cal
 BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a balanced conversation
 
 
-RATING_LABELS = {1: "missed goals", 2: "partly met goals", 3: "met goals", 4: "exceeded goals"}
+RATING_LABELS = {1: N_("missed goals"), 2: N_("partly met goals"), 3: N_("met goals"), 4: N_("exceeded goals")}
+NOT_RATED = N_("too few calls")  # the label of a rep or period with fewer than MIN_RATED_CALLS calls
+TRENDS = {"up": N_("up"), "down": N_("down"), "same": N_("same")}  # a rating against the period before
 
 
 # The error a missed KPI is trained on: a plan always covers what the rating says was missed.
@@ -44,14 +47,23 @@ class Kpi:
     stretch: float  # at or above: goal exceeded
 
 
+KPI_NAMES = {
+    "conversion": N_("conversion"),
+    "stages_covered": N_("stages covered"),
+    "close_attempted": N_("close attempted"),
+    "clean_language": N_("clean language"),
+    "balanced_talk": N_("balanced talk"),
+}
+
+
 KPI_TARGETS = (
-    Kpi("conversion", "calls ending in a sale or a meeting, of calls with a known outcome", 0.25, 0.40),
-    Kpi("stages_covered", "calls with no required stage skipped", 0.85, 0.95),
-    Kpi("close_attempted", "calls that reached the offer and moved on to the close", 0.80, 0.95),
-    Kpi("clean_language", "calls without a forbidden phrase", 0.95, 1.00),
+    Kpi("conversion", N_("calls ending in a sale or a meeting, of calls with a known outcome"), 0.25, 0.40),
+    Kpi("stages_covered", N_("calls with no required stage skipped"), 0.85, 0.95),
+    Kpi("close_attempted", N_("calls that reached the offer and moved on to the close"), 0.80, 0.95),
+    Kpi("clean_language", N_("calls without a forbidden phrase"), 0.95, 1.00),
     Kpi(
         "balanced_talk",
-        f"calls where the rep talks {BALANCED_TALK[0]:.0%}-{BALANCED_TALK[1]:.0%} of the time",
+        N_("calls where the rep talks {low}-{high} of the time"),
         0.70,
         0.90,
     ),
@@ -165,9 +177,7 @@ def rate(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> pd.Data
         for m, e, j, ok in zip(frame["missed"], frame["exceeded"], frame["judged"], enough, strict=True)
     ]
     frame["rating"] = frame["rating"].astype("Int64")
-    frame["rating_label"] = frame["rating"].map(
-        lambda r: RATING_LABELS.get(r, "too few calls") if pd.notna(r) else "too few calls"
-    )
+    frame["rating_label"] = frame["rating"].map(lambda r: rating_label(r))
     rating = frame["rating"].astype(float)
     previous = rating.groupby(frame["rep"]).shift()  # the rep's previous period (rows are in period order)
     frame["trend"] = np.select(
@@ -176,6 +186,21 @@ def rate(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> pd.Data
         "same",
     )
     return frame
+
+
+def rating_label(rating) -> str:
+    """What a 1-4 rating means (or that there is none), in the UI language."""
+    return _(RATING_LABELS[int(rating)]) if rating is not None and pd.notna(rating) else _(NOT_RATED)
+
+
+def kpi_meaning(kpi: Kpi) -> str:
+    """What a KPI counts, in the UI language."""
+    return _(kpi.meaning, low=percent(BALANCED_TALK[0]), high=percent(BALANCED_TALK[1]))
+
+
+def kpi_name(name: str) -> str:
+    """A KPI's name for people: stages_covered -> 'stages covered', in the UI language."""
+    return _(KPI_NAMES.get(name, name.replace("_", " ")))
 
 
 def top_quartile(frame: pd.DataFrame) -> list[str]:

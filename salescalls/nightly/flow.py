@@ -95,6 +95,7 @@ def write_report(
     calls_per_stage: int = 20,
     examples: int = 2,
     audio: bool = True,
+    language: str = "en",
 ) -> dict:
     """Rebuild the HTML report from the database (read-only), with the trackers and reasons of the
     call script at `script` and the team's KPI `targets` file; returns where it is and what it holds."""
@@ -106,6 +107,7 @@ def write_report(
         calls_per_stage=calls_per_stage,
         examples=examples,
         audio=audio,
+        language=language,
     )
     site = report.build(database, folder, options, progress=logger.info)
     if site.audio_missing:
@@ -239,6 +241,7 @@ def _report(settings: Settings) -> tuple[dict | None, str]:
             settings.report_calls_per_stage,
             settings.report_examples,
             settings.report_audio,
+            settings.ui_language,
         )
     except Exception as error:
         get_run_logger().error(f"the HTML report could not be written: {type(error).__name__}: {error}")

@@ -16,4 +16,5 @@ __all__ = [
     "server",  # HTTP with range requests
     "site",  # build(): collect, publish, render, swap in
     "values",  # JSON-safe values for the pages
+    "words",  # the product's own words on the pages, in the UI language
 ]

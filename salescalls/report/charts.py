@@ -11,6 +11,11 @@ import math
 
 import pandas as pd
 
+from salescalls.i18n import _, percent
+from salescalls.insights.analytics import outcome_name
+from salescalls.insights.rep_errors import error_name
+from salescalls.insights.scorecard import kpi_name
+
 # Stage colours by script position (colour-blind-safe Okabe-Ito order, then greys); the report's
 # transcripts use the same colours as the charts.
 STAGE_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#8C8C8C", "#B8A000", "#5C5C5C")
@@ -80,37 +85,39 @@ def funnel(stages: pd.DataFrame, weakest: set[str] = frozenset()) -> dict:
         "data": [
             {
                 "type": "bar",
-                "name": "got this far",
+                "name": _("got this far"),
                 "x": names,
                 "y": stages["got_here"].astype(int).tolist(),
                 "marker": {"color": REACHED},
-                "hovertemplate": "%{x}: %{y} calls got this far<extra></extra>",
+                "hovertemplate": "%{x}: " + _("%{y} calls got this far") + "<extra></extra>",
             },
             {
                 "type": "bar",
-                "name": "dropped here",
+                "name": _("dropped here"),
                 "x": names,
                 "y": stages["dropped"].astype(int).tolist(),
                 "marker": {"color": [WEAK if w else ENDED for w in weak]},
-                "hovertemplate": "%{x}: %{y} calls dropped here<extra></extra>",
+                "hovertemplate": "%{x}: " + _("%{y} calls dropped here") + "<extra></extra>",
             },
             {
                 "type": "scatter",
                 "mode": "markers",
-                "name": "drop-off share, 95% interval",
+                "name": _("drop-off share, {level} interval", level=percent(0.95)),
                 "x": names,
                 "y": [None if s is None else 100 * s for s in share],
                 "yaxis": "y2",
                 "marker": {"color": [WEAK if w else "#222222" for w in weak], "size": 9, "symbol": "diamond"},
                 "error_y": _error_bars(share, low, high),
-                "hovertemplate": "%{x}: %{y:.0f}% of the calls that got this far dropped here<extra></extra>",
+                "hovertemplate": "%{x}: "
+                + _("{share} of the calls that got this far dropped here", share="%{y:.0f}%")
+                + "<extra></extra>",
             },
         ],
         "layout": _layout(
             barmode="overlay",
-            yaxis={"title": {"text": "calls"}, "rangemode": "tozero", "gridcolor": "#E5E5E5"},
+            yaxis={"title": {"text": _("calls")}, "rangemode": "tozero", "gridcolor": "#E5E5E5"},
             yaxis2={
-                "title": {"text": "drop-off (%)"},
+                "title": {"text": _("drop-off (%)")},
                 "overlaying": "y",
                 "side": "right",
                 "range": [0, 105],
@@ -131,11 +138,11 @@ def outcome_mix(frame: pd.DataFrame) -> dict:
         data.append(
             {
                 "type": "bar",
-                "name": outcome,
+                "name": outcome_name(outcome),
                 "x": periods,
                 "y": [int(counts.get(p, 0)) for p in periods],
                 "marker": {"color": OUTCOME_COLOURS.get(outcome, "#7F7F7F")},
-                "hovertemplate": f"{outcome}: %{{y}} calls<extra>%{{x}}</extra>",
+                "hovertemplate": f"{outcome_name(outcome)}: " + _("%{y} calls") + "<extra>%{x}</extra>",
             }
         )
     return {
@@ -143,7 +150,7 @@ def outcome_mix(frame: pd.DataFrame) -> dict:
         "layout": _layout(
             barmode="stack",
             xaxis={"type": "category"},
-            yaxis={"title": {"text": "calls"}, "gridcolor": "#E5E5E5"},
+            yaxis={"title": {"text": _("calls")}, "gridcolor": "#E5E5E5"},
         ),
     }
 
@@ -155,11 +162,11 @@ def kpi_trend(frame: pd.DataFrame, kpis: list[str]) -> dict:
         {
             "type": "scatter",
             "mode": "lines+markers",
-            "name": kpi.replace("_", " "),
+            "name": kpi_name(kpi),
             "x": periods,
             "y": [None if _number(v) is None else 100 * float(v) for v in frame[kpi]],
             "line": {"color": STAGE_COLOURS[i % len(STAGE_COLOURS)]},
-            "hovertemplate": f"{kpi.replace('_', ' ')}: %{{y:.0f}}%<extra>%{{x}}</extra>",
+            "hovertemplate": kpi_name(kpi) + ": %{y:.0f}%<extra>%{x}</extra>",
         }
         for i, kpi in enumerate(kpis)
     ]
@@ -167,7 +174,7 @@ def kpi_trend(frame: pd.DataFrame, kpis: list[str]) -> dict:
         "data": data,
         "layout": _layout(
             xaxis={"type": "category"},
-            yaxis={"title": {"text": "% of calls"}, "range": [0, 105], "gridcolor": "#E5E5E5"},
+            yaxis={"title": {"text": _("{share} of calls", share="%")}, "range": [0, 105], "gridcolor": "#E5E5E5"},
         ),
     }
 
@@ -175,7 +182,7 @@ def kpi_trend(frame: pd.DataFrame, kpis: list[str]) -> dict:
 def error_profile(profile: pd.DataFrame, rep: str) -> dict:
     """A rep's error rates against the rest of the team (profile.error_profile), 95 % intervals;
     errors where the rep is significantly worse in red."""
-    errors = [e.replace("_", " ") for e in profile["error"]]
+    errors = [error_name(e) for e in profile["error"]]
 
     def bars(prefix: str, name: str, colour) -> dict:
         rate = [_number(v) for v in profile[f"{prefix}rate"]]
@@ -189,19 +196,23 @@ def error_profile(profile: pd.DataFrame, rep: str) -> dict:
             "x": [None if r is None else 100 * r for r in rate],
             "marker": {"color": colour},
             "error_x": _error_bars(rate, low, high, thickness=1),
-            "hovertemplate": f"{name}: %{{x:.0f}}% of calls<extra>%{{y}}</extra>",
+            "hovertemplate": f"{name}: " + _("{share} of calls", share="%{x:.0f}%") + "<extra>%{y}</extra>",
         }
 
     return {
         "data": [
-            bars("team_", "rest of the team", TEAM),
+            bars("team_", _("rest of the team"), TEAM),
             bars("", rep, [WEAK if flagged else ENDED for flagged in profile["flagged"]]),
         ],
         "layout": _layout(
             barmode="group",
             height=80 + 44 * len(errors),
             margin={"l": 190, "r": 24, "t": 16, "b": 48},
-            xaxis={"title": {"text": "% of calls with the error"}, "range": [0, 105], "gridcolor": "#E5E5E5"},
+            xaxis={
+                "title": {"text": _("{share} of calls with the error", share="%")},
+                "range": [0, 105],
+                "gridcolor": "#E5E5E5",
+            },
             yaxis={"autorange": "reversed"},
         ),
     }

@@ -60,7 +60,7 @@ def call_details(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[st
         call_ids=call_ids,
     ).df()
     for row in errors.to_dict("records"):
-        calls[row["call_id"]]["errors"] = [rep_errors.ERRORS[e] for e in rep_errors.ERRORS if row[e]]
+        calls[row["call_id"]]["errors"] = [rep_errors.error_meaning(e) for e in rep_errors.ERRORS if row[e]]
     positions = {
         key: {stage: i for i, stage in enumerate(stages)} for key, stages in rep_errors.stage_orders(con).items()
     }

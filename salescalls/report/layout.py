@@ -26,6 +26,7 @@ class ReportOptions:
     title: str = "salescalls"  # shown in every page's header
     script: Script | None = None  # the team's script: its trackers page and own reasons (else generic reasons)
     phrases: int = 5  # what-to-change phrases shown per stage page
+    language: str = "en"  # the pages' language (salescalls.i18n.LANGUAGES); dates and numbers follow it
 
 
 @dataclass

@@ -11,7 +11,10 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 from markupsafe import Markup, escape
 
+from salescalls import i18n
+from salescalls.i18n import N_, _
 from salescalls.insights import tables
+from salescalls.report import words
 from salescalls.report.layout import MARKER, ReportOptions, Site
 from salescalls.report.values import script_json
 from salescalls.speech import privacy
@@ -39,6 +42,56 @@ def _missing(value) -> bool:
     return value is None or isinstance(value, Undefined) or value != value
 
 
+# What report.js writes itself, translated into the page (`ui-strings`); the script looks each
+# English text up there, so the catalogue holds it like any other sentence.
+JS_STRINGS = (
+    N_("Script {script}: {calls} call"),
+    N_("Script {script}: {calls} calls"),
+    N_("Stages labelled by {models}."),
+    N_("stage"),
+    N_("got this far"),
+    N_("occurred"),
+    N_("dropped here"),
+    N_("drop-off"),
+    N_("{level} interval"),
+    N_("completed here"),
+    N_("dropped by customer"),
+    N_("outcomes of calls ended here"),
+    N_("calls that ended at this stage"),
+    N_(" optional"),
+    N_("No scored calls match these filters."),
+    N_("{shown} of the {total} calls below match the funnel's filters ({filters}). "),
+    N_("Show all"),
+    N_("period"),
+    N_("segment"),
+    N_("campaign"),
+    N_("rep"),
+)
+MOMENT_LABELS = (N_("your call"), N_("how a top rep does it"))  # the rep page's moment captions
+
+
+def _text(text: str) -> Markup:
+    """Plain text made safe for HTML, apostrophes left as they are (the pages read them as typed)."""
+    return Markup(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;"))
+
+
+def _page_gettext(message: str, **values) -> Markup:
+    return _text(_(message, **values))
+
+
+def _page_ngettext(singular: str, plural: str, n: int, **values) -> Markup:
+    return _text(i18n.ngettext(singular, plural, n, **values))
+
+
+def _markup(message: str, **values) -> Markup:
+    """A translated sentence that holds markup of its own; the values are escaped."""
+    return Markup(_(message)).format(**values) if values else Markup(_(message))
+
+
+def _nmarkup(singular: str, plural: str, n: int, **values) -> Markup:
+    return Markup(i18n.translations(i18n.language()).ngettext(singular, plural, n)).format(n=n, **values)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("salescalls.report", "templates"),
@@ -49,12 +102,21 @@ def _environment() -> Environment:
     env.filters["script_json"] = script_json
     env.filters["marked"] = _marked
     env.filters["clock"] = lambda v: "" if _missing(v) else tables.clock(float(v))
-    env.filters["percent"] = lambda v: "–" if _missing(v) else f"{float(v):.0%}"
-    env.filters["number"] = lambda v, fmt=".1f": "–" if _missing(v) else format(float(v), fmt)
-    env.filters["when"] = lambda v: "" if _missing(v) else f"{pd.Timestamp(v):%Y-%m-%d %H:%M}"
-    env.filters["day"] = lambda v: "" if _missing(v) else f"{pd.Timestamp(v):%Y-%m-%d}"
-    env.globals["moment_end"] = moment_end
-    env.globals["lead_in"] = LEAD_IN
+    env.filters["percent"] = lambda v: "–" if _missing(v) else i18n.percent(float(v))
+    env.filters["number"] = lambda v, fmt=".1f": "–" if _missing(v) else i18n.number(float(v), fmt)
+    env.filters["when"] = lambda v: "" if _missing(v) else i18n.when(pd.Timestamp(v))
+    env.filters["day"] = lambda v: "" if _missing(v) else i18n.day(pd.Timestamp(v))
+    env.globals.update(
+        moment_end=moment_end,
+        lead_in=LEAD_IN,
+        _=_page_gettext,
+        ngettext=_page_ngettext,
+        _markup=_markup,
+        nmarkup=_nmarkup,
+        ui_language=i18n.language(),
+        ui_strings={text: _(text) for text in JS_STRINGS} if i18n.language() != "en" else {},
+        **words.NAMERS,
+    )
     return env
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from salescalls import i18n
 from salescalls.db import store
 from salescalls.report.audio import publish_audio
 from salescalls.report.collect import choose_period, collect
@@ -50,8 +51,12 @@ def build(
     progress: Callable[[str], None] = lambda message: None,
 ) -> Site:
     """Write the report for `database` into `folder` (replacing an earlier report there)."""
+    with i18n.use(options.language):
+        return _build(database, Path(folder), options, progress)
+
+
+def _build(database: str | Path, folder: Path, options: ReportOptions, progress: Callable[[str], None]) -> Site:
     started = time.perf_counter()
-    folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).exists())):
         raise FileExistsError(f"{folder} exists and is not a salescalls report; choose an empty or new folder")
     with store.reader(database) as con:

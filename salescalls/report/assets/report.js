@@ -20,6 +20,23 @@ function drawEmbeddedCharts() {
   });
 }
 
+// ---- the page's language: report.js's own sentences, translated into the page by the build
+let UI_STRINGS = null;
+
+function t(text, values = {}) {
+  if (UI_STRINGS === null) {
+    const source = document.getElementById("ui-strings");
+    UI_STRINGS = source ? JSON.parse(source.textContent) : {};
+  }
+  return (UI_STRINGS[text] || text).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
+}
+
+function localePercent(value) {
+  const lang = document.documentElement.lang || "en";
+  if (lang === "en") return Math.round(value * 100) + "%";
+  return new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 0 }).format(value);
+}
+
 // ---- funnel page
 function cell(row, text, className) {
   const td = document.createElement("td");
@@ -30,18 +47,19 @@ function cell(row, text, className) {
 }
 
 function percent(value) {
-  return value === null || value === undefined ? "–" : Math.round(value * 100) + "%";
+  return value === null || value === undefined ? "–" : localePercent(value);
 }
 
 function funnelSection(view, root, filters) {
   const section = document.createElement("section");
   section.className = "funnel";
   const title = document.createElement("h2");
-  title.textContent = `Script ${view.script}: ${view.calls} call${view.calls === 1 ? "" : "s"}`;
+  title.textContent = t(view.calls === 1 ? "Script {script}: {calls} call" : "Script {script}: {calls} calls",
+    { script: view.script, calls: view.calls });
   section.appendChild(title);
   const models = document.createElement("p");
   models.className = "muted";
-  models.textContent = `Stages labelled by ${view.stage_models}.`;
+  models.textContent = t("Stages labelled by {models}.", { models: view.stage_models });
   section.appendChild(models);
   const chart = document.createElement("div");
   chart.className = "chart";
@@ -50,8 +68,8 @@ function funnelSection(view, root, filters) {
   const table = document.createElement("table");
   table.className = "funnel-table";
   const head = table.createTHead().insertRow();
-  ["stage", "got this far", "occurred", "dropped here", "drop-off", "95% interval", "completed here", "dropped by customer",
-    "outcomes of calls ended here"]
+  ["stage", "got this far", "occurred", "dropped here", "drop-off", "{level} interval", "completed here", "dropped by customer",
+    "outcomes of calls ended here"].map((heading) => t(heading, { level: localePercent(0.95) }))
     .forEach((name, i) => {
       const th = document.createElement("th");
       th.textContent = name;
@@ -68,12 +86,12 @@ function funnelSection(view, root, filters) {
       const link = document.createElement("a");
       link.href = root + stage.page + (filters ? "#" + filters : "");
       link.textContent = stage.stage;
-      link.title = "calls that ended at this stage";
+      link.title = t("calls that ended at this stage");
       name.appendChild(link);
     } else {
       name.textContent = stage.stage;
     }
-    if (!stage.required) name.appendChild(Object.assign(document.createElement("small"), { textContent: " optional" }));
+    if (!stage.required) name.appendChild(Object.assign(document.createElement("small"), { textContent: t(" optional") }));
     cell(row, stage.got_here, "num got");
     cell(row, stage.occurred, "num occurred");
     cell(row, stage.dropped, "num dropped");
@@ -116,7 +134,7 @@ function setUpFunnel() {
     if (!views.length) {
       target.appendChild(Object.assign(document.createElement("p"), {
         className: "muted",
-        textContent: "No scored calls match these filters.",
+        textContent: t("No scored calls match these filters."),
       }));
     }
     const query = new URLSearchParams({
@@ -156,9 +174,10 @@ function setUpStageFilters() {
     shown += match;
   });
   note.hidden = false;
-  note.textContent = `${shown} of the ${calls.length} calls below match the funnel's filters (` +
-    filters.map(([name, value]) => `${name} ${value}`).join(", ") + "). ";
-  const all = Object.assign(document.createElement("a"), { href: "#", textContent: "Show all" });
+  note.textContent = t("{shown} of the {total} calls below match the funnel's filters ({filters}). ", {
+    shown, total: calls.length, filters: filters.map(([name, value]) => `${t(name)} ${value}`).join(", "),
+  });
+  const all = Object.assign(document.createElement("a"), { href: "#", textContent: t("Show all") });
   all.addEventListener("click", (event) => {
     event.preventDefault();
     calls.forEach((call) => { call.hidden = false; });

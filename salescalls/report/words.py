@@ -1,0 +1,52 @@
+"""The product's own words on the pages, in the UI language: roles, periods, KPI names, trends, run
+statuses and the generic drop-off reasons. The team's words (stage names, outcomes, segments,
+campaigns, its script's reasons) are shown as the team wrote them."""
+
+from __future__ import annotations
+
+from salescalls.i18n import N_, _, percent
+from salescalls.insights.analytics import outcome_name
+from salescalls.insights.scorecard import TRENDS, Kpi, kpi_meaning, kpi_name
+
+ROLES = {"rep": N_("rep"), "customer": N_("customer")}
+PERIODS = {"day": N_("day"), "week": N_("week"), "month": N_("month"), "quarter": N_("quarter")}
+RUN_STATUSES = {
+    "running": N_("running"),
+    "completed": N_("completed"),
+    "failed": N_("failed"),
+    "interrupted": N_("interrupted"),
+}
+SEGMENTS = {"cold": N_("cold"), "warm": N_("warm"), "hot": N_("hot")}  # client temperature
+REASONS = {  # salescalls/data/reasons.yaml: the generic reasons' names, and the group of the rest
+    "price": N_("price"),
+    "current_provider": N_("current_provider"),
+    "no_time": N_("no_time"),
+    "not_interested": N_("not_interested"),
+    "think_it_over": N_("think_it_over"),
+    "not_decision_maker": N_("not_decision_maker"),
+    "terms": N_("terms"),
+    "other": N_("other"),
+}
+
+
+def _named(table: dict[str, str]):
+    return lambda value: _(table[value]) if value in table else value
+
+
+def kpi_targets(kpis: tuple[Kpi, ...]) -> str:
+    """'conversion 25%, stages covered 85%, ...'"""
+    return ", ".join(f"{kpi_name(kpi.name)} {percent(kpi.target)}" for kpi in kpis)
+
+
+NAMERS = {  # Jinja globals
+    "role_name": _named(ROLES),
+    "period_name": _named(PERIODS),
+    "run_status": _named(RUN_STATUSES),
+    "trend_name": _named(TRENDS),
+    "reason_name": _named(REASONS),
+    "outcome_name": outcome_name,
+    "segment_name": _named(SEGMENTS),
+    "kpi_name": kpi_name,
+    "kpi_meaning": kpi_meaning,
+    "kpi_targets": kpi_targets,
+}
