@@ -296,7 +296,7 @@ def test_every_analytics_command_answers_from_the_cli(database, tmp_path):
     assert "objection: 2 of 9 calls dropped here" in funnel
     assert "period from 2026-11-09: 5 calls" in run("dropoff", "--period", "week")
     assert "Claire Dubois  4" in run("metrics")
-    assert "skipped_required_stage  100% (57%-100%)" in run("profile", "Boris Ivanov")
+    assert "skipped required stage  100% (57%-100%)" in run("profile", "Boris Ivanov")
     rating = run("rating")
     assert "Boris Ivanov   5      60% of 5 exceeded  0% of 5 missed" in rating and "1 missed goals" in rating
     assert "Claire Dubois  2026-11-09   3" in run("rating", "--period", "week")

@@ -77,7 +77,7 @@ def test_profile_of_a_rep_and_of_an_unknown_one(tmp_path, demo_script):
             store.save_call(con, record(f"{n:064d}", rep="Ann" if n < 3 else "Bob"))
     result = runner.invoke(app, ["profile", "Ann", "--db", str(path)])
     assert result.exit_code == 0, result.output
-    assert "Ann: 3 calls; team (everyone else): 3 calls" in result.output and "no_close_attempt" in result.output
+    assert "Ann: 3 calls; team (everyone else): 3 calls" in result.output and "no close attempt" in result.output
     result = runner.invoke(app, ["profile", "Zed", "--db", str(path)])
     assert result.exit_code == 1 and "no scored calls of a rep named 'Zed'" in result.output
 

@@ -1,6 +1,7 @@
-"""The report in the team's language (SALESCALLS_UI_LANGUAGE=ru|hu), in a real browser: every page's
-own words translated (what report.js writes too), dates and numbers in the locale's format, no
-errors; and the catalogues themselves complete, consistent and compiled."""
+"""The report and the CLI in the team's language (SALESCALLS_UI_LANGUAGE=ru|hu): every page's own
+words translated in a real browser (what report.js writes too), dates and numbers in the locale's
+format, no errors; the QA and trainer commands' output translated; and the catalogues themselves
+complete, consistent and compiled."""
 
 from __future__ import annotations
 
@@ -140,9 +141,14 @@ def data_words(site, script) -> set[str]:
     text = " ".join(p.read_text(encoding="utf-8") for p in site.folder.rglob("*.html"))
     found = set(re.findall(r'data-campaign="([^"]*)"', text)) | set(re.findall(r"<code>([^<]*)</code>", text))
     found |= {script.id, *script.trackers}
+    return {w.lower() for item in found for w in re.findall(r"[A-Za-z]{4,}", item)} | said_words(script)
+
+
+def said_words(script) -> set[str]:
+    """The Latin words of what was said in the team's calls (Hungarian 'most' is not English 'most')."""
     folder = TEAMS[script.languages[0]][0]
-    found |= {turn["text"] for truth in folder.glob("*.json") for turn in load_truth(truth)["turns"]}  # what was said
-    return {w.lower() for item in found for w in re.findall(r"[A-Za-z]{4,}", item)}
+    said = " ".join(turn["text"] for truth in folder.glob("*.json") for turn in load_truth(truth)["turns"])
+    return {w.lower() for w in re.findall(r"[A-Za-z]{4,}", said)}
 
 
 PAGES = ("index.html", "funnel.html", "reps.html", "trackers.html")
@@ -191,3 +197,56 @@ def test_every_page_speaks_the_team_language_with_its_dates_and_numbers(team_sit
     if language == "hu":
         shoot(page, "report-rep-hu")
     assert not page.problems, page.problems
+
+
+@pytest.fixture(scope="module", params=sorted(TEAMS))
+def team_database(request, tmp_path_factory):
+    folder, script_path = TEAMS[request.param]
+    path = _truth_database(folder, script_path, tmp_path_factory.mktemp(f"cli-{request.param}") / "truth.duckdb")
+    return request.param, path, load_script(script_path)
+
+
+def test_the_qa_and_trainer_commands_print_in_the_team_language(team_database, monkeypatch):
+    from typer.testing import CliRunner
+
+    from salescalls.cli import app
+
+    language, database, script = team_database
+    monkeypatch.setenv("SALESCALLS_UI_LANGUAGE", language)
+    rep = next(iter(read_metadata(TEAMS[language][0] / "calls.csv").rows.values()))["rep"]
+    forbidden = english_ui_words() - {w.lower() for w in re.findall(r"[A-Za-z]{4,}", script.id)}
+    forbidden -= {"stages", "cold", "start", "meaning", "ground", "truth"} | said_words(script)  # model name, talk
+    with i18n.use(language):
+        expected = {
+            "dropoff": [i18n._("got this far"), i18n._("drop-off")],
+            "rating": [i18n._("rating"), i18n._("targets (met / exceeded at or above): {targets}", targets="")],
+            "profile": [i18n._("error"), i18n._("p (Fisher)")],
+            "plan": [  # a plan, or the one line of a rep with nothing to train
+                (
+                    i18n._("Training plan for {rep} (30 days)", rep=rep),
+                    i18n._("{rep}: no error above the team's rate; nothing to train this month.", rep=rep),
+                )
+            ],
+            "reasons": [i18n._("reason")],
+            "metrics": [i18n._("rep talk")],
+        }
+    commands = {
+        "dropoff": ["dropoff"],
+        "rating": ["rating"],
+        "profile": ["profile", rep],
+        "plan": ["plan", rep],
+        "reasons": ["reasons"],
+        "metrics": ["metrics"],
+    }
+    for name, arguments in commands.items():
+        result = CliRunner().invoke(app, [*arguments, "--db", str(database)])
+        assert result.exit_code == 0, (name, result.output)
+        for text in expected[name]:
+            choices = text if isinstance(text, tuple) else (text,)
+            assert any(choice.strip() in result.output for choice in choices), (name, text, result.output)
+        said = set()
+        for line in result.output.splitlines():
+            said |= {w.lower() for w in re.findall(r"[A-Za-z]{4,}", line)}
+        people = {w.lower() for w in re.findall(r"[A-Za-z]{4,}", result.output) if w[0].isupper()}  # names
+        english = sorted(said & forbidden - people)
+        assert not english, f"{language} {name}: English left in the output: {english}\n{result.output}"

@@ -25,6 +25,7 @@ from salescalls.cli.common import (
     kpi_targets,
     read,
 )
+from salescalls.i18n import _, percent
 
 
 @command(app)
@@ -45,18 +46,18 @@ def metrics(
     metrics_of = analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics
     frame = read(db, lambda con: metrics_of(con, since=since, until=until, rep=rep))
     if frame.empty:
-        typer.echo("no scored calls yet")
+        typer.echo(_("no scored calls yet"))
         return
-    columns = {"rep": "rep", "calls": "calls"} if by == "rep" else {"file": "call", "rep": "rep"}
+    columns = {"rep": _("rep"), "calls": _("calls")} if by == "rep" else {"file": _("call"), "rep": _("rep")}
     columns |= {
-        "talk_ratio": "rep talk",
-        "longest_monologue": "longest monologue s",
-        "longest_customer_story": "customer story s",
-        "rep_interruptions": "rep interrupts",
-        "customer_interruptions": "customer interrupts",
-        "rep_questions": "questions",
-        "rep_words_per_minute": "words/min",
-        "silence_share": "silence",
+        "talk_ratio": _("rep talk"),
+        "longest_monologue": _("longest monologue s"),
+        "longest_customer_story": _("customer story s"),
+        "rep_interruptions": _("rep interrupts"),
+        "customer_interruptions": _("customer interrupts"),
+        "rep_questions": _("questions"),
+        "rep_words_per_minute": _("words/min"),
+        "silence_share": _("silence"),
     }
     floats = {"talk_ratio": ".0%", "silence_share": ".0%", "longest_monologue": ".1f"}
     floats |= {"longest_customer_story": ".1f", "rep_words_per_minute": ".0f"}
@@ -81,12 +82,23 @@ def profile(
 
     def rate(prefix: str) -> list[str]:
         columns = zip(frame[f"{prefix}rate"], frame[f"{prefix}low"], frame[f"{prefix}high"], strict=True)
-        return [f"{r:.0%} ({lo:.0%}-{hi:.0%})" if r == r else "-" for r, lo, hi in columns]
+        return [f"{percent(r)} ({percent(lo)}-{percent(hi)})" if r == r else "-" for r, lo, hi in columns]
 
-    frame = frame.assign(rep_rate=rate(""), team=rate("team_"), flag=["WORSE" if f else "" for f in frame["flagged"]])
+    flags = [_("WORSE") if f else "" for f in frame["flagged"]]
+    frame = frame.assign(
+        rep_rate=rate(""), team=rate("team_"), flag=flags, error=frame["error"].map(rep_errors.error_name)
+    )
     calls, team_calls = int(frame["calls"].iloc[0]), int(frame["team_calls"].iloc[0])
-    typer.echo(f"{rep}: {calls} calls; team (everyone else): {team_calls} calls; rates with 95 % intervals")
-    columns = {"error": "error", "rep_rate": rep, "team": "team", "p_value": "p (Fisher)", "flag": ""}
+    typer.echo(
+        _(
+            "{rep}: {calls} calls; team (everyone else): {team_calls} calls; rates with {level} intervals",
+            rep=rep,
+            calls=calls,
+            team_calls=team_calls,
+            level=percent(0.95),
+        )
+    )
+    columns = {"error": _("error"), "rep_rate": rep, "team": _("team"), "p_value": _("p (Fisher)"), "flag": ""}
     typer.echo(tables.format_table(frame, columns, {"p_value": ".3f"}))
 
 
@@ -111,10 +123,10 @@ def rating(
     frame = read(db, lambda con: scorecard.ratings(con, period, kpis, **filters))
     typer.echo(scorecard.ratings_table(frame, kpis))
     if not frame.empty:
-        typer.echo(
-            "\ntargets (met / exceeded at or above): "
-            + "; ".join(f"{k.name.replace('_', ' ')} {k.target:.0%} / {k.stretch:.0%}" for k in kpis)
+        targets_line = "; ".join(
+            f"{scorecard.kpi_name(k.name)} {percent(k.target)} / {percent(k.stretch)}" for k in kpis
         )
+        typer.echo("\n" + _("targets (met / exceeded at or above): {targets}", targets=targets_line))
 
 
 @command(app)

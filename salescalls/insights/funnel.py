@@ -289,32 +289,43 @@ def weak_stage_lines(ranked: pd.DataFrame, calls: int, min_calls: int = MIN_CALL
 
 def dropoff_table(frame: pd.DataFrame) -> str:
     if frame.empty:
-        return "no scored calls yet"
+        return _("no scored calls yet")
     parts = []
     frame = frame.assign(
         interval=[
-            f"{low:.0%}-{high:.0%}" if low == low else ""
+            f"{percent(low)}-{percent(high)}" if low == low else ""
             for low, high in zip(frame["drop_low"], frame["drop_high"], strict=True)
         ]
     )
     frame = frame.assign(period=frame["period"].astype(object).fillna(""))
     for (script_id, version, period), group in frame.groupby(["script_id", "script_version", "period"], sort=True):
         calls = int(group["calls"].iloc[0])
-        when = f", period from {period:%Y-%m-%d}" if period != "" else ""
-        parts.append(f"Script {script_id} v{version}{when}: {calls} calls, stages by {group['stage_models'].iloc[0]}")
+        when = _(", period from {day}", day=f"{period:%Y-%m-%d}") if period != "" else ""
+        models = group["stage_models"].iloc[0]
+        parts.append(
+            ngettext(
+                "Script {script} v{version}{when}: {n} call, stages by {models}",
+                "Script {script} v{version}{when}: {n} calls, stages by {models}",
+                calls,
+                script=script_id,
+                version=version,
+                when=when,
+                models=models,
+            )
+        )
         parts.append(
             format_table(
                 group,
                 {
-                    "stage": "stage",
-                    "got_here": "got this far",
-                    "occurred": "occurred",
-                    "dropped": "dropped here",
-                    "drop_share": "drop-off",
-                    "interval": "95% interval",
-                    "completed": "completed here",
-                    "dropped_by_customer": "dropped by customer",
-                    "outcomes_of_ended": "outcomes of calls ended here",
+                    "stage": _("stage"),
+                    "got_here": _("got this far"),
+                    "occurred": _("occurred"),
+                    "dropped": _("dropped here"),
+                    "drop_share": _("drop-off"),
+                    "interval": _("{level} interval", level=percent(0.95)),
+                    "completed": _("completed here"),
+                    "dropped_by_customer": _("dropped by customer"),
+                    "outcomes_of_ended": _("outcomes of calls ended here"),
                 },
                 {"drop_share": ".0%"},
             )

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from salescalls.db.sql import OUTCOME, PERIOD, SCRIPT_ENDS, SUCCESS_OUTCOMES, CallFilter, completed, execute
+from salescalls.i18n import N_, _
 from salescalls.insights.analytics import check_period
 from salescalls.insights.tables import format_table
 
@@ -39,6 +40,21 @@ GROUP_SIMILARITY = 0.45  # unexplained last words this alike (cosine after centr
 NONE = "_none"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 OTHER = "other"
+REASON_NAMES = {  # the generic reasons (data/reasons.yaml) and the group of the rest, for people
+    "price": N_("price"),
+    "current_provider": N_("current_provider"),
+    "no_time": N_("no_time"),
+    "not_interested": N_("not_interested"),
+    "think_it_over": N_("think_it_over"),
+    "not_decision_maker": N_("not_decision_maker"),
+    "terms": N_("terms"),
+    OTHER: N_("other"),
+}
+
+
+def reason_name(reason: str) -> str:
+    """A generic reason's name in the UI language; a script's own reason or a quoted group as written."""
+    return _(REASON_NAMES[reason]) if reason in REASON_NAMES else reason
 
 
 @dataclass(frozen=True)
@@ -220,7 +236,7 @@ def why_customers_leave(
 def reasons_table(frame: pd.DataFrame) -> str:
     """Dropped calls per stage and reason, with the reps who had them and one example."""
     if frame.empty:
-        return "no dropped calls"
+        return _("no dropped calls")
     rows = []
     for (stage, reason), group in frame.groupby(["stage", "reason"], sort=False):
         reps = ", ".join(f"{rep} {n}" for rep, n in group["rep"].value_counts().sort_index().items())
@@ -230,12 +246,13 @@ def reasons_table(frame: pd.DataFrame) -> str:
             {
                 "position": position,
                 "stage": stage,
-                "reason": reason,
+                "reason": reason_name(reason),
                 "calls": len(group),
                 "reps": reps,
                 "example": example,
             }
         )
     table = pd.DataFrame(rows).sort_values(["position", "calls", "reason"], ascending=[True, False, True])
-    columns = {"stage": "stage", "reason": "reason", "calls": "calls", "reps": "reps", "example": "customer said"}
+    columns = {"stage": _("stage"), "reason": _("reason"), "calls": _("calls"), "reps": _("reps")}
+    columns["example"] = _("customer said")
     return format_table(table, columns)

@@ -28,6 +28,7 @@ BALANCED_TALK = (0.35, 0.65)  # rep share of the talk time that counts as a bala
 RATING_LABELS = {1: N_("missed goals"), 2: N_("partly met goals"), 3: N_("met goals"), 4: N_("exceeded goals")}
 NOT_RATED = N_("too few calls")  # the label of a rep or period with fewer than MIN_RATED_CALLS calls
 TRENDS = {"up": N_("up"), "down": N_("down"), "same": N_("same")}  # a rating against the period before
+STATUSES = {"met": N_("met"), "missed": N_("missed"), "exceeded": N_("exceeded")}  # a KPI against its targets
 
 
 # The error a missed KPI is trained on: a plan always covers what the rating says was missed.
@@ -214,11 +215,13 @@ def top_quartile(frame: pd.DataFrame) -> list[str]:
 
 def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -> str:
     if frame.empty:
-        return "no scored calls yet"
+        return _("no scored calls yet")
     shown = frame.assign(
         **{
             kpi.name: [
-                f"{v:.0%} of {int(n)} {s}" if v == v else "-"
+                _("{value} of {n} {status}", value=percent(v), n=int(n), status=_(STATUSES.get(s, s)))
+                if v == v
+                else "-"
                 for v, n, s in zip(frame[kpi.name], frame[f"{kpi.name}_n"], frame[f"{kpi.name}_status"], strict=True)
             ]
             for kpi in targets
@@ -228,11 +231,12 @@ def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -
             for r, label in zip(frame["rating"], frame["rating_label"], strict=True)
         ],
         period=frame["period"].astype(object).map(lambda p: "" if p is None or p != p else f"{p:%Y-%m-%d}"),
+        trend=frame["trend"].map(lambda t: _(TRENDS[t]) if t in TRENDS else t),
     )
-    columns = {"rep": "rep"}
+    columns = {"rep": _("rep")}
     if shown["period"].ne("").any():
-        columns["period"] = "period from"
-    columns |= {"calls": "calls", **{kpi.name: kpi.name.replace("_", " ") for kpi in targets}, "rating": "rating"}
+        columns["period"] = _("period from")
+    columns |= {"calls": _("calls"), **{kpi.name: kpi_name(kpi.name) for kpi in targets}, "rating": _("rating")}
     if shown["trend"].ne("").any():
-        columns["trend"] = "trend"
+        columns["trend"] = _("trend")
     return format_table(shown, columns)

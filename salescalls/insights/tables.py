@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from salescalls.i18n import number, percent
+
+
+def localised(value: float, spec: str) -> str:
+    """`value` by a format spec ('.0%', '.1f', '.2g'), in the UI language's number format."""
+    if spec.endswith("%"):
+        return percent(float(value), int(spec[1:-1] or 0))
+    return number(float(value), spec)
+
 
 def format_table(frame: pd.DataFrame, columns: dict[str, str], floats: dict[str, str] | None = None) -> str:
     """A plain-text table for the terminal: `columns` maps frame columns to headers."""
@@ -14,7 +23,7 @@ def format_table(frame: pd.DataFrame, columns: dict[str, str], floats: dict[str,
         for column in columns:
             value = record[column]
             if column in floats and pd.notna(value):
-                row.append(format(value, floats[column]))
+                row.append(localised(value, floats[column]))
             else:
                 row.append("" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value))
         rows.append(row)

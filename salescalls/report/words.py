@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from salescalls.i18n import N_, _, percent
 from salescalls.insights.analytics import outcome_name
+from salescalls.insights.reasons import reason_name
 from salescalls.insights.scorecard import TRENDS, Kpi, kpi_meaning, kpi_name
 
 ROLES = {"rep": N_("rep"), "customer": N_("customer")}
@@ -17,16 +18,6 @@ RUN_STATUSES = {
     "interrupted": N_("interrupted"),
 }
 SEGMENTS = {"cold": N_("cold"), "warm": N_("warm"), "hot": N_("hot")}  # client temperature
-REASONS = {  # salescalls/data/reasons.yaml: the generic reasons' names, and the group of the rest
-    "price": N_("price"),
-    "current_provider": N_("current_provider"),
-    "no_time": N_("no_time"),
-    "not_interested": N_("not_interested"),
-    "think_it_over": N_("think_it_over"),
-    "not_decision_maker": N_("not_decision_maker"),
-    "terms": N_("terms"),
-    "other": N_("other"),
-}
 
 
 def _named(table: dict[str, str]):
@@ -43,7 +34,7 @@ NAMERS = {  # Jinja globals
     "period_name": _named(PERIODS),
     "run_status": _named(RUN_STATUSES),
     "trend_name": _named(TRENDS),
-    "reason_name": _named(REASONS),
+    "reason_name": reason_name,
     "outcome_name": outcome_name,
     "segment_name": _named(SEGMENTS),
     "kpi_name": kpi_name,
