@@ -171,6 +171,8 @@ def test_every_page_speaks_the_team_language_with_its_dates_and_numbers(team_sit
         visible += " ".join(page.locator("[title]").evaluate_all("els => els.map(e => e.title)"))
         english = sorted({w.lower() for w in re.findall(r"[A-Za-z]{4,}", visible)} & forbidden)
         assert not english, f"{language} {path}: English left on the page: {english}"
+        iso_days = re.findall(r"\b\d{4}-\d\d-\d\d\b", visible)
+        assert not iso_days, f"{language} {path}: days not in the locale's format: {iso_days}"
         if path in heading:
             assert page.locator("h1").first.inner_text() == heading[path]
     assert not page.problems, page.problems

@@ -15,6 +15,7 @@ from salescalls.i18n import _, percent
 from salescalls.insights.analytics import outcome_name
 from salescalls.insights.rep_errors import error_name
 from salescalls.insights.scorecard import kpi_name
+from salescalls.report.words import period_shown
 
 # Stage colours by script position (colour-blind-safe Okabe-Ito order, then greys); the report's
 # transcripts use the same colours as the charts.
@@ -139,7 +140,7 @@ def outcome_mix(frame: pd.DataFrame) -> dict:
             {
                 "type": "bar",
                 "name": outcome_name(outcome),
-                "x": periods,
+                "x": [period_shown(p) for p in periods],
                 "y": [int(counts.get(p, 0)) for p in periods],
                 "marker": {"color": OUTCOME_COLOURS.get(outcome, "#7F7F7F")},
                 "hovertemplate": f"{outcome_name(outcome)}: " + _("%{y} calls") + "<extra>%{x}</extra>",
@@ -163,7 +164,7 @@ def kpi_trend(frame: pd.DataFrame, kpis: list[str]) -> dict:
             "type": "scatter",
             "mode": "lines+markers",
             "name": kpi_name(kpi),
-            "x": periods,
+            "x": [period_shown(p) for p in periods],
             "y": [None if _number(v) is None else 100 * float(v) for v in frame[kpi]],
             "line": {"color": STAGE_COLOURS[i % len(STAGE_COLOURS)]},
             "hovertemplate": kpi_name(kpi) + ": %{y:.0f}%<extra>%{x}</extra>",

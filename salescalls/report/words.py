@@ -1,10 +1,14 @@
-"""The product's own words on the pages, in the UI language: roles, periods, KPI names, trends, run
-statuses and the generic drop-off reasons. The team's words (stage names, outcomes, segments,
-campaigns, its script's reasons) are shown as the team wrote them."""
+"""The product's own words on the pages, in the UI language: roles, periods, outcomes, client
+temperatures, KPI names, trends, run statuses and the generic drop-off reasons, and days as the
+locale writes them. The team's words (stage names, campaigns, its script's trackers and reasons,
+what was said) are shown as the team wrote them."""
 
 from __future__ import annotations
 
-from salescalls.i18n import N_, _, percent
+import re
+from datetime import date
+
+from salescalls.i18n import N_, _, day, percent
 from salescalls.insights.analytics import outcome_name
 from salescalls.insights.reasons import reason_name
 from salescalls.insights.scorecard import TRENDS, Kpi, kpi_meaning, kpi_name
@@ -20,8 +24,17 @@ RUN_STATUSES = {
 SEGMENTS = {"cold": N_("cold"), "warm": N_("warm"), "hot": N_("hot")}  # client temperature
 
 
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+
+
 def _named(table: dict[str, str]):
     return lambda value: _(table[value]) if value in table else value
+
+
+def period_shown(label: str) -> str:
+    """A period's label as the UI language writes a day (2026-11-23, 23.11.2026, 2026. 11. 23.);
+    ISO weeks, months and quarters (2026-W48, 2026-11, 2026-Q4) read the same in every language."""
+    return day(date.fromisoformat(label)) if _DAY.fullmatch(label) else label
 
 
 def kpi_targets(kpis: tuple[Kpi, ...]) -> str:
@@ -40,4 +53,5 @@ NAMERS = {  # Jinja globals
     "kpi_name": kpi_name,
     "kpi_meaning": kpi_meaning,
     "kpi_targets": kpi_targets,
+    "period_shown": period_shown,
 }
