@@ -76,9 +76,23 @@ def ngettext(singular: str, plural: str, n: int, **values) -> str:
     return translations(_active.get()).ngettext(singular, plural, n).format(n=n, **values)
 
 
-def _babel_locale() -> str | None:
+def _babel_locale():
+    """The active language's Babel locale; None for English (the code's own formats)."""
     code = _active.get()
-    return None if code == "en" else code
+    return None if code == "en" else _parsed_locale(code)
+
+
+@functools.lru_cache(maxsize=len(LANGUAGES))
+def _parsed_locale(code: str):
+    from babel import Locale
+
+    return Locale.parse(code)  # parsed once: formatting a report's cells would parse it thousands of times
+
+
+def named(table: dict[str, str], key: str) -> str:
+    """`table[key]` (a constant marked with N_) in the active language; a key not in it as it is
+    (a team's own name)."""
+    return _(table[key]) if key in table else key
 
 
 def percent(value: float, digits: int = 0) -> str:
@@ -86,10 +100,9 @@ def percent(value: float, digits: int = 0) -> str:
     code = _babel_locale()
     if code is None:
         return f"{value:.{digits}%}"
-    from babel import Locale
     from babel.numbers import format_percent
 
-    pattern = Locale.parse(code).percent_formats[None].pattern  # ru: '#,##0\xa0%'
+    pattern = code.percent_formats[None].pattern  # ru: '#,##0\xa0%'
     if digits:
         pattern = pattern.replace("0", "0." + "0" * digits, 1)
     return format_percent(value, pattern, locale=code)

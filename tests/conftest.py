@@ -93,11 +93,16 @@ def demo_truths() -> list[dict]:
 def truth_database(tmp_path_factory, demo_truths, demo_script) -> Path:
     """A database holding the 14 demo calls exactly as their ground truth describes them (no models
     needed), each pointing at its recording in data/demo."""
-    path = tmp_path_factory.mktemp("truth") / "demo-truth.duckdb"
+    return write_truth_database(tmp_path_factory.mktemp("truth") / "demo-truth.duckdb", demo_script, demo_truths, DEMO)
+
+
+def write_truth_database(path: Path, script, truths: list[dict], folder: Path) -> Path:
+    """A database of `truths` (ground-truth calls with their calls.csv row under "crm") scored
+    against `script`, each pointing at its recording in `folder`."""
     with store.writer(path) as con:
-        store.save_script(con, demo_script)
-        for truth in demo_truths:
-            store.save_call(con, truth_record(truth, truth["crm"], demo_script, str(DEMO / truth["file"])))
+        store.save_script(con, script)
+        for truth in truths:
+            store.save_call(con, truth_record(truth, truth["crm"], script, str(folder / truth["file"])))
     return path
 
 

@@ -15,12 +15,11 @@ import pytest
 from babel.messages.pofile import read_po
 
 from salescalls import i18n
-from salescalls.db import store
-from salescalls.learning.evaluate import load_truth, truth_record
+from salescalls.learning.evaluate import load_truth
 from salescalls.nightly.inbox import read_metadata
 from salescalls.report import site as report
 from salescalls.script.spec import load_script
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_truth_database
 from tests.test_report_browser import browser, page, shoot  # noqa: F401 - fixtures and helpers shared
 
 TEAMS = {  # language: (demo folder, the team's own script)
@@ -102,14 +101,10 @@ def test_an_unknown_ui_language_is_refused_in_one_line(monkeypatch):
 
 
 def _truth_database(folder: Path, script_path: Path, path: Path) -> Path:
-    script = load_script(script_path)
     csv = read_metadata(folder / "calls.csv").rows
-    with store.writer(path) as con:
-        store.save_script(con, script)
-        for truth_file in sorted(folder.glob("*.json")):
-            truth = load_truth(truth_file)
-            store.save_call(con, truth_record(truth, csv[truth["file"]], script, str(folder / truth["file"])))
-    return path
+    truths = [load_truth(f) for f in sorted(folder.glob("*.json"))]
+    truths = [{**truth, "crm": csv[truth["file"]]} for truth in truths]
+    return write_truth_database(path, load_script(script_path), truths, folder)
 
 
 @pytest.fixture(scope="module", params=sorted(TEAMS))

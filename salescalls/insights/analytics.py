@@ -8,7 +8,7 @@ import pandas as pd
 
 from salescalls.db import conversation
 from salescalls.db.sql import OUTCOME, PERIOD, CallFilter, execute, optional
-from salescalls.i18n import N_, _
+from salescalls.i18n import N_, named
 
 PERIODS = ("day", "week", "month", "quarter")  # weeks start on Monday (ISO)
 
@@ -43,7 +43,7 @@ OUTCOMES = {  # the outcomes a call can have (crm_outcome, or what the words sai
 
 def outcome_name(outcome: str) -> str:
     """An outcome as the UI language says it (an outcome of the team's own: as the team wrote it)."""
-    return _(OUTCOMES[outcome]) if outcome in OUTCOMES else outcome
+    return named(OUTCOMES, outcome)
 
 
 def period_label(start, period: str | None) -> str:

@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 
 from salescalls.db.sql import OUTCOME, PERIOD, SCRIPT_ENDS, SUCCESS_OUTCOMES, CallFilter, completed, execute
-from salescalls.i18n import N_, _
+from salescalls.i18n import N_, _, named
 from salescalls.insights.analytics import check_period
 from salescalls.insights.tables import format_table
 
@@ -54,7 +54,7 @@ REASON_NAMES = {  # the generic reasons (data/reasons.yaml) and the group of the
 
 def reason_name(reason: str) -> str:
     """A generic reason's name in the UI language; a script's own reason or a quoted group as written."""
-    return _(REASON_NAMES[reason]) if reason in REASON_NAMES else reason
+    return named(REASON_NAMES, reason)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from salescalls.db.sql import execute
-from salescalls.i18n import N_, _, percent
+from salescalls.i18n import N_, _, named, percent
 from salescalls.insights.rep_errors import (
     CALL_FACTS_SQL,
     fact_params,
@@ -219,9 +219,7 @@ def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -
     shown = frame.assign(
         **{
             kpi.name: [
-                _("{value} of {n} {status}", value=percent(v), n=int(n), status=_(STATUSES.get(s, s)))
-                if v == v
-                else "-"
+                _("{value} of {n} {status}", value=percent(v), n=int(n), status=named(STATUSES, s)) if v == v else "-"
                 for v, n, s in zip(frame[kpi.name], frame[f"{kpi.name}_n"], frame[f"{kpi.name}_status"], strict=True)
             ]
             for kpi in targets
@@ -231,7 +229,7 @@ def ratings_table(frame: pd.DataFrame, targets: tuple[Kpi, ...] = KPI_TARGETS) -
             for r, label in zip(frame["rating"], frame["rating_label"], strict=True)
         ],
         period=frame["period"].astype(object).map(lambda p: "" if p is None or p != p else f"{p:%Y-%m-%d}"),
-        trend=frame["trend"].map(lambda t: _(TRENDS[t]) if t in TRENDS else t),
+        trend=frame["trend"].map(lambda t: named(TRENDS, t)),
     )
     columns = {"rep": _("rep")}
     if shown["period"].ne("").any():

@@ -5,10 +5,11 @@ what was said) are shown as the team wrote them."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 
-from salescalls.i18n import N_, _, day, percent
+from salescalls.i18n import N_, day, named, percent
 from salescalls.insights.analytics import outcome_name
 from salescalls.insights.reasons import reason_name
 from salescalls.insights.scorecard import TRENDS, Kpi, kpi_meaning, kpi_name
@@ -28,7 +29,7 @@ _DAY = re.compile(r"\d{4}-\d\d-\d\d")
 
 
 def _named(table: dict[str, str]):
-    return lambda value: _(table[value]) if value in table else value
+    return functools.partial(named, table)
 
 
 def period_shown(label: str) -> str:
