@@ -22,6 +22,10 @@ def test_order_prior_is_a_transition_matrix_that_follows_the_script():
     assert matrix[1, 2] > matrix[1, 3] > matrix[1, 4]  # skipping required stages costs
     assert matrix[3, 4] == pytest.approx(matrix[3, 5])  # skipping an optional stage is free
     assert matrix[0, 6] > matrix[0, 5]  # a call can end (sign-off) at any point
+    # the goodbye lasts a few utterances, not the rest of the call: staying in it is no likelier
+    # than in the other stages by more than a few utterances' worth
+    assert 0.7 <= matrix[6, 6] <= 0.9 and np.allclose(matrix[6, :6], matrix[6, 0])
+    assert order_prior(1).tolist() == [[1.0]]
 
 
 def test_viterbi_and_posteriors_on_a_known_chain():
