@@ -109,12 +109,15 @@ def percent(value: float, digits: int = 0) -> str:
 
 
 def number(value: float, spec: str = ".1f") -> str:
-    """`value` formatted by a Python format spec ('.1f', '.0f', '.3f', '.2g'), in the locale's symbols."""
+    """`value` formatted by a Python format spec ('.1f', '.0f', '+.0f', '.3f', '.2g'), in the locale's symbols."""
     code = _babel_locale()
     if code is None:
         return format(value, spec)
     from babel.numbers import format_decimal
 
+    if spec.startswith("+"):  # a change: always signed
+        shown = number(value, spec[1:])
+        return shown if shown.startswith("-") or value < 0 else "+" + shown
     if spec.endswith("f"):
         digits = int(spec[1:-1] or 0)
         return format_decimal(value, "#,##0" + ("." + "0" * digits if digits else ""), locale=code)

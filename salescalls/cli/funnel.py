@@ -25,6 +25,7 @@ from salescalls.cli.common import (
     read,
 )
 from salescalls.config import Settings
+from salescalls.i18n import _, day, ngettext
 
 
 @command(app)
@@ -54,7 +55,7 @@ def dropoff(
     minimum = funnel.MIN_CALLS if min_calls is None else min_calls
     if not frame.empty:
         blocks = frame.assign(period=frame["period"].astype(object).fillna(""))
-        for _, group in blocks.groupby(["script_id", "script_version", "period"], sort=True):
+        for _block, group in blocks.groupby(["script_id", "script_version", "period"], sort=True):
             typer.echo("")
             ranked = funnel.weakest_stages(group, minimum)
             for line in funnel.weak_stage_lines(ranked, int(group["calls"].iloc[0]), minimum):
@@ -84,7 +85,7 @@ def advice(
         ).fetchone()
         if found is None:
             return None
-        chosen_id, version, _ = found
+        chosen_id, version, _calls = found
         stages = list(stage or [])
         if not stages:
             frame = funnel.dropoff(con, chosen_id, script_version=version)
@@ -99,7 +100,13 @@ def advice(
         unknown = [name for name in stages if name not in known]
         if unknown:
             raise ValueError(f"no stage {', '.join(unknown)} in {chosen_id} v{version}; its stages: {', '.join(known)}")
-        lines = [f"Script {chosen_id} v{version}: what the rep said where calls went on, against where they dropped"]
+        lines = [
+            _(
+                "Script {script} v{version}: what the rep said where calls went on, against where they dropped",
+                script=chosen_id,
+                version=version,
+            )
+        ]
         for name in stages:
             moves = script_advice.stage_moves(con, chosen_id, version, name)
             lines += ["", *script_advice.moves_text(moves, name, top)]
@@ -109,7 +116,7 @@ def advice(
         lines = read(db, answer)
     except ValueError as error:
         fail(str(error))
-    typer.echo("no scored calls yet" if lines is None else "\n".join(lines))
+    typer.echo(_("no scored calls yet") if lines is None else "\n".join(lines))
 
 
 @command(app)
@@ -148,7 +155,8 @@ def reasons(
         typer.echo(why.reasons_table(frame))
         return
     for start, group in frame.groupby("period", sort=True):
-        typer.echo(f"period from {start:%Y-%m-%d}: {len(group)} dropped calls")
+        dropped = ngettext("{n} dropped call", "{n} dropped calls", len(group))
+        typer.echo(_("period from {day}: {dropped}", day=day(start), dropped=dropped))
         typer.echo(why.reasons_table(group) + "\n")
 
 

@@ -9,6 +9,7 @@ import typer
 
 from salescalls.cli.common import DB_OPTION, app, command, fail, read
 from salescalls.config import Settings
+from salescalls.i18n import _, named, ngettext, number, when
 
 
 @command(app)
@@ -49,14 +50,11 @@ def run(
         )
     except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress, SettingsError) as error:
         fail(str(error))
-    typer.echo(
-        f"\nrun {summary['run_id']}: {summary['files_seen']} recordings, {summary['calls_added']} added, "
-        f"{summary['calls_skipped']} already stored, {summary['quarantined']} quarantined\n"
-    )
+    typer.echo("\n" + _("run {run} ({done})", run=summary["run_id"], done=_done(summary, "recordings")) + "\n")
     with store.reader(summary["database"]) as con:
         typer.echo(funnel.dropoff_table(funnel.dropoff(con)))
     if summary.get("report"):
-        typer.echo(f"\nHTML report: {summary['report']}")
+        typer.echo("\n" + _("HTML report: {path}", path=summary["report"]))
 
 
 @command(app)
@@ -120,22 +118,48 @@ def runs(
     if as_json:
         typer.echo(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1))
     elif frame.empty:
-        typer.echo("no runs yet")
+        typer.echo(_("no runs yet"))
     else:
+        from salescalls.report.words import RUN_STATUSES
+
         for row in frame.to_dict("records"):
             errors = json.loads(row["errors"] or "{}")
-            problems = ", ".join(f"{kind}: {n}" for kind, n in sorted(errors.items())) or "none"
-            took = "" if row["minutes"] != row["minutes"] else f", {row['minutes']:.1f} min"
-            typer.echo(
-                f"{row['started_at']:%Y-%m-%d %H:%M}  {row['status']:<11} {row['files_seen']} files: "
-                f"{row['calls_added']} added, {row['calls_skipped']} already stored, {row['quarantined']} quarantined, "
-                f"{row['files_waiting']} still copying{took}"
-            )
+            problems = ", ".join(f"{kind}: {n}" for kind, n in sorted(errors.items())) or _("none")
+            done = _done(row, "files") + ", " + _("{n} still copying", n=row["files_waiting"])
+            if row["minutes"] == row["minutes"]:
+                done += ", " + _("{minutes} min", minutes=number(row["minutes"], ".1f"))
+            status = named(RUN_STATUSES, row["status"])
+            typer.echo(f"{when(row['started_at'])}  {status:<11} {done}")
             if row["engine"]:
-                peak = "" if row["peak_rss_mb"] != row["peak_rss_mb"] else f", peak {row['peak_rss_mb']:.0f} MB"
-                plural = "" if row["workers"] == 1 else "s"
-                typer.echo(f"    on {row['engine']} ({row['workers']} worker{plural}{peak}); problems: {problems}")
+                workers = ngettext("{n} worker", "{n} workers", int(row["workers"]))
+                if row["peak_rss_mb"] == row["peak_rss_mb"]:
+                    workers += ", " + _("peak {megabytes} MB", megabytes=number(row["peak_rss_mb"], ".0f"))
+                typer.echo(
+                    "    "
+                    + _(
+                        "on {engine} ({workers}); problems: {problems}",
+                        engine=row["engine"],
+                        workers=workers,
+                        problems=problems,
+                    )
+                )
             if row["message"]:
                 typer.echo(f"    {row['message']}")
     if not frame.empty and frame.iloc[0]["status"] != "completed":
         raise typer.Exit(code=3)
+
+
+def _done(counts: dict, seen: str) -> str:
+    """'12 recordings: 10 added, 2 already stored, 0 quarantined' (`seen`: recordings or files)."""
+    found = (
+        ngettext("{n} recording", "{n} recordings", int(counts["files_seen"]))
+        if seen == "recordings"
+        else ngettext("{n} file", "{n} files", int(counts["files_seen"]))
+    )
+    return _(
+        "{found}: {added} added, {skipped} already stored, {quarantined} quarantined",
+        found=found,
+        added=counts["calls_added"],
+        skipped=counts["calls_skipped"],
+        quarantined=counts["quarantined"],
+    )

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from salescalls.db.sql import OUTCOME, SCRIPT_ENDS, SUCCESS_OUTCOMES, completed, execute
+from salescalls.i18n import _, number
 from salescalls.insights.stats import fisher_p
 from salescalls.insights.tables import clock, shorten
 from salescalls.text import nlp
@@ -162,18 +163,44 @@ def stage_moves(
 def moves_text(frame: pd.DataFrame, stage: str, shown: int = SHOWN) -> list[str]:
     """The phrases as lines a QA specialist reads, each with its numbers and a moment to play."""
     if frame.empty:
-        return [f"at {stage}: no phrase of the rep was said in {MIN_CALLS} or more of the calls to compare"]
+        return [
+            _(
+                "at {stage}: no phrase of the rep was said in {minimum} or more of the calls to compare",
+                stage=stage,
+                minimum=MIN_CALLS,
+            )
+        ]
     calls = int(frame["calls"].iloc[0] + frame["other_calls"].iloc[0])
-    lines = [f"at {stage} ({calls} calls in which it occurred):"]
+    lines = [_("at {stage} ({calls} calls in which it occurred):", stage=stage, calls=calls)]
     for row in frame.head(shown).to_dict("records"):
-        lift = "where the others did not" if row["lift"] == float("inf") else f"{row['lift']:.1f}x as often"
+        if row["lift"] == float("inf"):
+            lift = _("where the others did not")
+        else:
+            lift = _("{times}x as often", times=number(row["lift"], ".1f"))
+        counts = _(
+            "{went_on} of {calls} against {other_went_on} of {other_calls} without",
+            went_on=row["went_on"],
+            calls=row["calls"],
+            other_went_on=row["other_went_on"],
+            other_calls=row["other_calls"],
+        )
         lines.append(
-            f'  "{row["phrase"]}": calls with it went on {lift} ({row["went_on"]} of {row["calls"]} against '
-            f"{row['other_went_on']} of {row['other_calls']} without; p = {row['p_value']:.2g}, "
-            f"q = {row['q_value']:.2g})"
+            "  "
+            + _('"{phrase}": calls with it went on {lift}', phrase=row["phrase"], lift=lift)
+            + f" ({counts}; p = {number(row['p_value'], '.2g')}, q = {number(row['q_value'], '.2g')})"
         )
         for moment in row["moments"][:1]:
-            lines.append(f'    e.g. {moment.file} at {clock(moment.at)}: "{shorten(moment.text, 100)}"')
+            lines.append(
+                "    "
+                + _(
+                    'e.g. {file} at {moment}: "{text}"',
+                    file=moment.file,
+                    moment=clock(moment.at),
+                    text=shorten(moment.text, 100),
+                )
+            )
     if not (frame["q_value"] < 0.05).any():
-        lines.append(f"  (with {calls} calls no phrase makes a significant difference yet: q >= 0.05)")
+        lines.append(
+            "  " + _("(with {calls} calls no phrase makes a significant difference yet: q >= 0.05)", calls=calls)
+        )
     return lines

@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from salescalls.db.sql import PERIOD, CallFilter, execute
+from salescalls.i18n import _, day, percent
 from salescalls.insights.analytics import check_period
 from salescalls.insights.stats import wilson_interval
 from salescalls.insights.tables import format_table
@@ -113,12 +114,14 @@ def summary(hits: pd.DataFrame, by: str = "rep") -> pd.DataFrame:
 
 def summary_table(frame: pd.DataFrame, by: str = "rep") -> str:
     if frame.empty:
-        return "no tracker mentioned (the script's `trackers:` lists what to look for)"
+        return _("no tracker mentioned (the script's `trackers:` lists what to look for)")
     shown = frame.assign(
         rate=[
-            f"{r:.0%} ({lo:.0%}-{hi:.0%})" for r, lo, hi in zip(frame["rate"], frame["low"], frame["high"], strict=True)
+            f"{percent(r)} ({percent(lo)}-{percent(hi)})"
+            for r, lo, hi in zip(frame["rate"], frame["low"], frame["high"], strict=True)
         ],
-        **({by: frame[by].map(lambda p: f"{p:%Y-%m-%d}" if hasattr(p, "strftime") else p)} if by == "period" else {}),
+        **({by: frame[by].map(lambda p: day(p) if hasattr(p, "strftime") else p)} if by == "period" else {}),
     )
-    columns = {"tracker": "tracker", by: by, "mentioned": "calls mentioning", "calls": "of calls", "rate": "rate"}
-    return format_table(shown, {**columns, "stages": "came up in"})
+    columns = {"tracker": _("tracker"), by: _("rep") if by == "rep" else _("period")}
+    columns |= {"mentioned": _("calls mentioning"), "calls": _("of calls"), "rate": _("rate")}
+    return format_table(shown, {**columns, "stages": _("came up in")})

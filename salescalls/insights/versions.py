@@ -6,6 +6,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from salescalls.i18n import _, number, percent
 from salescalls.insights.funnel import dropoff
 from salescalls.insights.stats import fisher_p
 from salescalls.insights.tables import format_table
@@ -80,31 +81,35 @@ def compare_versions(
 def versions_table(frame: pd.DataFrame) -> str:
     """compare_versions as text: one line per stage, shares with their n, change and p."""
     if frame.empty:
-        return "nothing to compare"
+        return _("nothing to compare")
     previous, version = int(frame["previous"].iloc[0]), int(frame["version"].iloc[0])
 
     def share(row, label):
         if row[f"{label}_got_here"] != row[f"{label}_got_here"]:
             return "-"
-        return f"{row[f'{label}_share']:.0%} of {int(row[f'{label}_got_here'])}"
+        return _("{share} of {calls}", share=percent(row[f"{label}_share"]), calls=int(row[f"{label}_got_here"]))
 
     shown = frame.assign(
         before=[share(row, "previous") for _, row in frame.iterrows()],
         after=[share(row, "current") for _, row in frame.iterrows()],
-        points=[f"{c * 100:+.0f}" if c == c else "" for c in frame["change"]],
-        p=[f"{p:.2g}" if p == p else "" for p in frame["p_value"]],
+        points=[number(c * 100, "+.0f") if c == c else "" for c in frame["change"]],
+        p=[number(p, ".2g") if p == p else "" for p in frame["p_value"]],
     )
-    header = (
-        f"drop-off per stage, v{previous} ({int(frame['previous_calls'].iloc[0])} calls) against "
-        f"v{version} ({int(frame['current_calls'].iloc[0])} calls); Fisher's exact test"
+    header = _(
+        "drop-off per stage, v{previous} ({previous_calls} calls) against v{version} ({calls} calls); "
+        "Fisher's exact test",
+        previous=previous,
+        previous_calls=int(frame["previous_calls"].iloc[0]),
+        version=version,
+        calls=int(frame["current_calls"].iloc[0]),
     )
     table = format_table(
         shown,
         {
-            "stage": "stage",
-            "before": f"v{previous} drop-off",
-            "after": f"v{version} drop-off",
-            "points": "change",
+            "stage": _("stage"),
+            "before": _("v{version} drop-off", version=previous),
+            "after": _("v{version} drop-off", version=version),
+            "points": _("change"),
             "p": "p",
         },
     )
