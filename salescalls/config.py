@@ -36,6 +36,7 @@ class Settings:
     work_dir: Path = Path("data/work")  # per-call results staged between workers and the writer
     quarantine_dir: Path = Path("data/quarantine")  # bad files are moved here with a reason
     inbox_settle: float = 2.0  # seconds a file's size must stay unchanged before it is taken (copies in progress)
+    same_failures: int = 3  # calls in a row failing the same way that stop the run as a systemic fault
     script: Path = Path("data/scripts/demo.yaml")  # the call script calls are scored against
     report_dir: Path | None = Path("data/report")  # the HTML report the nightly run writes; "off": none
     report_url: str | None = None  # where the team serves report_dir (the run summary links there)
@@ -98,7 +99,7 @@ class Settings:
             raise SettingsError(
                 f"SALESCALLS_UI_LANGUAGE={settings.ui_language!r}: expected one of {', '.join(LANGUAGES)}"
             )
-        for name in ("report_calls_per_stage", "report_examples"):
+        for name in ("report_calls_per_stage", "report_examples", "same_failures"):
             if getattr(settings, name) < 1:
                 raise SettingsError(f"SALESCALLS_{name.upper()}={getattr(settings, name)}: expected 1 or more")
         return settings
@@ -141,6 +142,7 @@ _EXPECTED = {
     "encoder_threads": "a whole number",
     "report_calls_per_stage": "a whole number",
     "report_examples": "a whole number",
+    "same_failures": "a whole number, 1 or more",
 }
 
 
@@ -150,7 +152,7 @@ def _parse(name: str, raw: str):
         return raw.lower() in ("1", "true", "yes", "on")
     if name in ("inbox_settle", "db_wait"):
         return float(raw)
-    if name in ("report_calls_per_stage", "report_examples"):
+    if name in ("report_calls_per_stage", "report_examples", "same_failures"):
         return int(raw)
     if name == "encoder_threads":
         return max(1, int(raw))

@@ -178,7 +178,9 @@ def test_every_error_a_user_acts_on_is_a_salescalls_error_and_keeps_its_builtin_
 
     for error in (SettingsError, NotADatabase, CorpusError, ScriptError, VersionError, AudioError):
         assert issubclass(error, InputError) and issubclass(error, ValueError), error
-    for error in (ModelMissingError, RunInProgress, EncoderError):
+    from salescalls.nightly.faults import SystemicFault
+
+    for error in (ModelMissingError, RunInProgress, EncoderError, SystemicFault):
         assert issubclass(error, SetupError) and issubclass(error, RuntimeError), error
     assert all(issubclass(e, SalescallsError) for e in (InputError, SetupError))
     assert SettingsError.exit_code == 2 and ScriptError.exit_code == 1

@@ -29,14 +29,14 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from salescalls.insights import funnel
 from salescalls.speech import audio
-from salescalls.nightly import engine, inbox
+from salescalls.nightly import engine, faults, inbox
 from salescalls.report import site as report
 from salescalls.db import search, store
 from salescalls.insights.scorecard import KPI_TARGETS, load_targets
 from salescalls.config import Settings
 from salescalls.nightly.ledger import KILLS_BEFORE_SETTING_ASIDE, RunLedger, killed_the_run, one_line
 from salescalls.pipeline import analyse_call, models_loaded
-from salescalls.script.spec import Script, load_script
+from salescalls.script.spec import Script, ScriptError, load_script
 from salescalls.speech.transcribe import ModelMissingError
 
 
@@ -63,10 +63,11 @@ def analyse(
         record = analyse_call(path, settings, script or load_script(settings.script), call_id, metadata)
     except ModelMissingError:
         raise
-    except audio.AudioError as error:
-        return {"path": path, "call_id": call_id, "error": str(error), **_worker()}
-    except Exception as error:  # one bad call must not stop the night
-        return {"path": path, "call_id": call_id, "error": f"processing failed: {one_line(error)}", **_worker()}
+    except Exception as error:  # whose fault it is, the flow decides from the verdict
+        reason = str(error) if isinstance(error, audio.AudioError) else f"processing failed: {one_line(error)}"
+        failure = faults.classify(error, reason)
+        verdict = {"error": reason, "fault": failure.kind, "error_class": failure.error_class}
+        return {"path": path, "call_id": call_id, **verdict, **_worker()}
     staged = inbox.stage_result(settings.work_dir, record)
     return {
         "path": path,
@@ -145,9 +146,13 @@ def nightly(
 
 def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     logger = get_run_logger()
-    call_script = load_script(settings.script)  # a broken script stops the run before any work
     ledger = RunLedger(settings, str(uuid.uuid4()))
     inbox_path = Path(inbox_dir)
+    try:
+        call_script = load_script(settings.script)  # a broken script stops the run before any work
+    except ScriptError as error:
+        ledger.refused(inbox_path, error)
+        raise
     crm = inbox.read_metadata(metadata or inbox_path / "calls.csv")
     for problem in crm.problems:
         logger.warning(problem)
@@ -268,6 +273,13 @@ def _analyse_all(
     logger = get_run_logger()
     if not todo:
         return
+    streak = faults.FailureStreak(ledger.settings.same_failures)
+
+    def set_aside(released: list[tuple[str, str | None, str]]) -> None:
+        for held_path, held_id, reason in released:
+            ledger.set_aside(held_path, held_id, reason)
+            logger.warning(f"{Path(held_path).name}: quarantined: {reason}")
+
     with run_engine.runner as runner:
         limit = run_engine.in_flight()
         logger.info(f"{len(todo)} calls on {run_engine.name}, at most {limit} at a time")
@@ -301,13 +313,17 @@ def _analyse_all(
                 raise
             except Exception as error:  # the worker itself died (out of memory, killed): that call only
                 lost = f"processing failed: worker lost: {one_line(error)}"
-                result = {"path": path, "call_id": call_id, "error": lost}
+                result = {"path": path, "call_id": call_id, "error": lost, "fault": faults.RECORDING}
             ledger.worker_said(result, done)
             name = Path(path).name
             if "error" in result:
-                ledger.set_aside(path, call_id, result["error"])
-                logger.warning(f"[{done}/{len(todo)}] {name}: quarantined: {result['error']}")
+                kind = result.get("fault", faults.SUSPECT)
+                failure = faults.Failure(kind, result.get("error_class", result["error"]), result["error"])
+                if kind == faults.SUSPECT:
+                    logger.warning(f"[{done}/{len(todo)}] {name}: failed: {result['error']}")
+                set_aside(streak.failed(path, call_id, failure))
                 continue
+            set_aside(streak.succeeded())
             record = ledger.store_staged(Path(result["staged"]))
             logger.info(
                 f"[{done}/{len(todo)}] {name}: {record.duration:.0f} s of audio in {result['seconds']:.1f} s "
@@ -316,6 +332,7 @@ def _analyse_all(
             )
             if record.role_note:  # stored with the call too (calls.role_note)
                 logger.warning(f"[{done}/{len(todo)}] {name}: roles: {record.role_note}")
+        set_aside(streak.ended())  # fewer than the limit in a row at the end: the recordings' own
     for worker, report_ in sorted(ledger.reports.items()):
         logger.info(
             f"worker {worker}: models loaded {report_['models_loaded']} times, "

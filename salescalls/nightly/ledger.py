@@ -67,6 +67,13 @@ class RunLedger:
             store.save_script(con, script)
         return stale
 
+    def refused(self, inbox_dir: Path, error: BaseException) -> None:
+        """A run that could not start (its script is unusable): recorded as failed with the reason,
+        so `salescalls runs` and a monitor see it."""
+        with store.writer(self.settings.database) as con:
+            runlog.start_run(con, self.run_id, str(inbox_dir))
+            runlog.finish_run(con, self.run_id, "failed", message=one_line(error), **self.counts)
+
     def known_calls(self) -> set[str]:
         with self._writer() as con:
             return store.known_call_ids(con)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salescalls.errors import InputError
+from salescalls.errors import InputError, SetupError
 
 SAMPLE_RATE = 16000  # what whisper and pyannote expect
 MIN_DURATION = 0.1  # seconds; shorter recordings hold no words
@@ -36,7 +36,7 @@ class AudioInfo:
 def require_ffmpeg() -> None:
     for tool in ("ffmpeg", "ffprobe"):
         if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} not found: install it (Debian: apt-get install -y ffmpeg)")
+            raise SetupError(f"{tool} not found: install it (Debian: apt-get install -y ffmpeg)")
 
 
 def content_hash(path: str | Path, chunk_size: int = 1 << 20) -> str:
