@@ -88,6 +88,11 @@ class Settings:
             if value is not None:
                 values[name] = Path(value) if name in _PATH_FIELDS else value
                 sources[name] = "option"
+        if "database" in values:  # a database of its own: its outputs beside it, unless set
+            for name, folder in _BESIDE_DATABASE.items():
+                if name not in values:
+                    values[name] = Path(values["database"]).parent / folder
+                    sources[name] = f"beside {sources['database']}"
         settings = cls(**values, sources=sources)
         if settings.workers is not None and settings.workers < 1:
             raise SettingsError(f"SALESCALLS_WORKERS={settings.workers}: expected 1 or more (or auto)")
@@ -129,6 +134,10 @@ def _meanings() -> dict[str, str]:
             found[match.group(1)] = match.group(2)
     return found
 
+
+# Outputs that follow the database (data/salescalls.duckdb -> data/work, data/quarantine, data/report):
+# a run on a scratch database never writes into the team's folders.
+_BESIDE_DATABASE = {"work_dir": "work", "quarantine_dir": "quarantine", "report_dir": "report"}
 
 _EXPECTED = {
     "rep_channel": "0, 1 or auto",

@@ -165,3 +165,29 @@ def test_a_run_stopped_by_a_broken_script_is_recorded_as_failed(tmp_path, monkey
     [(status, message, _quarantined, _added)] = _runs(database)
     assert status == "failed" and "ScriptError" in message
     assert CliRunner().invoke(app, ["runs", "--db", str(database)]).exit_code == 3
+
+
+def test_a_run_on_its_own_database_writes_its_outputs_beside_it(tmp_path, monkeypatch):
+    from salescalls.config import Settings
+
+    for name in ("WORK_DIR", "QUARANTINE_DIR", "REPORT_DIR", "DB"):
+        monkeypatch.delenv(f"SALESCALLS_{name}", raising=False)
+    assert Settings.from_env().quarantine_dir == Path("data/quarantine")  # the team's own, by default
+    scratch = Settings.from_env(database=tmp_path / "scratch" / "x.duckdb")
+    folder = tmp_path / "scratch"
+    assert (scratch.work_dir, scratch.quarantine_dir, scratch.report_dir) == (
+        folder / "work",
+        folder / "quarantine",
+        folder / "report",
+    )
+    assert scratch.sources["report_dir"] == "beside option"
+    monkeypatch.setenv("SALESCALLS_REPORT_DIR", str(tmp_path / "site"))
+    assert Settings.from_env(database=folder / "x.duckdb").report_dir == tmp_path / "site"  # set: it wins
+
+    inbox = _inbox(tmp_path / "inbox", ["a.wav", "b.wav"])
+    monkeypatch.setenv("SALESCALLS_SCRIPT", str(DEMO_SCRIPT))
+    monkeypatch.setenv("SALESCALLS_REPORT_DIR", "off")
+    _fake_pipeline(monkeypatch, {"a.wav": AudioError("silent: 1 s with nothing louder than -60 dBFS")})
+    summary = nightly_flow.nightly(str(inbox), database=str(folder / "x.duckdb"))
+    assert (summary["calls_added"], summary["quarantined"]) == (1, 1)
+    assert (folder / "quarantine" / "a.wav").exists()

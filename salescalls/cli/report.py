@@ -37,7 +37,9 @@ def report_script(path: Path, explicit: bool):
 @command(app)
 def report(
     db: Path | None = DB_OPTION,
-    out: Path | None = typer.Option(None, "--out", help="site folder (default: SALESCALLS_REPORT_DIR or data/report)"),
+    out: Path | None = typer.Option(
+        None, "--out", help="site folder (default: SALESCALLS_REPORT_DIR, else report/ beside the database)"
+    ),
     period: str | None = typer.Option(
         None,
         help=f"{PERIODS_HELP} or auto (by data span): the filter and trends (default: SALESCALLS_REPORT_PERIOD)",

@@ -206,7 +206,9 @@ def _new_calls(inbox_path: Path, ledger: RunLedger) -> list[tuple[Path, str]]:
         record = ledger.store_staged(staged)
         logger.info(f"stored {record.file} staged by an earlier run")
     known = ledger.known_calls()
-    found = inbox.scan(inbox_path, skip=(settings.quarantine_dir, settings.work_dir))
+    found = inbox.scan(
+        inbox_path, skip=tuple(filter(None, (settings.quarantine_dir, settings.work_dir, settings.report_dir)))
+    )
     files = [path for path in found if not _refuse(path, inbox_path, ledger)]
     files, busy = inbox.settled(files, settings.inbox_settle)
     for path in busy:

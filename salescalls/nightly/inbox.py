@@ -34,7 +34,7 @@ def scan(inbox: str | Path, skip: tuple[Path, ...] = ()) -> list[Path]:
     """Candidate recordings under the inbox (recursively), in a stable order.
 
     Hidden files and folders, sidecar files (csv, json, ...), partial downloads and the folders
-    in `skip` (quarantine, work) are left alone; everything else is probed and either processed
+    in `skip` (quarantine, work, report) are left alone; everything else is probed and either processed
     or quarantined.
     """
     inbox = Path(inbox)
