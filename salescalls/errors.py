@@ -12,7 +12,7 @@ May import: nothing of salescalls (every layer imports this module).
 
 from __future__ import annotations
 
-__all__ = ["InputError", "SalescallsError", "SetupError"]
+__all__ = ["InputError", "SalescallsError", "SetupError", "UsageError"]
 
 
 class SalescallsError(Exception):
@@ -23,6 +23,12 @@ class SalescallsError(Exception):
 
 class InputError(SalescallsError, ValueError):
     """Something the user gave is wrong: a file, a script, an option, a setting, a recording."""
+
+
+class UsageError(InputError):
+    """A command was called wrongly (an option's value, a name no stored call has); nothing was done."""
+
+    exit_code = 2  # as for typer's own usage errors
 
 
 class SetupError(SalescallsError, RuntimeError):

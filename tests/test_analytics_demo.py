@@ -275,7 +275,7 @@ def test_search_finds_phrases_with_and_without_an_index(database, tmp_path, demo
 def test_export_writes_every_table_as_parquet(database, tmp_path):
     with store.reader(database) as con:
         written = parquet.export_parquet(con, tmp_path / "out")
-        november = parquet.export_parquet(con, tmp_path / "week", since="2026-11-09", until="2026-11-16")
+        november = parquet.export_parquet(con, tmp_path / "week", since="2026-11-09", until="2026-11-15")
         counts = {table: con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in written}
     assert written == counts and written["calls"] == 14 and written["reps"] == 3
     assert november["calls"] == 5  # c08-c12
@@ -307,6 +307,12 @@ def test_every_analytics_command_answers_from_the_cli(database, tmp_path):
     assert "c06.ogg" in run("search", "half price")
     assert "calls.parquet: 14 rows" in run("export", str(tmp_path / "export"))
     missing = runner.invoke(app, ["plan", "Nobody", "--db", str(database)])
-    assert missing.exit_code == 1 and "no scored calls of a rep named 'Nobody'" in missing.output
+    assert missing.exit_code == 2, missing.output  # a usage error, naming the reps there are
+    assert "no rep 'Nobody' among the stored calls; the reps there are: Alex Morgan, Boris Ivanov, Claire Dubois" in (
+        missing.output
+    )
+    assert run("plan", "boris ivanov") == plan  # names match regardless of case
+    one_day = run("dropoff", "--rep", "CLAIRE DUBOIS", "--since", "2026-11-16", "--until", "2026-11-16")
+    assert "Script demo-broadband v1: 1 call," in one_day  # c13 at 15:05: the last day is included
     bad = runner.invoke(app, ["rating", "--period", "year", "--db", str(database)])
-    assert bad.exit_code == 1 and "--period must be" in bad.output
+    assert bad.exit_code == 2 and "--period must be" in bad.output

@@ -47,10 +47,24 @@ def test_dropoff_filters_and_names_the_weakest_stages(tmp_path, demo_script):
     assert "95% interval" in result.output and "got this far" in result.output
     assert "offer: 9 of 12 calls dropped here (75%," in result.output
     assert "no stage's drop-off is significantly higher" not in result.output  # 9 of 12 against 3 of 36 is
+    assert (
+        runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "WARM"]).output
+        == runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "warm"]).output
+    )  # any case
     result = runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "hot"])
-    assert "no scored calls yet" in result.output
+    assert result.exit_code == 2, result.output
+    assert (
+        "no client temperature 'hot' among the stored calls; the client temperatures there are: warm" in result.output
+    )
     result = runner.invoke(app, ["dropoff", "--db", str(path), "--since", "last tuesday"])
-    assert result.exit_code == 1 and "--since must be a date" in result.output
+    assert result.exit_code == 2 and "--since must be a date" in result.output
+    result = runner.invoke(app, ["dropoff", "--db", str(path), "--since", "2026-11-30", "--until", "2026-11-01"])
+    assert result.exit_code == 2 and "--since 2026-11-30 is after --until 2026-11-01" in result.output
+    result = runner.invoke(app, ["dropoff", "--db", str(path), "--segment", "warm", "--since", "2031-01-01"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        "no stored call matches --segment warm --since 2031-01-01; the stored calls are from"
+    )
 
 
 def test_metrics_per_rep_and_per_call(tmp_path, demo_script):
@@ -78,8 +92,11 @@ def test_profile_of_a_rep_and_of_an_unknown_one(tmp_path, demo_script):
     result = runner.invoke(app, ["profile", "Ann", "--db", str(path)])
     assert result.exit_code == 0, result.output
     assert "Ann: 3 calls; team (everyone else): 3 calls" in result.output and "no close attempt" in result.output
+    assert runner.invoke(app, ["profile", "ann", "--db", str(path)]).output == result.output  # any case
     result = runner.invoke(app, ["profile", "Zed", "--db", str(path)])
-    assert result.exit_code == 1 and "no scored calls of a rep named 'Zed'" in result.output
+    assert (
+        result.exit_code == 2 and "no rep 'Zed' among the stored calls; the reps there are: Ann, Bob" in result.output
+    )
 
 
 def test_run_needs_an_inbox_folder(tmp_path):

@@ -226,7 +226,7 @@ def test_cli_report_builds_and_explains_bad_options(tmp_path, truth_database):
     assert all(page.count('<article class="call"') == 1 for page in pages)
     assert not any("<audio " in page for page in pages)
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--period", "year"])
-    assert result.exit_code == 1 and "period must be one of day, week, month, quarter" in result.output
+    assert result.exit_code == 2 and "period must be one of day, week, month, quarter" in result.output
     assert (out / "trackers.html").is_file()  # the configured script (SALESCALLS_SCRIPT's default, the demo's)
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--script", "no.yaml"])
     assert result.exit_code == 1 and "no.yaml" in result.output and "Traceback" not in result.output

@@ -26,11 +26,12 @@ def matching(con, calls: CallFilter) -> list[str]:
     return [row[0] for row in execute(con, sql, calls=calls).fetchall()]
 
 
-def test_call_filter_leaves_out_what_is_none_and_until_is_exclusive(con):
+def test_call_filter_leaves_out_what_is_none_and_both_days_are_included(con):
     assert matching(con, CallFilter()) == ["a", "b", "c"]
     assert matching(con, CallFilter(rep="Ann")) == ["a", "c"]
     assert matching(con, CallFilter(script_id="s", script_version=2)) == ["b"]
-    assert matching(con, CallFilter(since="2026-11-03", until="2026-11-04")) == ["b"]
+    assert matching(con, CallFilter(since="2026-11-03", until="2026-11-03")) == ["b"]  # 23:59 included
+    assert matching(con, CallFilter(since="2026-11-03", until="2026-11-04")) == ["b", "c"]
     assert matching(con, CallFilter(segment="warm", campaign="y")) == ["c"]
     assert "?" not in CallFilter.SQL
 

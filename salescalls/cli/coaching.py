@@ -20,9 +20,9 @@ from salescalls.cli.common import (
     app,
     check_period,
     command,
-    dates,
     fail,
     kpi_targets,
+    matched,
     read,
 )
 from salescalls.i18n import _, percent
@@ -42,7 +42,7 @@ def metrics(
 
     if by not in ("rep", "call"):
         fail(f"--by must be rep or call, not '{by}'")
-    dates(since=since, until=until)
+    rep = matched(db, since, until, rep=rep)["rep"]
     metrics_of = analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics
     frame = read(db, lambda con: metrics_of(con, since=since, until=until, rep=rep))
     if frame.empty:
@@ -75,7 +75,7 @@ def profile(
     """A rep's error profile against the rest of the team; differences flagged only when significant."""
     from salescalls.insights import rep_errors, tables
 
-    dates(since=since, until=until)
+    rep = matched(db, since, until, rep=rep)["rep"]
     frame = read(db, lambda con: rep_errors.error_profile(con, rep, since=since, until=until))
     if frame.empty:
         fail(f"no scored calls of a rep named '{rep}'")
@@ -116,10 +116,10 @@ def rating(
     1 missed goals); with --period, one row per period and the trend."""
     from salescalls.insights import scorecard
 
-    dates(since=since, until=until)
     check_period(period)
+    named = matched(db, since, until, campaign=campaign, segment=segment)
     kpis = kpi_targets(targets)
-    filters = {"since": since, "until": until, "campaign": campaign, "segment": segment}
+    filters = {"since": since, "until": until, **named}
     frame = read(db, lambda con: scorecard.ratings(con, period, kpis, **filters))
     typer.echo(scorecard.ratings_table(frame, kpis))
     if not frame.empty:
@@ -143,7 +143,7 @@ def plan(
     a top-quartile rep's example on the same stage, and a 30-day target."""
     from salescalls.insights import coaching
 
-    dates(since=since, until=until)
+    rep = matched(db, since, until, rep=rep)["rep"]
     kpis = kpi_targets(targets)
     frame = read(
         db, lambda con: coaching.training_plan(con, rep, examples=examples, targets=kpis, since=since, until=until)

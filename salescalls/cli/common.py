@@ -12,7 +12,7 @@ import typer
 
 from salescalls import i18n
 from salescalls.config import Settings
-from salescalls.errors import SalescallsError
+from salescalls.errors import SalescallsError, UsageError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -83,9 +83,9 @@ def existing_database(db: Path | None) -> Path:
     return database
 
 
-SINCE_OPTION = typer.Option(None, help="calls on or after this date (YYYY-MM-DD)")
+SINCE_OPTION = typer.Option(None, help="calls on or after this day (YYYY-MM-DD)")
 
-UNTIL_OPTION = typer.Option(None, help="calls before this date (YYYY-MM-DD)")
+UNTIL_OPTION = typer.Option(None, help="calls on or before this day (YYYY-MM-DD; the day is included)")
 
 PERIODS_HELP = "day, week, month or quarter"
 # The call filters the read commands share (CallFilter's fields).
@@ -105,7 +105,54 @@ def dates(**values: str | None) -> None:
             try:
                 date.fromisoformat(value)
             except ValueError:
-                fail(f"--{name} must be a date like 2026-11-01, not '{value}'")
+                raise UsageError(f"--{name} must be a date like 2026-11-01, not '{value}'") from None
+
+
+_FILTERED = {  # option -> (calls column, what it names, plural)
+    "rep": ("rep", "rep", "reps"),
+    "segment": ("segment", "client temperature", "client temperatures"),
+    "campaign": ("campaign", "campaign", "campaigns"),
+    "script_id": ("script_id", "script", "scripts"),
+}
+
+
+def matched(db: Path | None, since: str | None = None, until: str | None = None, **names: str | None) -> dict:
+    """The command's filters as the calls store them: a rep, client temperature, campaign or
+    script matched regardless of case ('ann' finds 'Ann'). A name no stored call has, a date that
+    is not one or a range that ends before it starts is a usage error that lists what there is;
+    filters that are each fine but match no call together end the command with a line saying so."""
+    from salescalls.db.sql import CallFilter, execute
+
+    dates(since=since, until=until)
+    if since and until and since > until:
+        raise UsageError(f"--since {since} is after --until {until}: no day is in that range (both ends are included)")
+    wanted = {option: value for option, value in names.items() if value is not None}
+
+    def lookup(con) -> tuple[dict, int, tuple]:
+        found = {}
+        for option, value in wanted.items():
+            column, what, plural = _FILTERED[option]
+            stored = con.execute(f"SELECT DISTINCT {column} FROM calls WHERE {column} IS NOT NULL ORDER BY 1")
+            known = [row[0] for row in stored.fetchall()]
+            same = [name for name in known if str(name).casefold() == value.strip().casefold()]
+            if not same:
+                listed = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "") or "none yet"
+                raise UsageError(f"no {what} '{value}' among the stored calls; the {plural} there are: {listed}")
+            found[option] = same[0]
+        calls = CallFilter(since=since, until=until, **found)
+        n = execute(con, f"SELECT count(*) FROM calls c WHERE {CallFilter.SQL}", calls=calls).fetchone()[0]
+        span = con.execute("SELECT CAST(min(started_at) AS DATE), CAST(max(started_at) AS DATE) FROM calls").fetchone()
+        return found, n, span
+
+    if not wanted and not since and not until:
+        return names
+    found, n, (first, last) = read(db, lookup)
+    if n == 0 and first is not None:
+        chosen = {**found, "since": since, "until": until}
+        given = " ".join(f"--{option.replace('_', '-')} {value}" for option, value in chosen.items() if value)
+        typer.echo(f"no stored call matches {given}; the stored calls are from {first} to {last}")
+        raise typer.Exit(code=0)
+    return names | found
 
 
 def check_period(period: str | None) -> None:
@@ -114,7 +161,7 @@ def check_period(period: str | None) -> None:
     try:
         check_period(period)
     except ValueError as error:
-        fail(f"--{error}")
+        raise UsageError(f"--{error}") from None
 
 
 def write(text: str, output: Path | None, done: str) -> None:

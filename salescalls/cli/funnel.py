@@ -20,8 +20,8 @@ from salescalls.cli.common import (
     app,
     check_period,
     command,
-    dates,
     fail,
+    matched,
     read,
 )
 from salescalls.config import Settings
@@ -46,10 +46,10 @@ def dropoff(
     whose drop-off is highest against the other stages', with Fisher's test (read-only)."""
     from salescalls.insights import funnel
 
-    dates(since=since, until=until)
     check_period(period)
-    filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
-    filters |= {"campaign": campaign, "rep": rep, "period": period}
+    named = matched(db, since, until, script_id=script_id, segment=segment, campaign=campaign, rep=rep)
+    script_id = named.pop("script_id")
+    filters = {"script_version": script_version, "since": since, "until": until, "period": period, **named}
     frame = read(db, lambda con: funnel.dropoff(con, script_id, **filters))
     typer.echo(funnel.dropoff_table(frame))
     minimum = funnel.MIN_CALLS if min_calls is None else min_calls
@@ -137,8 +137,9 @@ def reasons(
     from salescalls.insights import reasons as why
     from salescalls.script.spec import ScriptError, load_script
 
-    dates(since=since, until=until)
     check_period(period)
+    named = matched(db, since, until, script_id=script_id, segment=segment, campaign=campaign, rep=rep)
+    script_id = named.pop("script_id")
     own = None
     if script is not None:
         try:
@@ -148,8 +149,8 @@ def reasons(
         if own is None:
             fail(f"{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones")
         own = why.with_goodbyes(own)
-    filters = {"script_version": script_version, "since": since, "until": until, "segment": segment}
-    filters |= {"campaign": campaign, "rep": rep, "period": period, "reasons": own}
+    filters = {"script_version": script_version, "since": since, "until": until, "period": period, "reasons": own}
+    filters |= named
     frame = read(db, lambda con: why.why_customers_leave(con, script_id, **filters))
     if frame.empty or not period:
         typer.echo(why.reasons_table(frame))
@@ -177,7 +178,7 @@ def trackers(
 
     if by not in ("rep", "period"):
         fail(f"--by must be rep or period, not '{by}'")
-    dates(since=since, until=until)
+    rep = matched(db, since, until, rep=rep)["rep"]
     period = period or ("week" if by == "period" else None)
     check_period(period)
     try:
@@ -205,7 +206,7 @@ def compare_versions(
     with Fisher's exact test (read-only)."""
     from salescalls.insights import versions
 
-    dates(since=since, until=until)
+    script_id = matched(db, since, until, script_id=script_id)["script_id"]
     try:
         frame = read(
             db, lambda con: versions.compare_versions(con, script_id, version, since=since, until=until, days=days)

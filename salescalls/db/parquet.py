@@ -28,8 +28,8 @@ _EXPORT_FILTER = CallFilter.SQL
 def export_parquet(
     con: duckdb.DuckDBPyConnection, folder: str | Path, since: str | None = None, until: str | None = None
 ) -> dict[str, int]:
-    """Every table as `<folder>/<table>.parquet` (zstd); call tables only for calls in [since, until).
-    Returns rows written per table."""
+    """Every table as `<folder>/<table>.parquet` (zstd); call tables only for calls from `since` to
+    `until` (both days included). Returns rows written per table."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}

@@ -14,7 +14,7 @@ import functools
 import duckdb
 import pandas as pd
 
-from salescalls.db.sql import execute, optional
+from salescalls.db.sql import UNTIL_DAY, execute, optional
 
 # The stemmer follows the calls' most common language; other languages still match on exact words.
 STEMMERS = {"en": "english", "ru": "russian", "hu": "hungarian", "de": "german", "fr": "french", "es": "spanish"}
@@ -78,7 +78,7 @@ FILTER = " AND ".join(
         optional("u.stage", "stage"),
         optional("u.role", "role"),
         optional("c.started_at", "since", "TIMESTAMP", ">="),
-        optional("c.started_at", "until", "TIMESTAMP", "<"),
+        UNTIL_DAY,
     ]
 )
 COLUMNS = "u.call_id, c.file, c.rep, c.started_at, u.start_s, u.role, u.stage, u.text"

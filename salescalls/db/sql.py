@@ -25,6 +25,7 @@ __all__ = [
     "PERIOD",
     "SCRIPT_ENDS",
     "SUCCESS_OUTCOMES",
+    "UNTIL_DAY",
     "completed",
     "execute",
     "optional",
@@ -54,6 +55,10 @@ def completed(end_position: str, outcome: str, ends: str = "e") -> str:
     return f"(coalesce({end_position}, -1) = {ends}.script_end OR list_contains($success, {outcome}))"
 
 
+# Calls up to and including the day $until (a user's "until 2026-11-16" means that day too).
+UNTIL_DAY = "(CAST($until AS DATE) IS NULL OR c.started_at < CAST($until AS DATE) + INTERVAL 1 DAY)"
+
+
 def optional(column: str, parameter: str, sql_type: str = "VARCHAR", op: str = "=") -> str:
     """`column op $parameter`, or true when the parameter is NULL (a filter left out)."""
     return f"(CAST(${parameter} AS {sql_type}) IS NULL OR {column} {op} ${parameter})"
@@ -66,7 +71,7 @@ class CallFilter:
     script_id: str | None = None  # one call script (its id)
     script_version: int | None = None  # one version of it
     since: str | None = None  # calls from this day on (ISO date, inclusive)
-    until: str | None = None  # calls before this day (ISO date, exclusive)
+    until: str | None = None  # calls on or before this day (ISO date, inclusive)
     segment: str | None = None  # client temperature: cold, warm or hot
     campaign: str | None = None  # one campaign
     rep: str | None = None  # one rep's calls
@@ -77,7 +82,7 @@ class CallFilter:
             optional("c.script_id", "script_id"),
             optional("c.script_version", "script_version", "INTEGER"),
             optional("c.started_at", "since", "TIMESTAMP", ">="),
-            optional("c.started_at", "until", "TIMESTAMP", "<"),
+            UNTIL_DAY,
             optional("c.segment", "segment"),
             optional("c.campaign", "campaign"),
             optional("c.rep", "rep"),

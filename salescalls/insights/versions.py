@@ -50,8 +50,8 @@ def compare_versions(
         ).fetchone()
         start = pd.Timestamp(first).normalize()
         windows = {
-            previous: (str((start - pd.Timedelta(days=days)).date()), str(start.date())),
-            version: (str(start.date()), str((start + pd.Timedelta(days=days)).date())),
+            previous: (str((start - pd.Timedelta(days=days)).date()), str((start - pd.Timedelta(days=1)).date())),
+            version: (str(start.date()), str((start + pd.Timedelta(days=days - 1)).date())),  # both ends included
         }
     frames = {}
     for v, (low, high) in windows.items():
