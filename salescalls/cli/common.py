@@ -150,7 +150,14 @@ def matched(db: Path | None, since: str | None = None, until: str | None = None,
     if n == 0 and first is not None:
         chosen = {**found, "since": since, "until": until}
         given = " ".join(f"--{option.replace('_', '-')} {value}" for option, value in chosen.items() if value)
-        typer.echo(f"no stored call matches {given}; the stored calls are from {first} to {last}")
+        typer.echo(
+            i18n._(
+                "no stored call matches {given}; the stored calls are from {first} to {last}",
+                given=given,
+                first=i18n.day(first),
+                last=i18n.day(last),
+            )
+        )
         raise typer.Exit(code=0)
     return names | found
 

@@ -237,7 +237,7 @@ def weak_stage_lines(ranked: pd.DataFrame, calls: int, min_calls: int = MIN_CALL
     if ranked.empty:
         return [
             _(
-                "weakest stages: none judged, no stage was got to by {min_calls} or more calls ({calls} calls)",
+                "weakest stages: none judged, no stage was got to by {min_calls} or more calls (calls in all: {calls})",
                 min_calls=min_calls,
                 calls=calls,
             )
@@ -254,7 +254,8 @@ def weak_stage_lines(ranked: pd.DataFrame, calls: int, min_calls: int = MIN_CALL
     ]
     shown = highlighted(ranked)
     if shown.empty:
-        return [*lines, "  " + _("none: no stage loses more calls than the others ({calls} calls)", calls=calls)]
+        none = _("none: no stage loses more calls than the others (calls in all: {calls})", calls=calls)
+        return [*lines, "  " + none]
     if not shown["significant"].any():
         lines.append(
             "  "
