@@ -191,3 +191,26 @@ def test_a_run_on_its_own_database_writes_its_outputs_beside_it(tmp_path, monkey
     summary = nightly_flow.nightly(str(inbox), database=str(folder / "x.duckdb"))
     assert (summary["calls_added"], summary["quarantined"]) == (1, 1)
     assert (folder / "quarantine" / "a.wav").exists()
+
+
+def test_runs_as_json_gives_the_problems_as_an_object(tmp_path, monkeypatch):
+    inbox = _inbox(tmp_path / "inbox", ["a.wav", "b.wav"])
+    database = _env(monkeypatch, tmp_path)
+    _fake_pipeline(monkeypatch, {"a.wav": AudioError("silent: 1 s with nothing louder than -60 dBFS")})
+    nightly_flow.nightly(str(inbox))
+    result = CliRunner().invoke(app, ["runs", "--json", "--db", str(database)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    [run] = json.loads(result.output)
+    assert run["errors"] == {"silent": 1} and run["status"] == "completed"
+
+
+def test_transcribe_refuses_an_output_it_could_not_write_before_any_work(tmp_path):
+    wav = write_tone(tmp_path / "tone.wav")
+    for output, says in [
+        (tmp_path / "no" / "such" / "x.txt", "no folder"),
+        (tmp_path, "is a folder"),
+    ]:
+        result = CliRunner().invoke(app, ["transcribe", str(wav), "-o", str(output)])
+        assert result.exit_code == 2 and says in result.output, result.output

@@ -29,3 +29,23 @@ def test_touching_keeps_exactly_the_words_that_overlap_a_region():
         words = [Word(s, s + rng.uniform(0, 0.8), "w", 1.0) for s in rng.uniform(0, 105, rng.integers(0, 40))]
         brute = [w for w in words if any(w.start <= e and w.end >= s for s, e in regions)]
         assert _touching(words, regions) == brute
+
+
+def test_whispers_own_lines_stay_off_standard_output(capsys):
+    """`transcribe -f json > out.json` must be JSON: with progress on, whisper prints its
+    detected language to standard output; that goes to standard error."""
+    import numpy as np
+
+    from salescalls.speech.transcribe import _decode
+
+    class Whisper:
+        def transcribe(self, chunk, verbose=None, **options):
+            if verbose is not None:
+                print("Detected language: English")
+            word = {"word": " hello", "start": 0.1, "end": 0.4, "probability": 0.9}
+            return {"segments": [{"words": [word]}], "language": "en"}
+
+    words, language = _decode(np.zeros(16000, np.float32), Whisper(), 0.0, 1.0, None, None, progress=True)
+    captured = capsys.readouterr()
+    assert [w.text for w in words] == ["hello"] and language == "en"
+    assert captured.out == "" and "Detected language" in captured.err

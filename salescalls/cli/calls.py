@@ -19,6 +19,7 @@ from salescalls.cli.common import (
     existing_database,
     fail,
     read,
+    writable,
     write,
 )
 from salescalls.config import Settings
@@ -79,6 +80,7 @@ def transcribe(
 
     if fmt not in formats.FORMATS:
         fail(f"unknown format '{fmt}': choose from {', '.join(formats.FORMATS)}")
+    writable(output)  # before minutes of transcription, not after
     settings = Settings.from_env(script=script, language=language, vocabulary_prompt=vocabulary)
     try:
         call_script = load_script(settings.script)

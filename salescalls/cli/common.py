@@ -4,6 +4,7 @@ salescalls error ends the command with `error: <one line>`) and the read-only da
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -169,6 +170,19 @@ def check_period(period: str | None) -> None:
         check_period(period)
     except ValueError as error:
         raise UsageError(f"--{error}") from None
+
+
+def writable(output: Path | None) -> None:
+    """A usage error now, when an output file could not be written later."""
+    if output is None:
+        return
+    folder = output.parent
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder: give a file name for the output")
+    if not folder.is_dir():
+        raise UsageError(f"no folder {folder} for the output {output.name}: create it or choose another path")
+    if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise UsageError(f"cannot write {output}: no permission; choose another path")
 
 
 def write(text: str, output: Path | None, done: str) -> None:

@@ -115,7 +115,8 @@ def runs(
     from salescalls.db import runlog
 
     frame = read(db, lambda con: runlog.recent_runs(con, limit))
-    if as_json:
+    if as_json:  # errors as the object they are (kind -> how many), not a string holding JSON
+        frame = frame.assign(errors=[json.loads(e or "{}") for e in frame["errors"]])
         typer.echo(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1))
     elif frame.empty:
         typer.echo(_("no runs yet"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +132,10 @@ def _decode(
     """
     first, last = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
     chunk = np.concatenate([samples[first:last], np.zeros(int(TAIL * SAMPLE_RATE), dtype=np.float32)])
-    with _model_lock:
+    # With progress on, whisper also prints "Detected language: ..." to standard output, which must
+    # stay clean for `transcribe -f json > out.json`: that line goes to standard error with the bar.
+    quiet = contextlib.redirect_stdout(sys.stderr) if progress else contextlib.nullcontext()
+    with _model_lock, quiet:
         result = model.transcribe(
             chunk,
             language=language,
