@@ -130,9 +130,17 @@ def test_bad_label_rows_are_reported_and_good_ones_kept(database, tmp_path):
     )
     result = CliRunner().invoke(app, ["labels", "import", str(labels), "--db", str(database)])
     assert result.exit_code == 0
-    assert "1 labels stored, 1 rows without a label, 3 rejected" in result.output
+    assert "1 label stored, 1 row without a label, 3 rejected" in result.output
     assert "'small_talk' is not a stage of demo-broadband v1" in result.output
     assert "no utterance 99" in result.output and "whole-number idx" in result.output
+
+
+def test_a_file_that_is_not_a_review_file_names_the_missing_columns(database, tmp_path):
+    crm = tmp_path / "calls.csv"
+    crm.write_text("call_id,file,rep\nc01,c01.ogg,Ann\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["labels", "import", str(crm), "--db", str(database)])
+    assert result.exit_code == 1, result.output
+    assert "no idx, label column (it has: call_id, file, rep)" in result.output
 
 
 def test_train_without_labels_says_what_to_do(database):

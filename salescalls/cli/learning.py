@@ -91,7 +91,10 @@ def labels_import(
         result = qa.import_labels(con, rows, file.name, by)
     for line in result.errors:
         typer.echo(line, err=True)
-    typer.echo(f"{result.stored} labels stored, {result.skipped} rows without a label, {len(result.errors)} rejected")
+    typer.echo(
+        f"{count(result.stored, 'label')} stored, {count(result.skipped, 'row')} without a label, "
+        f"{len(result.errors)} rejected"
+    )
     if result.errors and not result.stored:
         raise typer.Exit(code=1)
 

@@ -96,6 +96,9 @@ class ImportResult:
     errors: tuple[str, ...]  # one line per rejected row: where and why
 
 
+LABEL_COLUMNS = ("call_id", "idx", "label")  # what a review file's rows need
+
+
 def read_label_file(path: Path) -> list[dict]:
     """Rows of a review file with labels filled in: CSV (with a header) or JSON (a list of objects)."""
     text = path.read_text(encoding="utf-8-sig")
@@ -104,8 +107,16 @@ def read_label_file(path: Path) -> list[dict]:
         rows = data.get("utterances", data) if isinstance(data, dict) else data
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a list of labelled utterances")
-        return rows
-    return list(csv.DictReader(io.StringIO(text)))
+    else:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    columns = list(rows[0]) if rows and isinstance(rows[0], dict) else []
+    missing = [name for name in LABEL_COLUMNS if name not in columns]
+    if missing:
+        raise ValueError(
+            f"no {', '.join(missing)} column (it has: {', '.join(map(str, columns)) or 'no rows'}); a review file "
+            "from `salescalls review` has call_id, idx and label"
+        )
+    return rows
 
 
 def import_labels(
