@@ -23,6 +23,7 @@ from salescalls.cli.common import (
     write,
 )
 from salescalls.config import Settings
+from salescalls.errors import UsageError
 
 
 @command(app)
@@ -151,6 +152,8 @@ def export(
     from salescalls.db import parquet
 
     dates(since=since, until=until)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file: give a folder for the Parquet files")
     written = read(db, lambda con: parquet.export_parquet(con, folder, since, until))
     for table, rows in written.items():
         typer.echo(f"{folder / (table + '.parquet')}: {rows} rows")

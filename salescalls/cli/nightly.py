@@ -38,7 +38,12 @@ def run(
     if not inbox.is_dir():
         fail(f"inbox is not a folder: {inbox}")
     try:
-        Settings.from_env(workers=workers, dask_address=dask_address)  # a bad variable: one line, before Prefect starts
+        # A bad variable or a file that is not a database: one line, before Prefect starts or a lock is taken.
+        settings = Settings.from_env(database=db, script=script, workers=workers, dask_address=dask_address)
+        if settings.database.exists():
+            with store.reader(settings.database):
+                pass
+        _script_or_refuse(settings, inbox)
         summary = nightly(
             str(inbox),
             database=str(db) if db else None,
@@ -48,8 +53,8 @@ def run(
             workers=workers,
             dask_address=dask_address,
         )
-    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress, SettingsError) as error:
-        fail(str(error))
+    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress, SettingsError, store.NotADatabase) as e:
+        fail(str(e))
     typer.echo("\n" + _("run {run} ({done})", run=summary["run_id"], done=_done(summary, "recordings")) + "\n")
     with store.reader(summary["database"]) as con:
         typer.echo(funnel.dropoff_table(funnel.dropoff(con)))
@@ -164,3 +169,18 @@ def _done(counts: dict, seen: str) -> str:
         skipped=counts["calls_skipped"],
         quarantined=counts["quarantined"],
     )
+
+
+def _script_or_refuse(settings: Settings, inbox: Path) -> None:
+    """Load the run's script before Prefect starts; one that cannot be used stops the run in one
+    line, recorded as a failed run (a monitor sees it in `salescalls runs`)."""
+    import uuid
+
+    from salescalls.nightly.ledger import RunLedger
+    from salescalls.script.spec import ScriptError, load_script
+
+    try:
+        load_script(settings.script)
+    except ScriptError as error:
+        RunLedger(settings, str(uuid.uuid4())).refused(inbox, error)
+        raise

@@ -98,6 +98,10 @@ def load_script(path: str | Path) -> Script:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ScriptError(f"{path}: cannot read the script: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise ScriptError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the script as UTF-8 and try again"
+        ) from None
     return parse_script(text, str(path))
 
 
