@@ -182,14 +182,17 @@ def test_a_malformed_script_stops_the_run_before_anything_is_touched(tmp_path, s
     bad = tmp_path / "script.yaml"
     bad.write_text("id: demo\nversion: 2\nstages:\n  - name: greeting\n    examples: [unclosed\n", encoding="utf-8")
     monkeypatch.setenv("SALESCALLS_SCRIPT", str(bad))
-    before, size = stored_rows(database, "e" * 64), database.stat().st_size
+    before = stored_rows(database, "e" * 64)
     with pytest.raises(ScriptError) as raised:
         nightly(str(inbox), database=str(database))
     assert str(bad) in str(raised.value) and "\n" not in str(raised.value).strip()
     result = CliRunner().invoke(app, ["run", str(inbox), "--db", str(database)])
     assert result.exit_code == 1 and result.output.startswith("error: ") and str(bad) in result.output
-    assert stored_rows(database, "e" * 64) == before and database.stat().st_size == size
+    assert stored_rows(database, "e" * 64) == before  # the stored call untouched
     assert sorted(p.name for p in inbox.iterdir()) == ["c13.flac"]  # not quarantined: the file is fine
+    with duckdb.connect(str(database), read_only=True) as con:  # both refusals recorded, for a monitor
+        refused = con.execute("SELECT status, message FROM runs WHERE message LIKE 'ScriptError%'").fetchall()
+    assert [status for status, _ in refused] == ["failed", "failed"] and str(bad) in refused[0][1]
 
 
 def test_missing_models_fail_the_run_with_one_line_and_keep_the_recording(tmp_path, settings_env, monkeypatch):
