@@ -44,14 +44,14 @@ def prefect_api():
     ],
 )
 def test_each_error_gets_its_verdict(error, kind):
-    assert faults.classify(error, str(error)).kind == kind
+    assert faults.classify(error).kind == kind
 
 
 def test_the_same_failure_on_different_files_is_one_class():
-    first = faults.classify(ValueError("no stage 'x' in '/srv/a/call 1.wav' after 12.5 s"), "r")
-    second = faults.classify(ValueError("no stage 'y' in '/srv/b/call 2.wav' after 3 s"), "r")
+    first = faults.classify(ValueError("no stage 'x' in '/srv/a/call 1.wav' after 12.5 s"))
+    second = faults.classify(ValueError("no stage 'y' in '/srv/b/call 2.wav' after 3 s"))
     assert first.error_class == second.error_class
-    assert first.error_class != faults.classify(KeyError("x"), "r").error_class
+    assert first.error_class != faults.classify(KeyError("x")).error_class
 
 
 def test_a_streak_holds_its_calls_and_stops_at_its_limit():

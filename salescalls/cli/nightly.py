@@ -30,7 +30,7 @@ def run(
     from salescalls.config import SettingsError
     from salescalls.db import store
     from salescalls.insights import funnel
-    from salescalls.nightly.flow import nightly
+    from salescalls.nightly.flow import nightly, script_for_run
     from salescalls.nightly.inbox import RunInProgress
     from salescalls.script.spec import ScriptError
     from salescalls.speech.transcribe import ModelMissingError
@@ -43,7 +43,7 @@ def run(
         if settings.database.exists():
             with store.reader(settings.database):
                 pass
-        _script_or_refuse(settings, inbox)
+        script_for_run(settings, inbox)
         summary = nightly(
             str(inbox),
             database=str(db) if db else None,
@@ -120,8 +120,8 @@ def runs(
     from salescalls.db import runlog
 
     frame = read(db, lambda con: runlog.recent_runs(con, limit))
-    if as_json:  # errors as the object they are (kind -> how many), not a string holding JSON
-        frame = frame.assign(errors=[json.loads(e or "{}") for e in frame["errors"]])
+    frame = frame.assign(errors=[json.loads(e or "{}") for e in frame["errors"]])  # kind -> how many
+    if as_json:  # errors as the object they are, not a string holding JSON
         typer.echo(frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1))
     elif frame.empty:
         typer.echo(_("no runs yet"))
@@ -129,8 +129,7 @@ def runs(
         from salescalls.report.words import RUN_STATUSES
 
         for row in frame.to_dict("records"):
-            errors = json.loads(row["errors"] or "{}")
-            problems = ", ".join(f"{kind}: {n}" for kind, n in sorted(errors.items())) or _("none")
+            problems = ", ".join(f"{kind}: {n}" for kind, n in sorted(row["errors"].items())) or _("none")
             done = _done(row, "files") + ", " + _("{n} still copying", n=row["files_waiting"])
             if row["minutes"] == row["minutes"]:
                 done += ", " + _("{minutes} min", minutes=number(row["minutes"], ".1f"))
@@ -169,18 +168,3 @@ def _done(counts: dict, seen: str) -> str:
         skipped=counts["calls_skipped"],
         quarantined=counts["quarantined"],
     )
-
-
-def _script_or_refuse(settings: Settings, inbox: Path) -> None:
-    """Load the run's script before Prefect starts; one that cannot be used stops the run in one
-    line, recorded as a failed run (a monitor sees it in `salescalls runs`)."""
-    import uuid
-
-    from salescalls.nightly.ledger import RunLedger
-    from salescalls.script.spec import ScriptError, load_script
-
-    try:
-        load_script(settings.script)
-    except ScriptError as error:
-        RunLedger(settings, str(uuid.uuid4())).refused(inbox, error)
-        raise

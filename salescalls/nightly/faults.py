@@ -15,9 +15,13 @@ import errno
 import re
 from dataclasses import dataclass, field
 
-from salescalls.errors import InputError, SetupError
+import duckdb
 
-__all__ = ["RECORDING", "SYSTEMIC", "Failure", "FailureStreak", "SystemicFault", "classify"]
+from salescalls.errors import InputError, SetupError
+from salescalls.nightly.ledger import one_line
+from salescalls.speech.audio import AudioError
+
+__all__ = ["RECORDING", "SUSPECT", "SYSTEMIC", "Failure", "FailureStreak", "SystemicFault", "classify"]
 
 RECORDING = "recording"  # the file's own content: quarantined at once, never counted in a streak
 SUSPECT = "suspect"  # an unexpected error: the recording's, unless the next calls fail the same way
@@ -38,33 +42,21 @@ class Failure:
     reason: str  # one line: the quarantine reason or the run's message
 
 
-def classify(error: BaseException, reason: str) -> Failure:
-    """The verdict on one call's exception; `reason` is the one line already written for it."""
+def classify(error: BaseException) -> Failure:
+    """The verdict on one call's exception, with its one-line reason."""
     error_class = f"{type(error).__name__}: {_VARIABLE.sub('…', str(error))}"[:160]
-    return Failure(_kind(error), error_class, reason)
+    if isinstance(error, AudioError):  # what is wrong with the file says it all
+        return Failure(RECORDING, error_class, str(error))
+    return Failure(_kind(error), error_class, f"processing failed: {one_line(error)}")
 
 
 def _kind(error: BaseException) -> str:
-    from salescalls.script.spec import ScriptError
-    from salescalls.speech.audio import AudioError
-
-    if isinstance(error, AudioError):
-        return RECORDING
-    if isinstance(error, SetupError | ScriptError | ImportError):
+    # InputError here is a user's input that is not the recording: the script, a setting, an option.
+    if isinstance(error, SetupError | InputError | ImportError | duckdb.Error):
         return SYSTEMIC
     if isinstance(error, OSError) and error.errno in _DISK:
         return SYSTEMIC
-    if _is_database_error(error):
-        return SYSTEMIC
-    if isinstance(error, InputError):  # a user's input that is not the recording (a setting, an option)
-        return SYSTEMIC
     return SUSPECT
-
-
-def _is_database_error(error: BaseException) -> bool:
-    import duckdb
-
-    return isinstance(error, duckdb.Error)
 
 
 @dataclass
@@ -78,13 +70,13 @@ class FailureStreak:
         """Note a failed call; returns the calls to quarantine now as (path, call_id, reason).
         Raises SystemicFault when the failure is systemic or the streak reaches its limit."""
         if failure.kind == SYSTEMIC:
-            raise SystemicFault(self._stopped(path, failure, "a fault of the run, not of the recording"))
+            raise SystemicFault(self._stopped(failure, "a fault of the run, not of the recording"))
         if failure.kind == RECORDING:
             return [(path, call_id, failure.reason)]
         released = self.ended() if self.held and self.held[-1][2].error_class != failure.error_class else []
         self.held.append((path, call_id, failure))
         if len(self.held) >= self.limit:
-            raise SystemicFault(self._stopped(path, failure, f"{len(self.held)} calls in a row failed the same way"))
+            raise SystemicFault(self._stopped(failure, f"{len(self.held)} calls in a row failed the same way"))
         return released
 
     def succeeded(self) -> list[tuple[str, str | None, str]]:
@@ -96,7 +88,7 @@ class FailureStreak:
         self.held.clear()
         return released
 
-    def _stopped(self, path: str, failure: Failure, why: str) -> str:
+    def _stopped(self, failure: Failure, why: str) -> str:
         kept = len(self.held) if failure.kind != SYSTEMIC else 0
         left = f"; {kept} of them left in the inbox" if kept else "; the recordings are left in the inbox"
         return f"run stopped ({why}{left}): {failure.reason}; fix the cause and run again"

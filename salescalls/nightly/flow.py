@@ -64,9 +64,8 @@ def analyse(
     except ModelMissingError:
         raise
     except Exception as error:  # whose fault it is, the flow decides from the verdict
-        reason = str(error) if isinstance(error, audio.AudioError) else f"processing failed: {one_line(error)}"
-        failure = faults.classify(error, reason)
-        verdict = {"error": reason, "fault": failure.kind, "error_class": failure.error_class}
+        failure = faults.classify(error)
+        verdict = {"error": failure.reason, "fault": failure.kind, "error_class": failure.error_class}
         return {"path": path, "call_id": call_id, **verdict, **_worker()}
     staged = inbox.stage_result(settings.work_dir, record)
     return {
@@ -148,11 +147,7 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
     logger = get_run_logger()
     ledger = RunLedger(settings, str(uuid.uuid4()))
     inbox_path = Path(inbox_dir)
-    try:
-        call_script = load_script(settings.script)  # a broken script stops the run before any work
-    except ScriptError as error:
-        ledger.refused(inbox_path, error)
-        raise
+    call_script = script_for_run(settings, inbox_path, ledger.run_id)
     crm = inbox.read_metadata(metadata or inbox_path / "calls.csv")
     for problem in crm.problems:
         logger.warning(problem)
@@ -196,6 +191,16 @@ def _run(inbox_dir: str, settings: Settings, metadata: str | None) -> dict:
         **ledger.usage(run_engine),
         "memory": ledger.memory,
     }
+
+
+def script_for_run(settings: Settings, inbox_dir: Path, run_id: str | None = None) -> Script:
+    """The run's call script. One that cannot be used stops the run before any work, recorded as a
+    failed run so `salescalls runs` and a monitor see it (the CLI asks before Prefect starts)."""
+    try:
+        return load_script(settings.script)
+    except ScriptError as error:
+        RunLedger(settings, run_id or str(uuid.uuid4())).refused(inbox_dir, error)
+        raise
 
 
 def _new_calls(inbox_path: Path, ledger: RunLedger) -> list[tuple[Path, str]]:
