@@ -63,6 +63,7 @@ class Settings:
     report_examples: int = 2  # the rep's own example moments per training-plan gap in the report
     report_audio: bool = True  # publish the recordings (MP3) so the report's pages play them
     ui_language: str = "en"  # the language of the report and the CLI's output: en, ru or hu
+    debug: bool = False  # errors with their traceback instead of one line (also: salescalls --debug)
     # Where each value came from: field -> "SALESCALLS_<NAME>" or "option" (absent: the default).
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -157,7 +158,7 @@ _EXPECTED = {
 
 def _parse(name: str, raw: str):
     """One SALESCALLS_* value as its field's type (ValueError when it is not one)."""
-    if name in ("vocabulary_prompt", "redact", "report_audio"):
+    if name in ("vocabulary_prompt", "redact", "report_audio", "debug"):
         return raw.lower() in ("1", "true", "yes", "on")
     if name in ("inbox_settle", "db_wait"):
         return float(raw)

@@ -1,8 +1,12 @@
 """One error style for everything a user can act on.
 
 A salescalls error is typed by who must act and its message is one line: what went wrong and
-what to do about it (`no database at data/x.duckdb: run salescalls run INBOX first`). The CLI
-prints it as `error: <message>` and exits with the error's `exit_code`; the nightly flow decides
+what to do about it (`no database at data/x.duckdb: run salescalls run INBOX first`). The CLI's
+one handler prints it as `error: <message>` and exits with the error's `exit_code`: 2 when the
+command was called wrongly (`UsageError`: an option's value, a name no stored call has, an
+argument that is not the file or folder it must be), 1 when it could not be done (the content of
+a file, the state of the database, the installation). `--debug` or SALESCALLS_DEBUG=1 shows the
+traceback instead. The nightly flow decides
 by the type whether a fault belongs to one recording (quarantine it, go on) or to the run (stop,
 lose nothing). Each layer raises its own subclass (`AudioError`, `ScriptError`, ...), which also
 keeps the built-in base (`ValueError`, `RuntimeError`) older callers catch.

@@ -61,7 +61,7 @@ def test_phrases_that_carried_calls_past_a_stage_rank_first(tmp_path, demo_scrip
     assert "calls with it went on 7.0x as often (7 of 7 against 1 of 7 without" in result.output
     assert 'e.g. call00.wav at 0:04.5: "What do you pay now' in result.output
     wrong = CliRunner().invoke(app, ["advice", "--db", str(path), "--stage", "pricing"])
-    assert wrong.exit_code == 1 and "no stage pricing in demo-broadband v1; its stages: greeting" in wrong.output
+    assert wrong.exit_code == 2 and "no stage pricing in demo-broadband v1; its stages: greeting" in wrong.output
 
 
 def test_no_phrase_to_compare_says_so(tmp_path, demo_script):

@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -281,6 +282,11 @@ def test_export_writes_every_table_as_parquet(database, tmp_path):
     assert november["calls"] == 5  # c08-c12
     stored = duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'utterances.parquet'}'").fetchone()[0]
     assert stored == counts["utterances"]
+    for table, rows in written.items():  # pandas reads every file in the shipped environment (fastparquet)
+        frame = pd.read_parquet(tmp_path / "out" / f"{table}.parquet")
+        assert len(frame) == rows, table
+    calls = pd.read_parquet(tmp_path / "out" / "calls.parquet")
+    assert sorted(calls["rep"].unique()) == ["Alex Morgan", "Boris Ivanov", "Claire Dubois"]
 
 
 def test_every_analytics_command_answers_from_the_cli(database, tmp_path):

@@ -78,7 +78,7 @@ def test_metrics_per_rep_and_per_call(tmp_path, demo_script):
     assert by_rep.exit_code == 0 and "Ann O'Neil" in by_rep.output and "longest monologue s" in by_rep.output
     by_call = runner.invoke(app, ["metrics", "--db", str(path), "--by", "call"])
     assert by_call.exit_code == 0 and "111111.wav" in by_call.output
-    assert runner.invoke(app, ["metrics", "--db", str(path), "--by", "team"]).exit_code == 1
+    assert runner.invoke(app, ["metrics", "--db", str(path), "--by", "team"]).exit_code == 2
 
 
 def test_profile_of_a_rep_and_of_an_unknown_one(tmp_path, demo_script):
@@ -101,7 +101,7 @@ def test_profile_of_a_rep_and_of_an_unknown_one(tmp_path, demo_script):
 
 def test_run_needs_an_inbox_folder(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "missing")])
-    assert result.exit_code == 1 and "inbox is not a folder" in result.output
+    assert result.exit_code == 2 and "inbox is not a folder" in result.output
 
 
 def test_analyse_rejects_a_file_that_is_not_audio(tmp_path):
@@ -160,7 +160,7 @@ def test_config_prints_every_setting_and_where_it_came_from(monkeypatch):
     assert all(row["meaning"] for row in shown.values())  # every setting says what it is
     monkeypatch.setenv("SALESCALLS_REPORT_PERIOD", "year")
     result = CliRunner().invoke(app, ["config"])
-    assert result.exit_code == 1 and "SALESCALLS_REPORT_PERIOD='year'" in result.output
+    assert result.exit_code == 2 and "SALESCALLS_REPORT_PERIOD='year'" in result.output
 
 
 def test_a_file_that_is_not_a_database_and_a_negative_limit_are_one_line_errors(tmp_path):

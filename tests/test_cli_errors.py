@@ -6,6 +6,10 @@ every file it was given as it was."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +57,7 @@ def _cases(f: dict[str, Path]) -> list[tuple[list[str], int | None, str]]:
     cases = [([*command, "--db", str(f["notdb"])], 1, "is not a DuckDB database") for command in READ_COMMANDS]
     cases += [
         (["run", str(f["inbox"]), "--db", str(f["notdb"])], 1, "is not a DuckDB database"),
-        (["run", str(f["file"])], 1, "inbox is not a folder"),
+        (["run", str(f["file"])], 2, "inbox is not a folder"),
         (["run", str(f["inbox"]), "--script", str(f["latin1"]), "--db", str(f["folder"] / "new.duckdb")], 1, "UTF-8"),
         (["script", "check", str(f["latin1"])], None, "not UTF-8 text"),
         (["export", str(f["file"]), "--db", db], 2, "is a file"),
@@ -69,6 +73,17 @@ def _cases(f: dict[str, Path]) -> list[tuple[list[str], int | None, str]]:
         (["profile", "Nobody", "--db", db], 2, "no rep 'Nobody'"),
         (["plan", "Nobody", "--db", db], 2, "no rep 'Nobody'"),
         (["dropoff", "--db", str(f["folder"] / "missing.duckdb")], 1, "no database at"),
+        (["metrics", "--by", "team", "--db", db], 2, "--by must be rep or call"),
+        (["trackers", "--by", "campaign", "--db", db], 2, "--by must be rep or period"),
+        (["report", "--period", "year", "--db", db, "--out", str(f["folder"] / "r")], 2, "quarter or auto"),
+        (["transcribe", str(f["file"]), "-f", "xml"], 2, "unknown format 'xml'"),
+        (["review", "-f", "xml", "--db", db], 2, "unknown format 'xml'"),
+        (["advice", "--stage", "pricing", "--db", db], 2, "no stage pricing"),
+        (["advice", "--script-id", "nonesuch", "--db", db], 2, "the scripts there are: demo-broadband"),
+        (["compare-versions", "demo-broadband", "--version", "99", "--db", db], 2, "no scored calls of"),
+        (["search", " ", "--db", db], 2, "the search query is empty"),
+        (["search", "price", "--rep", "Nobody", "--db", db], 2, "the reps there are: Alex Morgan"),
+        (["labels", "import", str(f["folder"] / "missing.csv"), "--db", db], 2, "no such file"),
     ]
     return cases
 
@@ -96,3 +111,50 @@ def test_every_mistake_is_one_short_message_with_a_failing_exit_code(files, monk
     damaged = [path for path in before if after.get(path) != before[path]]
     assert not damaged, damaged
     assert not list(files["folder"].glob("*.run.lock")), "a lock left behind"
+
+
+def test_a_bug_is_one_line_and_debug_shows_its_traceback(truth_database, monkeypatch):
+    from salescalls.insights import funnel
+
+    def broken(*args, **kwargs):
+        raise KeyError("stage")
+
+    monkeypatch.setattr(funnel, "dropoff", broken)
+    runner = CliRunner()
+    result = runner.invoke(app, ["dropoff", "--db", str(truth_database)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.startswith("error: unexpected KeyError: 'stage'") and "--debug" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    debugged = runner.invoke(app, ["--debug", "dropoff", "--db", str(truth_database)])
+    assert isinstance(debugged.exception, KeyError)  # raised on: typer prints its traceback
+    monkeypatch.setenv("SALESCALLS_DEBUG", "1")
+    assert isinstance(runner.invoke(app, ["dropoff", "--db", str(truth_database)]).exception, KeyError)
+    typed = runner.invoke(app, ["runs", "--db", str(truth_database.parent / "none.duckdb")])
+    assert typed.exception is not None and "no database at" in str(typed.exception)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_run_stopped_by_missing_models_prints_no_prefect_traceback(tmp_path):
+    """The whole command as a user runs it: Prefect's console lines stay one line each, the reason
+    comes last, the run is recorded as failed and the recordings stay in the inbox."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("c01.ogg", "c02.ogg", "c03.flac"):
+        shutil.copy(ROOT / "data" / "demo" / name, inbox / name)
+    env = os.environ | {"SALESCALLS_MODELS_DIR": str(tmp_path / "no models"), "SALESCALLS_REPORT_DIR": "off"}
+    env.pop("SALESCALLS_DEBUG", None)
+    database = tmp_path / "calls.duckdb"
+    command = [sys.executable, "-m", "salescalls.cli", "run", str(inbox), "--db", str(database)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    printed = result.stdout + result.stderr
+    assert result.returncode == 1, printed
+    assert "Traceback" not in printed and 'File "' not in printed, printed
+    assert len(printed.strip().splitlines()) < 25, printed
+    assert "error: whisper 'base' weights not found" in result.stderr
+    assert sorted(p.name for p in inbox.iterdir()) == ["c01.ogg", "c02.ogg", "c03.flac"]
+    runs = subprocess.run([*command[:3], "runs", "--db", str(database)], env=env, capture_output=True, text=True)
+    assert runs.returncode == 3 and "failed" in runs.stdout and "weights not found" in runs.stdout
+    debugged = subprocess.run([*command[:3], "--debug", *command[3:]], env=env, capture_output=True, text=True)
+    assert debugged.returncode == 1 and "Traceback" in debugged.stderr  # --debug keeps them

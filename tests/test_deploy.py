@@ -78,16 +78,19 @@ def test_serve_registers_a_cron_deployment_whose_runs_process_the_inbox(api, tmp
     assert (tmp_path / "quarantine" / "memo.wav.reason.txt").is_file()
 
 
-def test_serve_refuses_without_a_server_or_with_a_bad_schedule(tmp_path):
+def test_serve_refuses_without_a_server_an_unreachable_one_or_a_bad_schedule(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PYTHONPATH": str(ROOT)}
     serve = [sys.executable, "-m", "salescalls.cli", "serve", str(tmp_path)]
     result = subprocess.run(serve, env=env, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1 and "PREFECT_API_URL is not set" in result.stderr
     env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"  # never contacted: the schedule is checked first
     result = subprocess.run([*serve, "--cron", "2 * *"], env=env, capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 1 and 'Invalid cron string: "2 * *"' in result.stderr
+    assert result.returncode == 2 and 'Invalid cron string: "2 * *"' in result.stderr
     result = subprocess.run([*serve, "--timezone", "Mars/Olympus"], env=env, capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 1 and "Invalid timezone" in result.stderr
+    assert result.returncode == 2 and "Invalid timezone" in result.stderr
+    result = subprocess.run(serve, env=env, capture_output=True, text=True, cwd=ROOT)  # nothing listens there
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "cannot reach the Prefect server at http://127.0.0.1:9/api" in result.stderr
 
 
 def test_prefect_yaml_deploys_the_nightly_flow_on_its_schedule(api, tmp_path):

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from salescalls.cli import app
 from salescalls.db import store
+from salescalls.errors import InputError
 from salescalls.report import site as report
 from tests.conftest import DEMO, write_tone
 from tests.test_store import record
@@ -184,7 +185,7 @@ def test_refuses_to_replace_a_folder_that_is_not_a_report(tmp_path, truth_databa
     folder = tmp_path / "documents"
     folder.mkdir()
     (folder / "thesis.txt").write_text("precious")
-    with pytest.raises(FileExistsError, match="not a salescalls report"):
+    with pytest.raises(InputError, match="not a salescalls report"):
         report.build(truth_database, folder)
     assert (folder / "thesis.txt").read_text() == "precious"
 
@@ -226,7 +227,7 @@ def test_cli_report_builds_and_explains_bad_options(tmp_path, truth_database):
     assert all(page.count('<article class="call"') == 1 for page in pages)
     assert not any("<audio " in page for page in pages)
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--period", "year"])
-    assert result.exit_code == 2 and "period must be one of day, week, month, quarter" in result.output
+    assert result.exit_code == 2 and "--period must be day, week, month, quarter or auto" in result.output
     assert (out / "trackers.html").is_file()  # the configured script (SALESCALLS_SCRIPT's default, the demo's)
     result = runner.invoke(app, ["report", "--db", str(truth_database), "--out", str(out), "--script", "no.yaml"])
     assert result.exit_code == 1 and "no.yaml" in result.output and "Traceback" not in result.output

@@ -1,11 +1,18 @@
-"""Scale-out: the nightly flow on a local Dask cluster of two worker processes gives the same
-database as a sequential run, loads the models once per worker and keeps the run's records; a
-recording that kills its worker process is quarantined and the other calls go on."""
+"""Scale-out: the nightly flow on a local Dask cluster of two worker processes, and on an external
+`dask scheduler` whose worker is killed mid-run, gives the same database as a sequential run,
+loads the models once per worker and keeps the run's records; a recording that kills its worker
+process is quarantined and the other calls go on."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -45,25 +52,39 @@ def _content(database):
         return {table: con.execute(query).fetchall() for table, query in CONTENT.items()}
 
 
-@pytest.mark.models
-@pytest.mark.slow
-def test_dask_cluster_of_two_workers_gives_the_same_database_as_a_sequential_run(tmp_path, monkeypatch, model_settings):
+def _settings_for(monkeypatch, model_settings, folder) -> None:
     monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(model_settings.models_dir))
     monkeypatch.setenv("SALESCALLS_SCRIPT", str(model_settings.script))
     monkeypatch.setenv("SALESCALLS_LANGUAGE", "en")
-    monkeypatch.setenv("SALESCALLS_THREADS", "1")  # the same torch threads in both runs: same arithmetic
+    monkeypatch.setenv("SALESCALLS_THREADS", "1")  # the same torch threads in every run: same arithmetic
     monkeypatch.setenv("SALESCALLS_REPORT_DIR", "off")
-    loaded_before = models_loaded()  # in this process, by the tests before this one
-    runs = {}
-    for engine, workers in (("sequential", 1), ("dask", 2)):
-        monkeypatch.setenv("SALESCALLS_WORK_DIR", str(tmp_path / engine / "work"))
-        monkeypatch.setenv("SALESCALLS_QUARANTINE_DIR", str(tmp_path / engine / "quarantine"))
-        database = tmp_path / engine / "calls.duckdb"
-        summary = nightly(str(_inbox(tmp_path / engine / "inbox")), database=str(database), workers=workers)
-        assert (summary["calls_added"], summary["quarantined"]) == (4, 1)
-        runs[engine] = summary, _content(database)
+    monkeypatch.setenv("SALESCALLS_WORK_DIR", str(folder / "work"))
+    monkeypatch.setenv("SALESCALLS_QUARANTINE_DIR", str(folder / "quarantine"))
 
-    sequential, dask = runs["sequential"], runs["dask"]
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory, model_settings):
+    """The sequential run every engine is compared with: (summary, content, models loaded before)."""
+    folder = tmp_path_factory.mktemp("sequential")
+    loaded_before = models_loaded()  # in this process, by the tests before this one
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _settings_for(monkeypatch, model_settings, folder)
+        summary = nightly(str(_inbox(folder / "inbox")), database=str(folder / "calls.duckdb"), workers=1)
+    assert (summary["calls_added"], summary["quarantined"]) == (4, 1)
+    return summary, _content(folder / "calls.duckdb"), loaded_before
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_dask_cluster_of_two_workers_gives_the_same_database_as_a_sequential_run(
+    tmp_path, monkeypatch, model_settings, sequential
+):
+    _settings_for(monkeypatch, model_settings, tmp_path)
+    database = tmp_path / "calls.duckdb"
+    summary = nightly(str(_inbox(tmp_path / "inbox")), database=str(database), workers=2)
+    assert (summary["calls_added"], summary["quarantined"]) == (4, 1)
+    dask = summary, _content(database)
+
     assert sequential[0]["engine"] == "sequential" and dask[0]["engine"] == "dask local x2"
     for table in CONTENT:
         assert dask[1][table] == sequential[1][table], table
@@ -71,14 +92,131 @@ def test_dask_cluster_of_two_workers_gives_the_same_database_as_a_sequential_run
 
     # Two worker processes ran the calls, each loading whisper and pyannote once (2 loads), not per call.
     assert dask[0]["workers"] == 2 and dask[0]["models_loaded"] == 2
-    assert sequential[0]["workers"] == 1 and sequential[0]["models_loaded"] - loaded_before <= 2
-    with duckdb.connect(str(tmp_path / "dask" / "calls.duckdb"), read_only=True) as con:
+    assert sequential[0]["workers"] == 1 and sequential[0]["models_loaded"] - sequential[2] <= 2
+    with duckdb.connect(str(database), read_only=True) as con:
         row = con.execute(
             "SELECT status, engine, workers, models_loaded, peak_rss_mb, errors, quarantined FROM runs"
         ).fetchone()
     assert row[:4] == ("completed", "dask local x2", 2, 2)
     assert 100 < row[4] < 16_000  # MB: a real measurement of a process holding the models
     assert json.loads(row[5]) == {"not decodable audio": 1} and row[6] == 1
+
+
+def _start(command: list[str], log: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_an_external_scheduler_with_a_worker_killed_mid_run_stores_every_call_once(
+    tmp_path, monkeypatch, model_settings, sequential
+):
+    """`dask scheduler` and two `dask worker` processes on loopback, as a team would start them on
+    their machines; one worker is killed while it analyses a call. Dask gives that call to the
+    other worker, and the database is the sequential run's, every call stored once."""
+    from distributed import Client
+    from prefect.settings import PREFECT_API_URL
+
+    _settings_for(monkeypatch, model_settings, tmp_path)
+    dask = Path(sys.executable).parent / "dask"
+    # The workers report their task runs to this test's Prefect API, and never download anything.
+    env = os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONPATH": str(Path(__file__).parents[1])}
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [
+        _start(
+            [
+                str(dask),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            tmp_path / "scheduler.log",
+            env,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        workers = {}
+        for name in ("w1", "w2"):
+            workers[name] = _start(
+                [
+                    str(dask),
+                    "worker",
+                    address,
+                    "--name",
+                    name,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    ":0",
+                    "--memory-limit",
+                    "0",
+                ],
+                tmp_path / f"{name}.log",
+                env,
+            )
+        processes += workers.values()
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            killed = {}
+
+            def kill_a_busy_worker() -> None:
+                """Once a call has run a while on a worker, kill that worker's process."""
+                stop = time.monotonic() + 600
+                while time.monotonic() < stop:
+                    busy = {w: keys for w, keys in client.processing().items() if keys}
+                    if busy:
+                        time.sleep(3)  # well inside the call: models loaded, transcribing
+                        names = {w: info["name"] for w, info in client.scheduler_info()["workers"].items()}
+                        still = {w: keys for w, keys in client.processing().items() if keys}
+                        if still:
+                            worker, keys = sorted(still.items())[0]
+                            killed.update(name=names[worker], keys=list(keys))
+                            workers[names[worker]].kill()
+                            return
+                    time.sleep(0.2)
+
+            killer = threading.Thread(target=kill_a_busy_worker, daemon=True)
+            killer.start()
+            database = tmp_path / "calls.duckdb"
+            summary = nightly(str(_inbox(tmp_path / "inbox")), database=str(database), dask_address=address)
+            killer.join(timeout=5)
+        assert killed.get("keys"), f"no worker was killed mid-call: {killed}"
+        assert workers[killed["name"]].wait(timeout=10) != 0  # it really died
+        assert summary["engine"] == f"dask {address}"
+        assert (summary["calls_added"], summary["quarantined"]) == (4, 1), summary
+        content = _content(database)
+        for table in CONTENT:
+            assert content[table] == sequential[1][table], table
+        with duckdb.connect(str(database), read_only=True) as con:
+            once = con.execute(
+                "SELECT (SELECT count(DISTINCT file) FROM calls), "
+                "(SELECT count(*) - count(DISTINCT (call_id, idx)) FROM utterances)"
+            ).fetchone()
+            status, in_flight = con.execute("SELECT status, (SELECT count(*) FROM attempts) FROM runs").fetchone()
+        assert once == (4, 0) and status == "completed" and in_flight == 0  # 4 calls, no utterance twice
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 @pytest.mark.models

@@ -60,7 +60,7 @@ def test_trackers_are_found_as_written_in_any_inflection(tmp_path, demo_script):
     assert result.exit_code == 0, result.output
     assert "discount" in result.output and "offer 2" in result.output
     wrong = CliRunner().invoke(app, ["trackers", "--db", str(path), "--by", "campaign"])
-    assert wrong.exit_code == 1 and "--by must be rep or period" in wrong.output
+    assert wrong.exit_code == 2 and "--by must be rep or period" in wrong.output
 
 
 def test_script_sections_for_trackers_and_reasons_are_checked():

@@ -13,11 +13,12 @@ from salescalls.cli.common import (
     REP_OPTION,
     SINCE_OPTION,
     UNTIL_OPTION,
+    about,
     app,
     command,
     dates,
     existing_database,
-    fail,
+    matched,
     read,
     writable,
     write,
@@ -36,15 +37,11 @@ def analyse(
     """Transcribe and score one recording without storing it: who said what, in which stage."""
     from salescalls.pipeline import analyse_call
     from salescalls.script.outcomes import reconcile
-    from salescalls.script.spec import ScriptError, load_script
-    from salescalls.speech.audio import AudioError
-    from salescalls.speech.transcribe import ModelMissingError
+    from salescalls.script.spec import load_script
 
     settings = Settings.from_env(script=script, language=language)
-    try:
+    with about(file):
         record = analyse_call(file, settings, load_script(settings.script))
-    except (AudioError, ScriptError, ModelMissingError) as error:
-        fail(f"{file}: {error}")
     if as_json:
         typer.echo(json.dumps(asdict(record), ensure_ascii=False, indent=1))
         return
@@ -75,22 +72,19 @@ def transcribe(
 ) -> None:
     """Who said what, when, for one recording (no stages, nothing stored)."""
     from salescalls.pipeline import assign_roles, recognise
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
     from salescalls.speech import audio, formats
-    from salescalls.speech.transcribe import ModelMissingError
 
     if fmt not in formats.FORMATS:
-        fail(f"unknown format '{fmt}': choose from {', '.join(formats.FORMATS)}")
+        raise UsageError(f"unknown format '{fmt}': choose from {', '.join(formats.FORMATS)}")
     writable(output)  # before minutes of transcription, not after
     settings = Settings.from_env(script=script, language=language, vocabulary_prompt=vocabulary)
-    try:
+    with about(file):
         call_script = load_script(settings.script)
         info = audio.probe(file)
         samples = audio.load(file, info)
         prompt = call_script.prompt(settings.language) if settings.vocabulary_prompt else None
         speech = recognise(samples, settings, prompt, progress=progress)
-    except (audio.AudioError, ScriptError, ModelMissingError) as error:
-        fail(f"{file}: {error}")
     roles = assign_roles(speech, settings, call_script)
     text = formats.render(fmt, speech, roles, samples.shape[1] / audio.SAMPLE_RATE, file.stem)
     write(text, output, f"wrote {output}")
@@ -111,12 +105,9 @@ def search(
     from salescalls.db import search as fts
     from salescalls.insights import tables
 
-    dates(since=since, until=until)
+    rep = matched(db, since, until, rep=rep)["rep"]  # 'ann' finds Ann's calls; an unknown rep is named
     filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until}
-    try:
-        found, note = read(db, lambda con: fts.search(con, query, limit=limit, **filters))
-    except ValueError as error:  # an empty query
-        fail(str(error))
+    found, note = read(db, lambda con: fts.search(con, query, limit=limit, **filters))
     if found.empty:
         typer.echo(f"no utterance matches '{query}' ({note})")
         return

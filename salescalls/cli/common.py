@@ -6,14 +6,16 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import typer
 
 from salescalls import i18n
 from salescalls.config import Settings
-from salescalls.errors import SalescallsError, UsageError
+from salescalls.errors import InputError, SalescallsError, UsageError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -29,23 +31,65 @@ app.add_typer(labels_app, name="labels")
 
 
 def command(group: typer.Typer, name: str | None = None) -> Callable:
-    """Register a command of `group`; a salescalls error it raises ends it in one line, with the
-    error's exit code, instead of a traceback."""
+    """Register a command of `group` behind the CLI's one error handler: a salescalls error ends it
+    with `error: <one line>` and the error's exit code (2: called wrongly, 1: could not be done);
+    any other exception is a bug, also told in one line; `--debug` (SALESCALLS_DEBUG=1) re-raises
+    both, with their traceback."""
 
     def register(function: Callable) -> Callable:
         @functools.wraps(function)  # typer reads the options from the wrapped signature
         def guarded(*args, **kwargs):
+            debug = debugging()
             try:
                 with i18n.use(_ui_language()):  # what the command prints, in the team's language
                     return function(*args, **kwargs)
+            except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+                raise  # typer's own ends and usage errors
             except SalescallsError as error:
+                if debug:
+                    raise
                 typer.echo(f"error: {error}", err=True)
                 raise typer.Exit(code=error.exit_code) from None
+            except Exception as error:
+                if debug:
+                    raise
+                where = f"{type(error).__module__}.{type(error).__name__}".removeprefix("builtins.")
+                typer.echo(
+                    f"error: unexpected {where}: {_first_line(error)} (a bug in salescalls: "
+                    "rerun with --debug for the traceback and report it)",
+                    err=True,
+                )
+                raise typer.Exit(code=1) from None
 
         group.command(name)(guarded)
         return function
 
     return register
+
+
+_DEBUG = {"option": False}  # `salescalls --debug`, set by the app's callback for this invocation
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="show an error's traceback (also: SALESCALLS_DEBUG=1)"),
+) -> None:
+    _DEBUG["option"] = debug
+
+
+def debugging() -> bool:
+    """--debug or SALESCALLS_DEBUG=1: errors keep their traceback."""
+    if _DEBUG["option"]:
+        return True
+    try:
+        return Settings.from_env().debug
+    except SalescallsError:
+        return False
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else "no message"
 
 
 def _ui_language() -> str:
@@ -58,29 +102,21 @@ def _ui_language() -> str:
 DB_OPTION = typer.Option(None, "--db", help="DuckDB file (default: SALESCALLS_DB or data/salescalls.duckdb)")
 
 
-def fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=1)
-
-
 def read(db: Path | None, query):
     """query(connection) on a read-only connection to the database; a clear error when there is none
     or when it is older than this salescalls (readers never upgrade it)."""
     from salescalls.db import store
 
-    try:
-        with store.reader(Settings.from_env(database=db).database) as con:
-            store.require_current_schema(con)
-            return query(con)
-    except (FileNotFoundError, store.NotADatabase) as error:
-        fail(str(error))
+    with store.reader(Settings.from_env(database=db).database) as con:
+        store.require_current_schema(con)
+        return query(con)
 
 
 def existing_database(db: Path | None) -> Path:
     """The database a command that writes to stored calls works on; it must exist already."""
     database = Settings.from_env(database=db).database
     if not database.is_file():
-        fail(f"no database at {database}: run `salescalls run INBOX` first")
+        raise InputError(f"no database at {database}: run `salescalls run INBOX` first")
     return database
 
 
@@ -163,13 +199,24 @@ def matched(db: Path | None, since: str | None = None, until: str | None = None,
     return names | found
 
 
-def check_period(period: str | None) -> None:
-    from salescalls.insights.analytics import check_period
+def check_period(period: str | None, auto: bool = False) -> None:
+    """--period must be one of the periods (or `auto`, where the command has it)."""
+    from salescalls.insights.analytics import PERIODS
 
+    allowed = (*PERIODS, "auto") if auto else PERIODS
+    if period is not None and period not in allowed:
+        raise UsageError(f"--period must be {', '.join(allowed[:-1])} or {allowed[-1]}, not '{period}'")
+
+
+@contextmanager
+def about(path: Path) -> Iterator[None]:
+    """A salescalls error raised inside names the file it is about (its type, so its exit code, kept)."""
     try:
-        check_period(period)
-    except ValueError as error:
-        raise UsageError(f"--{error}") from None
+        yield
+    except SalescallsError as error:
+        if str(path) not in str(error):
+            error.args = (f"{path}: {error}",)
+        raise
 
 
 def writable(output: Path | None) -> None:
@@ -205,10 +252,7 @@ def kpi_targets(path: Path | None):
     path = Settings.from_env(targets=path).targets
     if path is None:
         return scorecard.KPI_TARGETS
-    try:
-        return scorecard.load_targets(path)
-    except ValueError as error:
-        fail(str(error))
+    return scorecard.load_targets(path)
 
 
 TARGETS_OPTION = typer.Option(
@@ -218,11 +262,7 @@ TARGETS_OPTION = typer.Option(
 
 def stored_calls_and_script(db: Path | None, script: Path | None):
     """Settings and the loaded script for a command working on stored calls; clear errors otherwise."""
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
 
     settings = Settings.from_env(database=existing_database(db), script=script)
-    try:
-        call_script = load_script(settings.script)
-    except ScriptError as error:
-        fail(str(error))
-    return settings, call_script
+    return settings, load_script(settings.script)

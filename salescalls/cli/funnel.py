@@ -20,11 +20,11 @@ from salescalls.cli.common import (
     app,
     check_period,
     command,
-    fail,
     matched,
     read,
 )
 from salescalls.config import Settings
+from salescalls.errors import InputError, UsageError
 from salescalls.i18n import _, day, ngettext
 
 
@@ -99,7 +99,7 @@ def advice(
         ]
         unknown = [name for name in stages if name not in known]
         if unknown:
-            raise ValueError(f"no stage {', '.join(unknown)} in {chosen_id} v{version}; its stages: {', '.join(known)}")
+            raise UsageError(f"no stage {', '.join(unknown)} in {chosen_id} v{version}; its stages: {', '.join(known)}")
         lines = [
             _(
                 "Script {script} v{version}: what the rep said where calls went on, against where they dropped",
@@ -112,10 +112,8 @@ def advice(
             lines += ["", *script_advice.moves_text(moves, name, top)]
         return lines
 
-    try:
-        lines = read(db, answer)
-    except ValueError as error:
-        fail(str(error))
+    script_id = matched(db, script_id=script_id)["script_id"]
+    lines = read(db, answer)
     typer.echo(_("no scored calls yet") if lines is None else "\n".join(lines))
 
 
@@ -135,19 +133,18 @@ def reasons(
     """Why customers leave: the calls that dropped, per stage and reason (from the customer's last
     words), with the reps who had them and what the customer said (read-only)."""
     from salescalls.insights import reasons as why
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
 
     check_period(period)
     named = matched(db, since, until, script_id=script_id, segment=segment, campaign=campaign, rep=rep)
     script_id = named.pop("script_id")
     own = None
     if script is not None:
-        try:
-            own = load_script(script).reasons or None
-        except (ScriptError, FileNotFoundError) as error:
-            fail(str(error))
+        own = load_script(script).reasons or None
         if own is None:
-            fail(f"{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones")
+            raise InputError(
+                f"{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones"
+            )
         own = why.with_goodbyes(own)
     filters = {"script_version": script_version, "since": since, "until": until, "period": period, "reasons": own}
     filters |= named
@@ -174,19 +171,16 @@ def trackers(
     """The script's trackers (competitors, discounts, ...): how often each comes up per rep or
     period, and in which stages (read-only)."""
     from salescalls.insights import trackers as tracked
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
 
     if by not in ("rep", "period"):
-        fail(f"--by must be rep or period, not '{by}'")
+        raise UsageError(f"--by must be rep or period, not '{by}'")
     rep = matched(db, since, until, rep=rep)["rep"]
     period = period or ("week" if by == "period" else None)
     check_period(period)
-    try:
-        call_script = load_script(Settings.from_env(script=script).script)
-    except (ScriptError, FileNotFoundError) as error:
-        fail(str(error))
+    call_script = load_script(Settings.from_env(script=script).script)
     if not call_script.trackers:
-        fail(
+        raise InputError(
             f"{call_script.id} lists no trackers: add a `trackers:` section to the script (see data/scripts/demo.yaml)"
         )
     hits = read(db, lambda con: tracked.find(con, call_script, period, since=since, until=until, rep=rep))
@@ -207,10 +201,7 @@ def compare_versions(
     from salescalls.insights import versions
 
     script_id = matched(db, since, until, script_id=script_id)["script_id"]
-    try:
-        frame = read(
-            db, lambda con: versions.compare_versions(con, script_id, version, since=since, until=until, days=days)
-        )
-    except ValueError as error:
-        fail(str(error))
+    frame = read(
+        db, lambda con: versions.compare_versions(con, script_id, version, since=since, until=until, days=days)
+    )
     typer.echo(versions.versions_table(frame))

@@ -13,13 +13,13 @@ from salescalls.cli.common import (
     command,
     count,
     existing_database,
-    fail,
     labels_app,
     read,
     stored_calls_and_script,
     write,
 )
 from salescalls.config import Settings
+from salescalls.errors import InputError, UsageError
 
 
 @command(app)
@@ -34,7 +34,7 @@ def review(
     from salescalls.learning import review as qa
 
     if fmt not in ("csv", "json"):
-        fail(f"unknown format '{fmt}': choose csv or json")
+        raise UsageError(f"unknown format '{fmt}': choose csv or json")
 
     rows, calls = read(db, lambda con: (qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))))
     text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
@@ -58,22 +58,19 @@ def labels_import(
     from salescalls.learning import review as qa
 
     if not file.is_file():
-        fail(f"no such file: {file}")
+        raise UsageError(f"no such file: {file}")
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text; save it as UTF-8 and import again")
+        raise InputError(f"{file}: not UTF-8 text; save it as UTF-8 and import again") from None
     if corpus.is_corpus_file(file, text):
-        from salescalls.script.spec import ScriptError, load_script
+        from salescalls.script.spec import load_script
 
         settings = Settings.from_env(database=db, script=script)
-        try:
-            call_script = load_script(settings.script)
-            with store.writer(settings.database) as con:
-                store.save_script(con, call_script)
-                result = corpus.import_corpus(con, file, call_script)
-        except (ScriptError, corpus.CorpusError) as error:
-            fail(str(error))
+        call_script = load_script(settings.script)
+        with store.writer(settings.database) as con:
+            store.save_script(con, call_script)
+            result = corpus.import_corpus(con, file, call_script)
         for line in result.errors:
             typer.echo(line, err=True)
         typer.echo(
@@ -85,8 +82,8 @@ def labels_import(
         return
     try:
         rows = qa.read_label_file(file)
-    except (ValueError, UnicodeDecodeError) as error:
-        fail(f"{file}: cannot read labels: {error}")
+    except ValueError as error:  # not JSON, not a review file (InputError is one too)
+        raise InputError(f"{file}: cannot read labels: {error}") from None
     with store.writer(existing_database(db)) as con:
         result = qa.import_labels(con, rows, file.name, by)
     for line in result.errors:
@@ -110,8 +107,8 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
     with store.reader(settings.database) as con:
         try:
             folder, record = training.train_from_labels(con, call_script, settings.models_dir)
-        except ValueError as error:
-            fail(str(error))
+        except ValueError as error:  # e.g. labels of one stage only: the models cannot be fitted
+            raise InputError(str(error)) from None
     typer.echo(
         f"trained {folder} from {count(record['labelled_calls'], 'labelled call')} "
         f"({record['labelled_utterances']} labelled utterances) and {record['script_examples']} script examples"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import typer
 
-from salescalls.cli.common import DB_OPTION, app, command, fail, read
+from salescalls.cli.common import DB_OPTION, app, command, debugging, read
 from salescalls.config import Settings
+from salescalls.errors import UsageError
 from salescalls.i18n import _, named, ngettext, number, when
 
 
@@ -27,23 +29,20 @@ def run(
     ),
 ) -> None:
     """Run the nightly flow on INBOX: new calls are transcribed, scored and stored; prints the drop-off table."""
-    from salescalls.config import SettingsError
     from salescalls.db import store
     from salescalls.insights import funnel
+    from salescalls.nightly.console import brief_console
     from salescalls.nightly.flow import nightly, script_for_run
-    from salescalls.nightly.inbox import RunInProgress
-    from salescalls.script.spec import ScriptError
-    from salescalls.speech.transcribe import ModelMissingError
 
     if not inbox.is_dir():
-        fail(f"inbox is not a folder: {inbox}")
-    try:
-        # A bad variable or a file that is not a database: one line, before Prefect starts or a lock is taken.
-        settings = Settings.from_env(database=db, script=script, workers=workers, dask_address=dask_address)
-        if settings.database.exists():
-            with store.reader(settings.database):
-                pass
-        script_for_run(settings, inbox)
+        raise UsageError(f"inbox is not a folder: {inbox}")
+    # A bad variable or a file that is not a database: one line, before Prefect starts or a lock is taken.
+    settings = Settings.from_env(database=db, script=script, workers=workers, dask_address=dask_address)
+    if settings.database.exists():
+        with store.reader(settings.database):
+            pass
+    script_for_run(settings, inbox)
+    with contextlib.nullcontext() if debugging() else brief_console():  # no tracebacks on the console
         summary = nightly(
             str(inbox),
             database=str(db) if db else None,
@@ -53,8 +52,6 @@ def run(
             workers=workers,
             dask_address=dask_address,
         )
-    except (ScriptError, ModelMissingError, FileNotFoundError, RunInProgress, SettingsError, store.NotADatabase) as e:
-        fail(str(e))
     typer.echo("\n" + _("run {run} ({done})", run=summary["run_id"], done=_done(summary, "recordings")) + "\n")
     with store.reader(summary["database"]) as con:
         typer.echo(funnel.dropoff_table(funnel.dropoff(con)))
@@ -79,22 +76,19 @@ def serve(
     (PREFECT_API_URL) and starts each scheduled run, until stopped (Ctrl-C, or the service manager)."""
     import os
 
-    from salescalls.config import SettingsError
+    from salescalls.errors import SetupError
     from salescalls.nightly.flow import schedule
     from salescalls.nightly.flow import serve as serve_flow
 
     if not os.environ.get("PREFECT_API_URL"):
-        fail(
+        raise SetupError(
             "PREFECT_API_URL is not set: a schedule lives on a Prefect server. Start one with "
             "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Operations)"
         )
     if not inbox.is_dir():
-        fail(f"inbox is not a folder: {inbox}")
-    try:
-        Settings.from_env(workers=workers, dask_address=dask_address)
-        schedule(cron, timezone)
-    except (SettingsError, ValueError) as error:
-        fail(str(error))
+        raise UsageError(f"inbox is not a folder: {inbox}")
+    Settings.from_env(workers=workers, dask_address=dask_address)
+    schedule(cron, timezone)
     serve_flow(
         str(inbox.resolve()),
         cron,

@@ -13,10 +13,10 @@ from salescalls.cli.common import (
     app,
     check_period,
     command,
-    fail,
     kpi_targets,
 )
 from salescalls.config import Settings
+from salescalls.errors import InputError
 
 
 def report_script(path: Path, explicit: bool):
@@ -27,9 +27,9 @@ def report_script(path: Path, explicit: bool):
         return None
     try:
         return load_script(path)
-    except (ScriptError, FileNotFoundError) as error:
+    except ScriptError as error:
         if explicit:
-            fail(str(error))
+            raise
         typer.echo(f"warning: {error}; the report has no trackers page and uses the generic reasons", err=True)
         return None
 
@@ -70,8 +70,7 @@ def report(
     reps and training plans) from the database, read-only; open OUT/index.html or serve the folder."""
     from salescalls.report import site as site_report
 
-    if period is not None and period != "auto":
-        check_period(period)
+    check_period(period, auto=True)
     settings = Settings.from_env(
         database=db,
         report_dir=out,
@@ -82,7 +81,7 @@ def report(
         report_audio=audio,
     )
     if settings.report_dir is None:
-        fail("SALESCALLS_REPORT_DIR is off: pass --out FOLDER")
+        raise InputError("SALESCALLS_REPORT_DIR is off: pass --out FOLDER")
     options = site_report.ReportOptions(
         script=report_script(settings.script, explicit=script is not None),
         period=settings.report_period,
@@ -93,18 +92,20 @@ def report(
         targets=kpi_targets(targets),
         language=settings.ui_language,
     )
-    try:
-        site = site_report.build(
-            settings.database, settings.report_dir, options, progress=lambda m: typer.echo(m, err=True)
-        )
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        fail(str(error))
+    site = site_report.build(
+        settings.database, settings.report_dir, options, progress=lambda m: typer.echo(m, err=True)
+    )
     if site.audio_missing:
         shown = ", ".join(site.audio_missing[:5]) + (" ..." if len(site.audio_missing) > 5 else "")
         typer.echo(f"warning: {len(site.audio_missing)} recordings not found or not convertible: {shown}", err=True)
     typer.echo(f"report: {len(site.pages)} pages, {site.audio} recordings, {site.seconds:.1f} s -> {site.index}")
     if serve is not None:
-        httpd = site_report.server(settings.report_dir, port=serve)
+        try:
+            httpd = site_report.server(settings.report_dir, port=serve)
+        except OSError as error:  # the port is taken, or below 1024
+            raise InputError(
+                f"cannot serve on port {serve}: {error.strerror or error}; choose another --serve port"
+            ) from None
         typer.echo(f"serving {settings.report_dir} at http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)")
         try:
             httpd.serve_forever()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from salescalls.cli.common import app, command, fail, models_app, script_app
+from salescalls.cli.common import app, command, models_app, script_app
 from salescalls.config import Settings
 
 
@@ -14,25 +14,22 @@ from salescalls.config import Settings
 def models_setup(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
     """Use models in SALESCALLS_MODELS_DIR, else link a shared offline copy, else download the official ones."""
     from salescalls.speech.models import setup
-    from salescalls.speech.transcribe import ModelMissingError
 
     settings = Settings.from_env(whisper_model=whisper_model)
-    try:
-        for line in setup(settings.models_dir, settings.whisper_model):
-            typer.echo(line)
-    except ModelMissingError as error:
-        fail(str(error))
+    for line in setup(settings.models_dir, settings.whisper_model):
+        typer.echo(line)
 
 
 @command(models_app, "check")
 def models_check(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
     """Exit 0 when every model the pipeline needs is in place, else list what is missing."""
     from salescalls.speech.models import missing
+    from salescalls.speech.transcribe import ModelMissingError
 
     settings = Settings.from_env(whisper_model=whisper_model)
     gaps = missing(settings.models_dir, settings.whisper_model)
     if gaps:
-        fail("missing models: " + "; ".join(gaps) + ". Run `salescalls models setup`.")
+        raise ModelMissingError("missing models: " + "; ".join(gaps) + ". Run `salescalls models setup`.")
     typer.echo(f"models ready in {settings.models_dir}")
 
 
@@ -41,13 +38,10 @@ def models_stages(script: Path | None = typer.Option(None, help="call script YAM
     """Every stage-model version of the script with what it measured; * marks the active one."""
     from salescalls.insights.tables import format_table
     from salescalls.script import stage_versions
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
 
     settings = Settings.from_env(script=script)
-    try:
-        call_script = load_script(settings.script)
-    except ScriptError as error:
-        fail(str(error))
+    call_script = load_script(settings.script)
     import pandas as pd
 
     rows = pd.DataFrame(
@@ -79,14 +73,11 @@ def models_use(
 ) -> None:
     """Make a saved stage-model version (or the cold start) the active one: roll back or forward."""
     from salescalls.script import stage_versions
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
 
     settings = Settings.from_env(script=script)
-    try:
-        call_script = load_script(settings.script)
-        stage_versions.set_active(settings.models_dir, call_script, version, "chosen with salescalls models use")
-    except (ScriptError, stage_versions.VersionError) as error:
-        fail(str(error))
+    call_script = load_script(settings.script)
+    stage_versions.set_active(settings.models_dir, call_script, version, "chosen with salescalls models use")
     name = stage_versions.load_model(settings.models_dir, call_script).name
     typer.echo(f"{call_script.id}: calls are now scored with {name}; run `salescalls rescore` for the stored ones")
 
@@ -94,12 +85,9 @@ def models_use(
 @command(script_app, "check")
 def script_check(file: Path) -> None:
     """Validate a call script; errors name the file and line."""
-    from salescalls.script.spec import ScriptError, load_script
+    from salescalls.script.spec import load_script
 
-    try:
-        script = load_script(file)
-    except ScriptError as error:
-        fail(str(error))
+    script = load_script(file)
     required = ", ".join(s.name + ("" if s.required else " (optional)") for s in script.stages)
     typer.echo(f"{file}: script {script.id} v{script.version}, languages {', '.join(script.languages)}")
     typer.echo(f"stages: {required}")
@@ -113,13 +101,9 @@ def show_config(as_json: bool = typer.Option(False, "--json", help="as JSON, one
 
     import pandas as pd
 
-    from salescalls.config import SettingsError
     from salescalls.insights import tables
 
-    try:
-        rows = Settings.from_env().described()
-    except SettingsError as error:
-        fail(str(error))
+    rows = Settings.from_env().described()
     if as_json:
         keys = ("setting", "value", "from", "meaning")
         typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], ensure_ascii=False, indent=1))

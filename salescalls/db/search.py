@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from salescalls.db.sql import UNTIL_DAY, execute, optional
+from salescalls.errors import UsageError
 
 # The stemmer follows the calls' most common language; other languages still match on exact words.
 STEMMERS = {"en": "english", "ru": "russian", "hu": "hungarian", "de": "german", "fr": "french", "es": "spanish"}
@@ -97,7 +98,7 @@ def search(
 ) -> tuple[pd.DataFrame, str]:
     """Utterances with every word of `query`, best first, and a note on how they were found."""
     if not query.strip():
-        raise ValueError("the search query is empty")
+        raise UsageError("the search query is empty: give the words to look for")
     filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until, "limit": limit}
     usable, covered = _index_state(con)
     if usable:

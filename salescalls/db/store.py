@@ -107,6 +107,10 @@ class NotADatabase(InputError):
     """The file is there but is not a DuckDB database; the message names it and what to do."""
 
 
+class NoDatabase(InputError, FileNotFoundError):
+    """There is no database yet (or it is older than this salescalls, and readers never upgrade)."""
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open the database, waiting while another process holds it.
 
@@ -150,7 +154,7 @@ def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection for analytics and reports; never writes, never migrates."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no database at {path}: run `salescalls run INBOX` first")
+        raise NoDatabase(f"no database at {path}: run `salescalls run INBOX` first")
     con = _connect(path, read_only=True)
     try:
         yield con
@@ -162,7 +166,7 @@ def require_current_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Readers never migrate: an older database gets a clear instruction instead of an SQL error."""
     current, latest = schema_version(con), migrations()[-1][0]
     if current < latest:
-        raise FileNotFoundError(
+        raise NoDatabase(
             f"the database has schema version {current}, this salescalls needs {latest}: "
             "run `salescalls rescore` (or the nightly run) once to upgrade it"
         )

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from salescalls.db.sql import execute
+from salescalls.errors import InputError
 from salescalls.i18n import N_, _, named, percent
 from salescalls.insights.rep_errors import (
     CALL_FACTS_SQL,
@@ -77,17 +78,17 @@ def load_targets(path: str | Path) -> tuple[Kpi, ...]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise ValueError(f"{path}: cannot read KPI targets: {error}") from None
+        raise InputError(f"{path}: cannot read KPI targets: {error}") from None
     known = {kpi.name: kpi for kpi in KPI_TARGETS}
     if not isinstance(data, dict) or set(data) - set(known):
         unknown = ", ".join(sorted(set(data) - set(known))) if isinstance(data, dict) else "not a mapping"
-        raise ValueError(f"{path}: unknown KPIs ({unknown}); known: {', '.join(known)}")
+        raise InputError(f"{path}: unknown KPIs ({unknown}); known: {', '.join(known)}")
     result = []
     for name, kpi in known.items():
         given = data.get(name) or {}
         target, stretch = float(given.get("target", kpi.target)), float(given.get("stretch", kpi.stretch))
         if not 0 <= target <= stretch <= 1:
-            raise ValueError(f"{path}: {name} needs 0 <= target <= stretch <= 1, got {target} and {stretch}")
+            raise InputError(f"{path}: {name} needs 0 <= target <= stretch <= 1, got {target} and {stretch}")
         result.append(replace(kpi, target=target, stretch=stretch))
     return tuple(result)
 

@@ -6,6 +6,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from salescalls.errors import UsageError
 from salescalls.i18n import _, number, percent
 from salescalls.insights.funnel import dropoff
 from salescalls.insights.stats import fisher_p
@@ -38,10 +39,10 @@ def compare_versions(
     if version is None and versions:
         version = versions[-1]
     if version not in versions:
-        raise ValueError(f"no scored calls of {script_id} v{version}; versions with calls: {versions or 'none'}")
+        raise UsageError(f"no scored calls of {script_id} v{version}; versions with calls: {versions or 'none'}")
     earlier = [v for v in versions if v < version]
     if not earlier:
-        raise ValueError(f"{script_id} v{version} has no earlier version with calls to compare with")
+        raise UsageError(f"{script_id} v{version} has no earlier version with calls to compare with")
     previous = earlier[-1]
     windows = {previous: (since, until), version: (since, until)}
     if days is not None:

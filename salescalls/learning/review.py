@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from salescalls.db import store
+from salescalls.errors import InputError
 from salescalls.pipeline import label_stages
 from salescalls.script import stage_versions
 from salescalls.script.spec import OFF_SCRIPT, Script
@@ -106,13 +107,13 @@ def read_label_file(path: Path) -> list[dict]:
         data = json.loads(text)
         rows = data.get("utterances", data) if isinstance(data, dict) else data
         if not isinstance(rows, list):
-            raise ValueError(f"{path}: expected a list of labelled utterances")
+            raise InputError(f"{path}: expected a list of labelled utterances")
     else:
         rows = list(csv.DictReader(io.StringIO(text)))
     columns = list(rows[0]) if rows and isinstance(rows[0], dict) else []
     missing = [name for name in LABEL_COLUMNS if name not in columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"no {', '.join(missing)} column (it has: {', '.join(map(str, columns)) or 'no rows'}); a review file "
             "from `salescalls review` has call_id, idx and label"
         )

@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 
 from salescalls.db import store
+from salescalls.errors import InputError
 from salescalls.learning import corpus
 from salescalls.learning.review import use_stored_vectors
 from salescalls.script import outcomes, stage_versions, stages
@@ -172,7 +173,7 @@ def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir
     """
     calls = labelled_calls(con, script.id)
     if not calls:
-        raise ValueError(f"no labelled calls for script {script.id}: import labels first (salescalls labels import)")
+        raise InputError(f"no labelled calls for script {script.id}: import labels first (salescalls labels import)")
     use_stored_vectors(con, stages.default_encoder(), [t for c in calls for t in c.texts], keep=False)
     current_version, current_name, current_calls = _current(models_dir, script)
     comparison = held_out_comparison(script, calls, current_calls)

@@ -34,6 +34,7 @@ from salescalls.report import site as report
 from salescalls.db import search, store
 from salescalls.insights.scorecard import KPI_TARGETS, load_targets
 from salescalls.config import Settings
+from salescalls.errors import SetupError, UsageError
 from salescalls.nightly.ledger import KILLS_BEFORE_SETTING_ASIDE, RunLedger, killed_the_run, one_line
 from salescalls.pipeline import analyse_call, models_loaded
 from salescalls.script.spec import Script, ScriptError, load_script
@@ -368,7 +369,7 @@ def schedule(cron: str, timezone: str | None = None):
         CronSchedule(cron=cron, timezone=timezone or "UTC")
     except ValidationError as error:
         detail = error.errors()[0]["msg"].removeprefix("Value error, ")
-        raise ValueError(f"schedule: {detail} (e.g. --cron '0 2 * * *' --timezone Europe/Budapest)") from None
+        raise UsageError(f"schedule: {detail} (e.g. --cron '0 2 * * *' --timezone Europe/Budapest)") from None
     return Cron(cron, timezone=timezone or "UTC")
 
 
@@ -378,8 +379,16 @@ def serve(inbox_dir: str, cron: str, timezone: str | None = None, name: str = DE
     This process waits for scheduled runs and starts each in a subprocess (one at a time); the
     server (PREFECT_API_URL) keeps the schedule, the run history and the logs.
     """
+    from prefect.client.orchestration import get_client
     from prefect.deployments.runner import EntrypointType
 
+    with get_client(sync_client=True) as client:  # a wrong URL: one line now, not a traceback later
+        problem = client.api_healthcheck()
+    if problem is not None:
+        raise SetupError(
+            f"cannot reach the Prefect server at {client.api_url} ({one_line(problem)}): start it with "
+            "`prefect server start`, or fix PREFECT_API_URL (README: Operations)"
+        )
     given = {key: value for key, value in parameters.items() if value is not None}
     nightly.serve(
         name=name,

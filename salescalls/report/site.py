@@ -26,6 +26,7 @@ from pathlib import Path
 
 from salescalls import i18n
 from salescalls.db import store
+from salescalls.errors import InputError
 from salescalls.report.audio import publish_audio
 from salescalls.report.collect import choose_period, collect
 from salescalls.report.layout import MARKER, ReportOptions, Site
@@ -58,7 +59,7 @@ def build(
 def _build(database: str | Path, folder: Path, options: ReportOptions, progress: Callable[[str], None]) -> Site:
     started = time.perf_counter()
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).exists())):
-        raise FileExistsError(f"{folder} exists and is not a salescalls report; choose an empty or new folder")
+        raise InputError(f"{folder} exists and is not a salescalls report; choose an empty or new folder")
     with store.reader(database) as con:
         store.require_current_schema(con)
         if options.period == "auto":
