@@ -158,3 +158,32 @@ def test_a_run_stopped_by_missing_models_prints_no_prefect_traceback(tmp_path):
     assert runs.returncode == 3 and "failed" in runs.stdout and "weights not found" in runs.stdout
     debugged = subprocess.run([*command[:3], "--debug", *command[3:]], env=env, capture_output=True, text=True)
     assert debugged.returncode == 1 and "Traceback" in debugged.stderr  # --debug keeps them
+
+
+@pytest.mark.parametrize(
+    ("language", "prefix", "unknown_rep"),
+    [("ru", "ошибка: ", "нет менеджера 'Nobody'"), ("hu", "hiba: ", "nincs 'Nobody' nevű értékesítő")],
+)
+def test_the_mistakes_are_told_in_the_teams_language(files, monkeypatch, language, prefix, unknown_rep):
+    """The same corpus with SALESCALLS_UI_LANGUAGE: the same exit codes, no traceback, and the
+    messages of salescalls itself in the team's language (typer's own option errors stay English)."""
+    monkeypatch.setenv("SALESCALLS_REPORT_DIR", "off")
+    monkeypatch.setenv("SALESCALLS_WORK_DIR", str(files["folder"] / "work"))
+    monkeypatch.setenv("SALESCALLS_QUARANTINE_DIR", str(files["folder"] / "quarantine"))
+    runner = CliRunner()
+    translated = 0
+    for arguments, _code, _says in _cases(files):
+        english = runner.invoke(app, arguments)
+        monkeypatch.setenv("SALESCALLS_UI_LANGUAGE", language)
+        result = runner.invoke(app, arguments)
+        monkeypatch.delenv("SALESCALLS_UI_LANGUAGE")
+        shown = " ".join(arguments)
+        assert result.exit_code == english.exit_code and result.exit_code != 0, shown
+        assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), shown
+        if english.output.startswith("error: "):
+            assert result.output.startswith(prefix), f"{shown}: {result.output}"
+            translated += result.output.removeprefix(prefix) != english.output.removeprefix("error: ")
+    assert translated >= 20  # most messages are the team's words, not English ones behind a translated prefix
+    monkeypatch.setenv("SALESCALLS_UI_LANGUAGE", language)
+    result = runner.invoke(app, ["dropoff", "--rep", "Nobody", "--db", str(files["db"])])
+    assert unknown_rep in result.output and "Alex Morgan" in result.output

@@ -25,6 +25,7 @@ from salescalls.cli.common import (
 )
 from salescalls.config import Settings
 from salescalls.errors import UsageError
+from salescalls.i18n import _
 
 
 @command(app)
@@ -76,7 +77,7 @@ def transcribe(
     from salescalls.speech import audio, formats
 
     if fmt not in formats.FORMATS:
-        raise UsageError(f"unknown format '{fmt}': choose from {', '.join(formats.FORMATS)}")
+        raise UsageError(_("unknown format '{fmt}': choose {choices}", fmt=fmt, choices=", ".join(formats.FORMATS)))
     writable(output)  # before minutes of transcription, not after
     settings = Settings.from_env(script=script, language=language, vocabulary_prompt=vocabulary)
     with about(file):
@@ -144,7 +145,7 @@ def export(
 
     dates(since=since, until=until)
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file: give a folder for the Parquet files")
+        raise UsageError(_("{folder} is a file: give a folder for the Parquet files", folder=folder))
     written = read(db, lambda con: parquet.export_parquet(con, folder, since, until))
     for table, rows in written.items():
         typer.echo(f"{folder / (table + '.parquet')}: {rows} rows")

@@ -41,7 +41,7 @@ def metrics(
     from salescalls.insights import analytics, tables
 
     if by not in ("rep", "call"):
-        raise UsageError(f"--by must be rep or call, not '{by}'")
+        raise UsageError(_("--by must be rep or call, not '{by}'", by=by))
     rep = matched(db, since, until, rep=rep)["rep"]
     metrics_of = analytics.rep_conversation_metrics if by == "rep" else analytics.conversation_metrics
     frame = read(db, lambda con: metrics_of(con, since=since, until=until, rep=rep))
@@ -78,7 +78,7 @@ def profile(
     rep = matched(db, since, until, rep=rep)["rep"]
     frame = read(db, lambda con: rep_errors.error_profile(con, rep, since=since, until=until))
     if frame.empty:
-        raise InputError(f"no scored calls of a rep named '{rep}'")
+        raise InputError(_("no scored calls of a rep named '{rep}'", rep=rep))
 
     def rate(prefix: str) -> list[str]:
         columns = zip(frame[f"{prefix}rate"], frame[f"{prefix}low"], frame[f"{prefix}high"], strict=True)
@@ -149,7 +149,7 @@ def plan(
         db, lambda con: coaching.training_plan(con, rep, examples=examples, targets=kpis, since=since, until=until)
     )
     if frame.columns.empty:  # not even an empty plan: the rep has no calls
-        raise InputError(f"no scored calls of a rep named '{rep}'")
+        raise InputError(_("no scored calls of a rep named '{rep}'", rep=rep))
     if as_json:
         records = [
             {

@@ -40,26 +40,28 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
         @functools.wraps(function)  # typer reads the options from the wrapped signature
         def guarded(*args, **kwargs):
             debug = debugging()
-            try:
-                with i18n.use(_ui_language()):  # what the command prints, in the team's language
+            with i18n.use(_ui_language()):  # what the command prints, its errors too, in the team's language
+                try:
                     return function(*args, **kwargs)
-            except (typer.Exit, typer.Abort, click.exceptions.ClickException):
-                raise  # typer's own ends and usage errors
-            except SalescallsError as error:
-                if debug:
-                    raise
-                typer.echo(f"error: {error}", err=True)
-                raise typer.Exit(code=error.exit_code) from None
-            except Exception as error:
-                if debug:
-                    raise
-                where = f"{type(error).__module__}.{type(error).__name__}".removeprefix("builtins.")
-                typer.echo(
-                    f"error: unexpected {where}: {_first_line(error)} (a bug in salescalls: "
-                    "rerun with --debug for the traceback and report it)",
-                    err=True,
-                )
-                raise typer.Exit(code=1) from None
+                except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+                    raise  # typer's own ends and usage errors
+                except SalescallsError as error:
+                    if debug:
+                        raise
+                    typer.echo(i18n._("error: {reason}", reason=error), err=True)
+                    raise typer.Exit(code=error.exit_code) from None
+                except Exception as error:
+                    if debug:
+                        raise
+                    where = f"{type(error).__module__}.{type(error).__name__}".removeprefix("builtins.")
+                    bug = i18n._(
+                        "unexpected {where}: {detail} (a bug in salescalls: rerun with --debug for the "
+                        "traceback and report it)",
+                        where=where,
+                        detail=_first_line(error),
+                    )
+                    typer.echo(i18n._("error: {reason}", reason=bug), err=True)
+                    raise typer.Exit(code=1) from None
 
         group.command(name)(guarded)
         return function
@@ -116,7 +118,7 @@ def existing_database(db: Path | None) -> Path:
     """The database a command that writes to stored calls works on; it must exist already."""
     database = Settings.from_env(database=db).database
     if not database.is_file():
-        raise InputError(f"no database at {database}: run `salescalls run INBOX` first")
+        raise InputError(i18n._("no database at {path}: run `salescalls run INBOX` first", path=database))
     return database
 
 
@@ -142,14 +144,22 @@ def dates(**values: str | None) -> None:
             try:
                 date.fromisoformat(value)
             except ValueError:
-                raise UsageError(f"--{name} must be a date like 2026-11-01, not '{value}'") from None
+                raise UsageError(
+                    i18n._("--{name} must be a date like 2026-11-01, not '{value}'", name=name, value=value)
+                ) from None
 
 
-_FILTERED = {  # option -> (calls column, what it names, plural)
-    "rep": ("rep", "rep", "reps"),
-    "segment": ("segment", "client temperature", "client temperatures"),
-    "campaign": ("campaign", "campaign", "campaigns"),
-    "script_id": ("script_id", "script", "scripts"),
+_FILTERED = {  # option -> (calls column, the error when no stored call has the name)
+    "rep": ("rep", i18n.N_("no rep '{value}' among the stored calls; the reps there are: {listed}")),
+    "segment": (
+        "segment",
+        i18n.N_("no client temperature '{value}' among the stored calls; the client temperatures there are: {listed}"),
+    ),
+    "campaign": (
+        "campaign",
+        i18n.N_("no campaign '{value}' among the stored calls; the campaigns there are: {listed}"),
+    ),
+    "script_id": ("script_id", i18n.N_("no script '{value}' among the stored calls; the scripts there are: {listed}")),
 }
 
 
@@ -162,19 +172,25 @@ def matched(db: Path | None, since: str | None = None, until: str | None = None,
 
     dates(since=since, until=until)
     if since and until and since > until:
-        raise UsageError(f"--since {since} is after --until {until}: no day is in that range (both ends are included)")
+        raise UsageError(
+            i18n._(
+                "--since {since} is after --until {until}: no day is in that range (both ends are included)",
+                since=since,
+                until=until,
+            )
+        )
     wanted = {option: value for option, value in names.items() if value is not None}
 
     def lookup(con) -> tuple[dict, int, tuple]:
         found = {}
         for option, value in wanted.items():
-            column, what, plural = _FILTERED[option]
+            column, unknown = _FILTERED[option]
             stored = con.execute(f"SELECT DISTINCT {column} FROM calls WHERE {column} IS NOT NULL ORDER BY 1")
             known = [row[0] for row in stored.fetchall()]
             same = [name for name in known if str(name).casefold() == value.strip().casefold()]
             if not same:
-                listed = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "") or "none yet"
-                raise UsageError(f"no {what} '{value}' among the stored calls; the {plural} there are: {listed}")
+                listed = ", ".join(map(str, known[:20])) + (" ..." if len(known) > 20 else "") or i18n._("none yet")
+                raise UsageError(i18n._(unknown, value=value, listed=listed))
             found[option] = same[0]
         calls = CallFilter(since=since, until=until, **found)
         n = execute(con, f"SELECT count(*) FROM calls c WHERE {CallFilter.SQL}", calls=calls).fetchone()[0]
@@ -205,7 +221,11 @@ def check_period(period: str | None, auto: bool = False) -> None:
 
     allowed = (*PERIODS, "auto") if auto else PERIODS
     if period is not None and period not in allowed:
-        raise UsageError(f"--period must be {', '.join(allowed[:-1])} or {allowed[-1]}, not '{period}'")
+        if auto:
+            raise UsageError(
+                i18n._("--period must be day, week, month, quarter or auto, not '{period}'", period=period)
+            )
+        raise UsageError(i18n._("--period must be day, week, month or quarter, not '{period}'", period=period))
 
 
 @contextmanager
@@ -225,11 +245,17 @@ def writable(output: Path | None) -> None:
         return
     folder = output.parent
     if output.is_dir():
-        raise UsageError(f"{output} is a folder: give a file name for the output")
+        raise UsageError(i18n._("{output} is a folder: give a file name for the output", output=output))
     if not folder.is_dir():
-        raise UsageError(f"no folder {folder} for the output {output.name}: create it or choose another path")
+        raise UsageError(
+            i18n._(
+                "no folder {folder} for the output {name}: create it or choose another path",
+                folder=folder,
+                name=output.name,
+            )
+        )
     if not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
-        raise UsageError(f"cannot write {output}: no permission; choose another path")
+        raise UsageError(i18n._("cannot write {output}: no permission; choose another path", output=output))
 
 
 def write(text: str, output: Path | None, done: str) -> None:

@@ -99,7 +99,15 @@ def advice(
         ]
         unknown = [name for name in stages if name not in known]
         if unknown:
-            raise UsageError(f"no stage {', '.join(unknown)} in {chosen_id} v{version}; its stages: {', '.join(known)}")
+            raise UsageError(
+                _(
+                    "no stage {stages} in {script} v{version}; its stages: {known}",
+                    stages=", ".join(unknown),
+                    script=chosen_id,
+                    version=version,
+                    known=", ".join(known),
+                )
+            )
         lines = [
             _(
                 "Script {script} v{version}: what the rep said where calls went on, against where they dropped",
@@ -143,7 +151,10 @@ def reasons(
         own = load_script(script).reasons or None
         if own is None:
             raise InputError(
-                f"{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones"
+                _(
+                    "{script} names no reasons: add a `reasons:` section, or leave out --script for the generic ones",
+                    script=script,
+                )
             )
         own = why.with_goodbyes(own)
     filters = {"script_version": script_version, "since": since, "until": until, "period": period, "reasons": own}
@@ -174,14 +185,17 @@ def trackers(
     from salescalls.script.spec import load_script
 
     if by not in ("rep", "period"):
-        raise UsageError(f"--by must be rep or period, not '{by}'")
+        raise UsageError(_("--by must be rep or period, not '{by}'", by=by))
     rep = matched(db, since, until, rep=rep)["rep"]
     period = period or ("week" if by == "period" else None)
     check_period(period)
     call_script = load_script(Settings.from_env(script=script).script)
     if not call_script.trackers:
         raise InputError(
-            f"{call_script.id} lists no trackers: add a `trackers:` section to the script (see data/scripts/demo.yaml)"
+            _(
+                "{script} lists no trackers: add a `trackers:` section to the script (see data/scripts/demo.yaml)",
+                script=call_script.id,
+            )
         )
     hits = read(db, lambda con: tracked.find(con, call_script, period, since=since, until=until, rep=rep))
     typer.echo(tracked.summary_table(tracked.summary(hits, by), by))

@@ -20,6 +20,7 @@ from salescalls.cli.common import (
 )
 from salescalls.config import Settings
 from salescalls.errors import InputError, UsageError
+from salescalls.i18n import _
 
 
 @command(app)
@@ -34,7 +35,7 @@ def review(
     from salescalls.learning import review as qa
 
     if fmt not in ("csv", "json"):
-        raise UsageError(f"unknown format '{fmt}': choose csv or json")
+        raise UsageError(_("unknown format '{fmt}': choose {choices}", fmt=fmt, choices="csv, json"))
 
     rows, calls = read(db, lambda con: (qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))))
     text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
@@ -58,11 +59,11 @@ def labels_import(
     from salescalls.learning import review as qa
 
     if not file.is_file():
-        raise UsageError(f"no such file: {file}")
+        raise UsageError(_("no such file: {file}", file=file))
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(f"{file}: not UTF-8 text; save it as UTF-8 and import again") from None
+        raise InputError(_("{file}: not UTF-8 text; save it as UTF-8 and import again", file=file)) from None
     if corpus.is_corpus_file(file, text):
         from salescalls.script.spec import load_script
 
@@ -83,7 +84,7 @@ def labels_import(
     try:
         rows = qa.read_label_file(file)
     except ValueError as error:  # not JSON, not a review file (InputError is one too)
-        raise InputError(f"{file}: cannot read labels: {error}") from None
+        raise InputError(_("{file}: cannot read labels: {error}", file=file, error=error)) from None
     with store.writer(existing_database(db)) as con:
         result = qa.import_labels(con, rows, file.name, by)
     for line in result.errors:

@@ -35,7 +35,7 @@ def run(
     from salescalls.nightly.flow import nightly, script_for_run
 
     if not inbox.is_dir():
-        raise UsageError(f"inbox is not a folder: {inbox}")
+        raise UsageError(_("inbox is not a folder: {inbox}", inbox=inbox))
     # A bad variable or a file that is not a database: one line, before Prefect starts or a lock is taken.
     settings = Settings.from_env(database=db, script=script, workers=workers, dask_address=dask_address)
     if settings.database.exists():
@@ -82,11 +82,13 @@ def serve(
 
     if not os.environ.get("PREFECT_API_URL"):
         raise SetupError(
-            "PREFECT_API_URL is not set: a schedule lives on a Prefect server. Start one with "
-            "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Operations)"
+            _(
+                "PREFECT_API_URL is not set: a schedule lives on a Prefect server. Start one with "
+                "`prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Operations)"
+            )
         )
     if not inbox.is_dir():
-        raise UsageError(f"inbox is not a folder: {inbox}")
+        raise UsageError(_("inbox is not a folder: {inbox}", inbox=inbox))
     Settings.from_env(workers=workers, dask_address=dask_address)
     schedule(cron, timezone)
     serve_flow(

@@ -17,6 +17,7 @@ from salescalls.cli.common import (
 )
 from salescalls.config import Settings
 from salescalls.errors import InputError
+from salescalls.i18n import _
 
 
 def report_script(path: Path, explicit: bool):
@@ -81,7 +82,7 @@ def report(
         report_audio=audio,
     )
     if settings.report_dir is None:
-        raise InputError("SALESCALLS_REPORT_DIR is off: pass --out FOLDER")
+        raise InputError(_("SALESCALLS_REPORT_DIR is off: pass --out FOLDER"))
     options = site_report.ReportOptions(
         script=report_script(settings.script, explicit=script is not None),
         period=settings.report_period,
@@ -104,7 +105,11 @@ def report(
             httpd = site_report.server(settings.report_dir, port=serve)
         except OSError as error:  # the port is taken, or below 1024
             raise InputError(
-                f"cannot serve on port {serve}: {error.strerror or error}; choose another --serve port"
+                _(
+                    "cannot serve on port {port}: {reason}; choose another --serve port",
+                    port=serve,
+                    reason=error.strerror or error,
+                )
             ) from None
         typer.echo(f"serving {settings.report_dir} at http://127.0.0.1:{httpd.server_address[1]}/ (Ctrl-C stops)")
         try:

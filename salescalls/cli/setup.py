@@ -8,6 +8,7 @@ import typer
 
 from salescalls.cli.common import app, command, models_app, script_app
 from salescalls.config import Settings
+from salescalls.i18n import _
 
 
 @command(models_app, "setup")
@@ -29,7 +30,7 @@ def models_check(whisper_model: str | None = typer.Option(None, help="whisper si
     settings = Settings.from_env(whisper_model=whisper_model)
     gaps = missing(settings.models_dir, settings.whisper_model)
     if gaps:
-        raise ModelMissingError("missing models: " + "; ".join(gaps) + ". Run `salescalls models setup`.")
+        raise ModelMissingError(_("missing models: {gaps}. Run `salescalls models setup`.", gaps="; ".join(gaps)))
     typer.echo(f"models ready in {settings.models_dir}")
 
 

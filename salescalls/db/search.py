@@ -14,6 +14,7 @@ import functools
 import duckdb
 import pandas as pd
 
+from salescalls import i18n
 from salescalls.db.sql import UNTIL_DAY, execute, optional
 from salescalls.errors import UsageError
 
@@ -98,7 +99,7 @@ def search(
 ) -> tuple[pd.DataFrame, str]:
     """Utterances with every word of `query`, best first, and a note on how they were found."""
     if not query.strip():
-        raise UsageError("the search query is empty: give the words to look for")
+        raise UsageError(i18n._("the search query is empty: give the words to look for"))
     filters = {"rep": rep, "stage": stage, "role": role, "since": since, "until": until, "limit": limit}
     usable, covered = _index_state(con)
     if usable:

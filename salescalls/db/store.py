@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from salescalls import i18n
 from salescalls.config import Settings
 from salescalls.db import conversation
 from salescalls.db.sql import execute, optional, transaction
@@ -127,7 +128,10 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         except duckdb.IOException as error:
             if "not a valid DuckDB database" in str(error):
                 raise NotADatabase(
-                    f"{path} is not a DuckDB database: point --db (or SALESCALLS_DB) at the salescalls database"
+                    i18n._(
+                        "{path} is not a DuckDB database: point --db (or SALESCALLS_DB) at the salescalls database",
+                        path=path,
+                    )
                 ) from None
             if "Could not set lock" not in str(error) or time.monotonic() > deadline:
                 raise
@@ -154,7 +158,7 @@ def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection for analytics and reports; never writes, never migrates."""
     path = Path(path)
     if not path.is_file():
-        raise NoDatabase(f"no database at {path}: run `salescalls run INBOX` first")
+        raise NoDatabase(i18n._("no database at {path}: run `salescalls run INBOX` first", path=path))
     con = _connect(path, read_only=True)
     try:
         yield con
@@ -167,8 +171,12 @@ def require_current_schema(con: duckdb.DuckDBPyConnection) -> None:
     current, latest = schema_version(con), migrations()[-1][0]
     if current < latest:
         raise NoDatabase(
-            f"the database has schema version {current}, this salescalls needs {latest}: "
-            "run `salescalls rescore` (or the nightly run) once to upgrade it"
+            i18n._(
+                "the database has schema version {current}, this salescalls needs {latest}: "
+                "run `salescalls rescore` (or the nightly run) once to upgrade it",
+                current=current,
+                latest=latest,
+            )
         )
 
 

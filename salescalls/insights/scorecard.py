@@ -78,17 +78,27 @@ def load_targets(path: str | Path) -> tuple[Kpi, ...]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as error:
-        raise InputError(f"{path}: cannot read KPI targets: {error}") from None
+        raise InputError(_("{path}: cannot read KPI targets: {error}", path=path, error=error)) from None
     known = {kpi.name: kpi for kpi in KPI_TARGETS}
     if not isinstance(data, dict) or set(data) - set(known):
         unknown = ", ".join(sorted(set(data) - set(known))) if isinstance(data, dict) else "not a mapping"
-        raise InputError(f"{path}: unknown KPIs ({unknown}); known: {', '.join(known)}")
+        raise InputError(
+            _("{path}: unknown KPIs ({unknown}); known: {known}", path=path, unknown=unknown, known=", ".join(known))
+        )
     result = []
     for name, kpi in known.items():
         given = data.get(name) or {}
         target, stretch = float(given.get("target", kpi.target)), float(given.get("stretch", kpi.stretch))
         if not 0 <= target <= stretch <= 1:
-            raise InputError(f"{path}: {name} needs 0 <= target <= stretch <= 1, got {target} and {stretch}")
+            raise InputError(
+                _(
+                    "{path}: {name} needs 0 <= target <= stretch <= 1, got {target} and {stretch}",
+                    path=path,
+                    name=name,
+                    target=target,
+                    stretch=stretch,
+                )
+            )
         result.append(replace(kpi, target=target, stretch=stretch))
     return tuple(result)
 

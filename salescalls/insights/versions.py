@@ -39,10 +39,23 @@ def compare_versions(
     if version is None and versions:
         version = versions[-1]
     if version not in versions:
-        raise UsageError(f"no scored calls of {script_id} v{version}; versions with calls: {versions or 'none'}")
+        raise UsageError(
+            _(
+                "no scored calls of {script} v{version}; versions with calls: {versions}",
+                script=script_id,
+                version=version,
+                versions=", ".join(map(str, versions)) or _("none"),
+            )
+        )
     earlier = [v for v in versions if v < version]
     if not earlier:
-        raise UsageError(f"{script_id} v{version} has no earlier version with calls to compare with")
+        raise UsageError(
+            _(
+                "{script} v{version} has no earlier version with calls to compare with",
+                script=script_id,
+                version=version,
+            )
+        )
     previous = earlier[-1]
     windows = {previous: (since, until), version: (since, until)}
     if days is not None:

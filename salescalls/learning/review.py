@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from salescalls import i18n
 from salescalls.db import store
 from salescalls.errors import InputError
 from salescalls.pipeline import label_stages
@@ -107,15 +108,19 @@ def read_label_file(path: Path) -> list[dict]:
         data = json.loads(text)
         rows = data.get("utterances", data) if isinstance(data, dict) else data
         if not isinstance(rows, list):
-            raise InputError(f"{path}: expected a list of labelled utterances")
+            raise InputError(i18n._("{path}: expected a list of labelled utterances", path=path))
     else:
         rows = list(csv.DictReader(io.StringIO(text)))
     columns = list(rows[0]) if rows and isinstance(rows[0], dict) else []
     missing = [name for name in LABEL_COLUMNS if name not in columns]
     if missing:
         raise InputError(
-            f"no {', '.join(missing)} column (it has: {', '.join(map(str, columns)) or 'no rows'}); a review file "
-            "from `salescalls review` has call_id, idx and label"
+            i18n._(
+                "no {missing} column (it has: {columns}); a review file from `salescalls review` has call_id, "
+                "idx and label",
+                missing=", ".join(missing),
+                columns=", ".join(map(str, columns)) or i18n._("no rows"),
+            )
         )
     return rows
 

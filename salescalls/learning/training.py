@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from salescalls import i18n
 from salescalls.db import store
 from salescalls.errors import InputError
 from salescalls.learning import corpus
@@ -173,7 +174,12 @@ def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir
     """
     calls = labelled_calls(con, script.id)
     if not calls:
-        raise InputError(f"no labelled calls for script {script.id}: import labels first (salescalls labels import)")
+        raise InputError(
+            i18n._(
+                "no labelled calls for script {script}: import labels first (salescalls labels import)",
+                script=script.id,
+            )
+        )
     use_stored_vectors(con, stages.default_encoder(), [t for c in calls for t in c.texts], keep=False)
     current_version, current_name, current_calls = _current(models_dir, script)
     comparison = held_out_comparison(script, calls, current_calls)

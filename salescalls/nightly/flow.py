@@ -34,6 +34,7 @@ from salescalls.report import site as report
 from salescalls.db import search, store
 from salescalls.insights.scorecard import KPI_TARGETS, load_targets
 from salescalls.config import Settings
+from salescalls import i18n
 from salescalls.errors import SetupError, UsageError
 from salescalls.nightly.ledger import KILLS_BEFORE_SETTING_ASIDE, RunLedger, killed_the_run, one_line
 from salescalls.pipeline import analyse_call, models_loaded
@@ -369,7 +370,9 @@ def schedule(cron: str, timezone: str | None = None):
         CronSchedule(cron=cron, timezone=timezone or "UTC")
     except ValidationError as error:
         detail = error.errors()[0]["msg"].removeprefix("Value error, ")
-        raise UsageError(f"schedule: {detail} (e.g. --cron '0 2 * * *' --timezone Europe/Budapest)") from None
+        raise UsageError(
+            i18n._("schedule: {detail} (e.g. --cron '0 2 * * *' --timezone Europe/Budapest)", detail=detail)
+        ) from None
     return Cron(cron, timezone=timezone or "UTC")
 
 
@@ -386,8 +389,12 @@ def serve(inbox_dir: str, cron: str, timezone: str | None = None, name: str = DE
         problem = client.api_healthcheck()
     if problem is not None:
         raise SetupError(
-            f"cannot reach the Prefect server at {client.api_url} ({one_line(problem)}): start it with "
-            "`prefect server start`, or fix PREFECT_API_URL (README: Operations)"
+            i18n._(
+                "cannot reach the Prefect server at {url} ({problem}): start it with "
+                "`prefect server start`, or fix PREFECT_API_URL (README: Operations)",
+                url=client.api_url,
+                problem=one_line(problem),
+            )
         )
     given = {key: value for key, value in parameters.items() if value is not None}
     nightly.serve(

@@ -59,7 +59,9 @@ def build(
 def _build(database: str | Path, folder: Path, options: ReportOptions, progress: Callable[[str], None]) -> Site:
     started = time.perf_counter()
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MARKER).exists())):
-        raise InputError(f"{folder} exists and is not a salescalls report; choose an empty or new folder")
+        raise InputError(
+            i18n._("{folder} exists and is not a salescalls report; choose an empty or new folder", folder=folder)
+        )
     with store.reader(database) as con:
         store.require_current_schema(con)
         if options.period == "auto":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from salescalls import i18n
 from salescalls.errors import InputError
 
 ROLES = ("rep", "customer")
@@ -97,10 +98,16 @@ def load_script(path: str | Path) -> Script:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ScriptError(f"{path}: cannot read the script: {error.strerror or error}") from None
+        raise ScriptError(
+            i18n._("{path}: cannot read the script: {reason}", path=path, reason=error.strerror or error)
+        ) from None
     except UnicodeDecodeError as error:
         raise ScriptError(
-            f"{path}: not UTF-8 text (byte {error.start}); save the script as UTF-8 and try again"
+            i18n._(
+                "{path}: not UTF-8 text (byte {byte}); save the script as UTF-8 and try again",
+                path=path,
+                byte=error.start,
+            )
         ) from None
     return parse_script(text, str(path))
 
@@ -113,7 +120,7 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         line = f":{mark.line + 1}" if mark else ""
         raise ScriptError(f"{source}{line}: not valid YAML: {getattr(error, 'problem', error)}") from None
     if root is None:
-        raise ScriptError(f"{source}:1: the script is empty")
+        raise ScriptError(i18n._("{source}:1: the script is empty", source=source))
     if isinstance(root, yaml.MappingNode) and {str(k.value) for k, _ in root.value} >= {"name", "stages"}:
         return _labelled_set_script(root, text, source)
     parser = _Parser(source)

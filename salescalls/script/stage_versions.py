@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salescalls import i18n
 from salescalls.errors import InputError
 from salescalls.script.spec import Script
 from salescalls.script.stages import StageModel, train_from_script
@@ -95,12 +96,22 @@ def set_active(models_dir: Path, script: Script, version: int, reason: str) -> N
         if version not in saved_versions(models_dir, script.id):
             known = ", ".join(f"v{v}" for v in saved_versions(models_dir, script.id)) or "none"
             raise VersionError(
-                f"no stage model v{version} for script {script.id} (saved: {known}; 0 is the cold start)"
+                i18n._(
+                    "no stage model v{version} for script {script} (saved: {known}; 0 is the cold start)",
+                    version=version,
+                    script=script.id,
+                    known=known,
+                )
             )
         if tuple(sidecar(models_dir, script.id, version)["stages"]) != script.stage_names:
             raise VersionError(
-                f"stage model v{version} was trained for other stages than {script.id} v{script.version} has: "
-                "train a new one (salescalls train)"
+                i18n._(
+                    "stage model v{version} was trained for other stages than {script} v{script_version} has: "
+                    "train a new one (salescalls train)",
+                    version=version,
+                    script=script.id,
+                    script_version=script.version,
+                )
             )
     root = model_root(models_dir, script.id)
     root.mkdir(parents=True, exist_ok=True)

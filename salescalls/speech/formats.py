@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from salescalls import i18n
 from salescalls.errors import UsageError
 from salescalls.records import Speech
 from salescalls.speech.diarize import to_rttm
@@ -92,4 +93,4 @@ def render(fmt: str, speech: Speech, roles: RoleAssignment, duration: float, uri
         return to_rttm(list(speech.turns), uri)
     if fmt == "txt":
         return to_txt(speech, roles)
-    raise UsageError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    raise UsageError(i18n._("unknown format '{fmt}': choose {choices}", fmt=fmt, choices=", ".join(FORMATS)))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from salescalls import i18n
 from salescalls.errors import SetupError
 from salescalls.records import Word
 from salescalls.speech.audio import SAMPLE_RATE
@@ -66,8 +67,12 @@ def load_model(models_dir: Path, name: str = "base", device: str = "cpu", thread
     path = whisper_weights(models_dir, name)
     if not path.is_file():
         raise ModelMissingError(
-            f"whisper '{name}' weights not found at {path}. Run `salescalls models setup` "
-            "(links ../shared/models or downloads OpenAI's official weights) or set SALESCALLS_MODELS_DIR."
+            i18n._(
+                "whisper '{name}' weights not found at {path}. Run `salescalls models setup` "
+                "(links ../shared/models or downloads OpenAI's official weights) or set SALESCALLS_MODELS_DIR.",
+                name=name,
+                path=path,
+            )
         )
     if name not in whisper._ALIGNMENT_HEADS:
         raise ModelMissingError(f"unknown whisper model '{name}' (known: {', '.join(whisper._MODELS)})")
