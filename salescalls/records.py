@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 __all__ = [
+    "DEFAULT_SUCCESS",
     "MIN_CONFIDENCE",
     "CallRecord",
     "CallScore",
@@ -86,6 +87,10 @@ class PhraseHit:
 # A predicted outcome (CallScore.predicted_outcome) counts as the call's outcome only from this
 # confidence on: below it the call's outcome is unknown unless the CRM or the call's words say.
 MIN_CONFIDENCE = 0.6
+
+# Outcomes that make a call a success wherever it ended, for a script that names none itself
+# (its `success:`); the CRM's outcome names for sales teams.
+DEFAULT_SUCCESS = ("sale", "meeting")
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,34 @@ def test_funnel_matches_the_ground_truth(database, truths):
     assert stages.loc["close", ["dropped", "completed"]].tolist() == [0, 7]  # close is where calls complete
 
 
+def test_a_script_names_its_own_success_outcomes(tmp_path, database, truths, demo_script):
+    """A team whose script says `success: [callback]` (callbacks booked are its goal): calls that
+    ended with a callback complete wherever they ended and count as conversions; sales do not."""
+    import dataclasses
+
+    from tests.conftest import DEMO, write_truth_database
+
+    script = dataclasses.replace(demo_script, success=("callback",))
+    own = write_truth_database(tmp_path / "callbacks.duckdb", script, [dict(t) for t in truths], DEMO)
+    with store.reader(own) as con:
+        stages = funnel.dropoff(con).set_index("stage")
+        rated = scorecard.ratings(con).set_index("rep")
+    with store.reader(database) as con:
+        default = funnel.dropoff(con).set_index("stage")
+    for stage in STAGES:
+        ended = [t for t in truths if t["end_stage"] == stage]
+        complete = [t for t in ended if t["end_stage"] == "close" or t["crm"]["crm_outcome"] == "callback"]
+        assert stages.loc[stage, ["dropped", "completed"]].tolist() == [len(ended) - len(complete), len(complete)]
+    assert stages["completed"].tolist() != default["completed"].tolist()  # the script's list is what counts
+    for rep in rated.index:
+        theirs = [t for t in truths if t["crm"]["rep"] == rep]
+        assert rated.loc[rep, "conversion_k"] == sum(t["crm"]["crm_outcome"] == "callback" for t in theirs), rep
+    with store.writer(own) as con:  # a version stored before scripts named their success: sale and meeting
+        con.execute("DELETE FROM script_versions")
+    with store.reader(own) as con:
+        assert funnel.dropoff(con)["completed"].tolist() == default["completed"].tolist()
+
+
 def test_the_weakest_stage_is_the_one_the_truth_says_and_nothing_is_significant_yet(database, truths):
     with store.reader(database) as con:
         stages = funnel.dropoff(con)

@@ -153,3 +153,13 @@ def test_a_script_without_usable_examples_is_refused_with_its_line(tmp_path):
     path.write_text(no_words, encoding="utf-8")
     result = CliRunner().invoke(app, ["script", "check", str(path)])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "team.yaml:12:" in result.output
+
+
+def test_success_outcomes_are_the_scripts_own_or_the_default_it_has():
+    assert parse_script(VALID, "mini.yaml").success == ("sale",)  # the default ones the script names
+    without = VALID[: VALID.index("outcomes:")]
+    assert parse_script(without, "mini.yaml").success == ("sale", "meeting")  # no outcomes: the default
+    own = VALID + "  demo_booked:\n    en: [see you on tuesday]\nsuccess: [demo_booked, sale]\n"
+    assert parse_script(own, "mini.yaml").success == ("demo_booked", "sale")
+    with pytest.raises(ScriptError, match=r"mini.yaml:2\d: success outcome 'won' is not one of the script's outcomes"):
+        parse_script(VALID + "success: [won]\n", "mini.yaml")

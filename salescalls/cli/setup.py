@@ -92,6 +92,8 @@ def script_check(file: Path) -> None:
     required = ", ".join(s.name + ("" if s.required else " (optional)") for s in script.stages)
     typer.echo(f"{file}: script {script.id} v{script.version}, languages {', '.join(script.languages)}")
     typer.echo(f"stages: {required}")
+    success = ", ".join(script.success) or "none (add `success:` naming the outcomes that make a call a success)"
+    typer.echo(f"success outcomes: {success}")
 
 
 @command(app, "config")

@@ -222,3 +222,12 @@ CREATE TABLE labelled_turns (
 -- migration 9: questions counted from their words as well as the question mark (salescalls.questions)
 -- The stored conversation metrics are recomputed after this block (store._AFTER_MIGRATION).
 UPDATE call_results SET rep_questions = NULL;
+
+-- migration 10: the outcomes each script version counts as a success (the script's `success:`)
+-- A version stored before this has no row: the queries count sale and meeting for it, as before.
+CREATE TABLE script_versions (
+    script_id      VARCHAR NOT NULL,
+    script_version INTEGER NOT NULL,
+    success        VARCHAR[] NOT NULL,   -- outcomes that make a call a success wherever it ended
+    PRIMARY KEY (script_id, script_version)
+);

@@ -4,7 +4,7 @@ outcome and period a call counts with, where a script ends and whether a call co
 
 Every fragment uses named parameters (`$rep`, `$since`, ...) and `execute` passes a query exactly
 the parameters it names, so no caller counts `?`s and a fragment can be used any number of times
-in one query. Imports nothing of the package but the outcome threshold (records).
+in one query. Imports nothing of the package but the outcome threshold and default success (records).
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 import duckdb
 
-from salescalls.records import MIN_CONFIDENCE
+from salescalls.records import DEFAULT_SUCCESS, MIN_CONFIDENCE
 
 __all__ = [
     "CallFilter",
     "OUTCOME",
     "PERIOD",
     "SCRIPT_ENDS",
+    "SUCCESS",
     "SUCCESS_OUTCOMES",
     "UNTIL_DAY",
     "completed",
@@ -32,8 +33,9 @@ __all__ = [
     "transaction",
 ]
 
-# Outcomes that make a call complete wherever it ended (it did what the call was for).
-SUCCESS_OUTCOMES = ("sale", "meeting")
+# Outcomes that make a call complete wherever it ended (it did what the call was for), for a
+# script version stored without its own list (the script's `success:`, table script_versions).
+SUCCESS_OUTCOMES = DEFAULT_SUCCESS
 
 # The outcome a call counts with: the CRM's, else a marker phrase heard in the call, else a
 # confident model ($min_confidence). Over `calls c JOIN call_results r`.
@@ -44,15 +46,24 @@ OUTCOME = """coalesce(c.crm_outcome, r.detected_outcome,
 # is not split by period.
 PERIOD = "CAST(CASE WHEN CAST($period AS VARCHAR) IS NOT NULL THEN date_trunc($period, c.started_at) END AS DATE)"
 
-# Per script version: its sign-off (the last stage) and the script's end (the stage before it).
-SCRIPT_ENDS = """SELECT script_id, script_version, max(position) AS sign_off, max(position) - 1 AS script_end
-    FROM script_stages GROUP BY ALL"""
+# Per script version: its sign-off (the last stage), the script's end (the stage before it) and
+# its success outcomes (the script's own, else $success).
+SCRIPT_ENDS = """SELECT st.script_id, st.script_version, max(st.position) AS sign_off,
+        max(st.position) - 1 AS script_end,
+        coalesce(any_value(sv.success), CAST($success AS VARCHAR[])) AS success_outcomes
+    FROM script_stages st LEFT JOIN script_versions sv
+        ON sv.script_id = st.script_id AND sv.script_version = st.script_version
+    GROUP BY st.script_id, st.script_version"""
+
+# A call's script version's success outcomes, over `calls c` (script_versions, else $success).
+SUCCESS = """coalesce((SELECT sv.success FROM script_versions sv
+    WHERE sv.script_id = c.script_id AND sv.script_version = c.script_version), CAST($success AS VARCHAR[]))"""
 
 
 def completed(end_position: str, outcome: str, ends: str = "e") -> str:
     """Whether a call is complete: it ended at the script's end (`ends` is a SCRIPT_ENDS row), or
-    with a success outcome ($success) wherever it ended. Not complete and ended: it dropped."""
-    return f"(coalesce({end_position}, -1) = {ends}.script_end OR list_contains($success, {outcome}))"
+    with one of its script's success outcomes wherever it ended. Not complete and ended: it dropped."""
+    return f"(coalesce({end_position}, -1) = {ends}.script_end OR list_contains({ends}.success_outcomes, {outcome}))"
 
 
 # Calls up to and including the day $until (a user's "until 2026-11-16" means that day too).

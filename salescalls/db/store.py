@@ -187,6 +187,10 @@ def known_call_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
 def save_script(con: duckdb.DuckDBPyConnection, script: Script) -> None:
     rows = [[script.id, script.version, i, s.name, s.required, s.speaker] for i, s in enumerate(script.stages)]
     con.executemany("INSERT OR REPLACE INTO script_stages VALUES (?, ?, ?, ?, ?, ?)", rows)
+    con.execute(
+        "INSERT OR REPLACE INTO script_versions VALUES ($id, $version, $success)",
+        {"id": script.id, "version": script.version, "success": list(script.success)},
+    )
 
 
 def _timestamp(value: str | None) -> datetime | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from salescalls.db.sql import OUTCOME, PERIOD, CallFilter, execute
+from salescalls.db.sql import OUTCOME, PERIOD, SUCCESS, CallFilter, execute
 from salescalls.i18n import N_, _, percent
 from salescalls.insights.analytics import check_period
 from salescalls.insights.stats import fisher_p, wilson_interval
@@ -81,6 +81,7 @@ CALL_FACTS_SQL = f"""
 SELECT c.call_id, coalesce(c.rep, '(unknown)') AS rep, c.started_at,
        {PERIOD} AS period,
        {OUTCOME} AS outcome,
+       list_contains({SUCCESS}, {OUTCOME}) AS success,
        coalesce(len(q.required) >= 2 AND list_contains(r.stages_reached, q.required[-2]), false) AS offered,
        r.talk_ratio,
        len(r.stages_skipped) > 0 AS skipped_required_stage,

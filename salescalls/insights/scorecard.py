@@ -59,7 +59,12 @@ KPI_NAMES = {
 
 
 KPI_TARGETS = (
-    Kpi("conversion", N_("calls ending in a sale or a meeting, of calls with a known outcome"), 0.25, 0.40),
+    Kpi(
+        "conversion",
+        N_("calls ending in one of their script's success outcomes, of calls with a known outcome"),
+        0.25,
+        0.40,
+    ),
     Kpi("stages_covered", N_("calls with no required stage skipped"), 0.85, 0.95),
     Kpi("close_attempted", N_("calls that reached the offer and moved on to the close"), 0.80, 0.95),
     Kpi("clean_language", N_("calls without a forbidden phrase"), 0.95, 1.00),
@@ -105,7 +110,7 @@ def load_targets(path: str | Path) -> tuple[Kpi, ...]:
 
 KPI_SQL = """
 SELECT rep, period, count(*) AS calls,
-       count(*) FILTER (WHERE outcome IN ('sale', 'meeting')) AS conversion_k,
+       count(*) FILTER (WHERE success) AS conversion_k,
        count(*) FILTER (WHERE outcome <> 'unknown') AS conversion_n,
        count(*) FILTER (WHERE NOT skipped_required_stage) AS stages_covered_k,
        count(*) AS stages_covered_n,

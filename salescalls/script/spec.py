@@ -11,6 +11,7 @@ import yaml
 
 from salescalls import i18n
 from salescalls.errors import InputError
+from salescalls.records import DEFAULT_SUCCESS
 
 ROLES = ("rep", "customer")
 SPEAKERS = ("rep", "customer", "both")
@@ -32,6 +33,7 @@ _TOP_KEYS = {
     "controlled",
     "trackers",
     "reasons",
+    "success",
 }
 _STAGE_KEYS = {"name", "required", "speaker", "description", "examples"}
 _RULE_KEYS = {"name", "description", "phrases"}
@@ -73,6 +75,7 @@ class Script:
     controlled: tuple[PhraseRule, ...] = ()  # phrases allowed only with approval (special offers)
     trackers: dict[str, Phrases] = field(default_factory=dict)  # concept -> language -> phrases to find in calls
     reasons: dict[str, Phrases] = field(default_factory=dict)  # why customers leave -> language -> examples
+    success: tuple[str, ...] = DEFAULT_SUCCESS  # outcomes that make a call a success wherever it ended
 
     @property
     def stage_names(self) -> tuple[str, ...]:
@@ -168,6 +171,7 @@ def parse_script(text: str, source: str = "<script>") -> Script:
             rules[kind] = [parser.rule(item) for item in node.value]
     vocabulary = tuple(parser.text_list(top["vocabulary"], "vocabulary")) if "vocabulary" in top else ()
     return Script(
+        success=parser.success(top.get("success"), outcomes),
         id=script_id,
         version=version,
         title=parser.text(top["title"], "title") if "title" in top else script_id,
@@ -219,6 +223,7 @@ def _labelled_set_script(root: yaml.MappingNode, text: str, source: str) -> Scri
     if "outcomes" in top:
         outcomes = {str(k.value): {} for k, _ in parser.pairs(top["outcomes"], "outcomes")}
     return Script(
+        success=parser.success(top.get("success"), outcomes),
         id=script_id,
         version=int(match.group(1)) if match else 1,
         title=script_id,
@@ -269,6 +274,17 @@ class _Parser:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
             self.fail(node, f"{where} must be non-empty text")
         return str(value).strip()
+
+    def success(self, node: yaml.Node | None, outcomes: dict) -> tuple[str, ...]:
+        """The script's `success:` outcomes, each one the script names; without the key, the
+        default ones the script has (all of them when it names no outcomes)."""
+        if node is None:
+            return tuple(o for o in DEFAULT_SUCCESS if o in outcomes) if outcomes else DEFAULT_SUCCESS
+        names = self.text_list(node, "success")
+        for item, name in zip(node.value, names, strict=True):
+            if outcomes and name not in outcomes:
+                self.fail(item, f"success outcome '{name}' is not one of the script's outcomes: {', '.join(outcomes)}")
+        return tuple(dict.fromkeys(names))
 
     def text_list(self, node: yaml.Node, where: str) -> list[str]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
