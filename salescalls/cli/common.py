@@ -15,7 +15,7 @@ import typer
 
 from salescalls import i18n
 from salescalls.config import Settings
-from salescalls.errors import InputError, SalescallsError, UsageError
+from salescalls.errors import SalescallsError, UsageError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -39,8 +39,8 @@ def command(group: typer.Typer, name: str | None = None) -> Callable:
     def register(function: Callable) -> Callable:
         @functools.wraps(function)  # typer reads the options from the wrapped signature
         def guarded(*args, **kwargs):
-            debug = debugging()
-            with i18n.use(_ui_language()):  # what the command prints, its errors too, in the team's language
+            language, debug = _invocation()
+            with i18n.use(language):  # what the command prints, its errors too, in the team's language
                 try:
                     return function(*args, **kwargs)
                 except (typer.Exit, typer.Abort, click.exceptions.ClickException):
@@ -79,26 +79,24 @@ def _global_options(
     _DEBUG["option"] = debug
 
 
+def _invocation() -> tuple[str, bool]:
+    """The UI language and whether errors keep their traceback (--debug or SALESCALLS_DEBUG=1),
+    from one read of the settings; a bad setting is reported by the command itself, in English."""
+    try:
+        settings = Settings.from_env()
+    except SalescallsError:
+        return "en", _DEBUG["option"]
+    return settings.ui_language, _DEBUG["option"] or settings.debug
+
+
 def debugging() -> bool:
     """--debug or SALESCALLS_DEBUG=1: errors keep their traceback."""
-    if _DEBUG["option"]:
-        return True
-    try:
-        return Settings.from_env().debug
-    except SalescallsError:
-        return False
+    return _invocation()[1]
 
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else "no message"
-
-
-def _ui_language() -> str:
-    try:
-        return Settings.from_env().ui_language
-    except SalescallsError:  # a bad setting: the command reports it itself, in English
-        return "en"
 
 
 DB_OPTION = typer.Option(None, "--db", help="DuckDB file (default: SALESCALLS_DB or data/salescalls.duckdb)")
@@ -116,10 +114,9 @@ def read(db: Path | None, query):
 
 def existing_database(db: Path | None) -> Path:
     """The database a command that writes to stored calls works on; it must exist already."""
-    database = Settings.from_env(database=db).database
-    if not database.is_file():
-        raise InputError(i18n._("no database at {path}: run `salescalls run INBOX` first", path=database))
-    return database
+    from salescalls.db import store
+
+    return store.require_database(Settings.from_env(database=db).database)
 
 
 SINCE_OPTION = typer.Option(None, help="calls on or after this day (YYYY-MM-DD)")

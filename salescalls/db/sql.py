@@ -46,18 +46,23 @@ OUTCOME = """coalesce(c.crm_outcome, r.detected_outcome,
 # is not split by period.
 PERIOD = "CAST(CASE WHEN CAST($period AS VARCHAR) IS NOT NULL THEN date_trunc($period, c.started_at) END AS DATE)"
 
-# Per script version: its sign-off (the last stage), the script's end (the stage before it) and
-# its success outcomes (the script's own, else $success).
-SCRIPT_ENDS = """SELECT st.script_id, st.script_version, max(st.position) AS sign_off,
-        max(st.position) - 1 AS script_end,
-        coalesce(any_value(sv.success), CAST($success AS VARCHAR[])) AS success_outcomes
-    FROM script_stages st LEFT JOIN script_versions sv
-        ON sv.script_id = st.script_id AND sv.script_version = st.script_version
-    GROUP BY st.script_id, st.script_version"""
 
-# A call's script version's success outcomes, over `calls c` (script_versions, else $success).
-SUCCESS = """coalesce((SELECT sv.success FROM script_versions sv
-    WHERE sv.script_id = c.script_id AND sv.script_version = c.script_version), CAST($success AS VARCHAR[]))"""
+def success_of(alias: str) -> str:
+    """The success outcomes of the script version in row `alias` (its script_id, script_version):
+    the script's own (table script_versions), else $success for a version stored before them."""
+    return f"""coalesce((SELECT sv.success FROM script_versions sv
+    WHERE sv.script_id = {alias}.script_id AND sv.script_version = {alias}.script_version),
+    CAST($success AS VARCHAR[]))"""
+
+
+# Per script version: its sign-off (the last stage), the script's end (the stage before it) and
+# its success outcomes.
+SCRIPT_ENDS = f"""SELECT g.*, {success_of("g")} AS success_outcomes FROM (
+    SELECT script_id, script_version, max(position) AS sign_off, max(position) - 1 AS script_end
+    FROM script_stages GROUP BY ALL) g"""
+
+# A call's script version's success outcomes, over `calls c`.
+SUCCESS = success_of("c")
 
 
 def completed(end_position: str, outcome: str, ends: str = "e") -> str:

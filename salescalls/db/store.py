@@ -153,13 +153,18 @@ def writer(path: str | Path, migrate_first: bool = True) -> Iterator[duckdb.Duck
         con.close()
 
 
-@contextmanager
-def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for analytics and reports; never writes, never migrates."""
+def require_database(path: str | Path) -> Path:
+    """The database file at `path`; NoDatabase, saying how to make one, when there is none."""
     path = Path(path)
     if not path.is_file():
         raise NoDatabase(i18n._("no database at {path}: run `salescalls run INBOX` first", path=path))
-    con = _connect(path, read_only=True)
+    return path
+
+
+@contextmanager
+def reader(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for analytics and reports; never writes, never migrates."""
+    con = _connect(require_database(path), read_only=True)
     try:
         yield con
     finally:
