@@ -524,6 +524,56 @@ def _build(calls: int, reps: int, path: Path, report: Path) -> None:
     report.write_text(json.dumps(summary))
 
 
+def time_rescore(path: Path, models_dir: Path, baseline_calls: int) -> dict:
+    """`salescalls rescore` on every stored call (in batches), against the call-by-call loop it
+    replaced on the first `baseline_calls` calls, in the same run; both must store the same stages."""
+    from salescalls.db import store
+    from salescalls.learning import review
+    from salescalls.pipeline import label_stages
+    from salescalls.script import stage_versions
+    from salescalls.script.spec import load_script
+
+    script = load_script(Path(__file__).resolve().parent.parent / "data" / "scripts" / "demo.yaml")
+    model = stage_versions.load_model(models_dir, script)
+    with store.writer(path) as con:
+        first = con.execute("SELECT call_id, language FROM calls ORDER BY call_id LIMIT ?", [baseline_calls]).fetchall()
+        review.use_stored_vectors(
+            con,
+            model.classifier.encoder,
+            [t for (t,) in con.execute("SELECT DISTINCT text FROM utterances").fetchall()],
+        )
+        started = time.perf_counter()
+        one_by_one = {}
+        for call_id, language in first:  # the loop rescore ran before it went in batches
+            utterances = store.stored_utterances(con, call_id)
+            review.use_stored_vectors(con, model.classifier.encoder, [u.text for u in utterances])
+            scored, score = label_stages(utterances, script, model, language)
+            store.save_rescored(con, call_id, scored, score, model.name, script)
+            one_by_one[call_id] = [u.stage for u in scored]
+        baseline_s = time.perf_counter() - started
+        started = time.perf_counter()
+        calls, _ = review.rescore(
+            con, script, models_dir, progress=lambda n, total: print(f"\rrescore {n:,}/{total:,}", end="", flush=True)
+        )
+        batched_s = time.perf_counter() - started
+        print()
+        stored = store.stored_utterances_of(con, list(one_by_one))
+    assert all([u.stage for u in stored[c]] == stages for c, stages in one_by_one.items()), "rescore differs"
+    result = {
+        "calls": calls,
+        "seconds": round(batched_s, 1),
+        "calls_per_s": round(calls / batched_s, 1),
+        "one_by_one_calls": len(first),
+        "one_by_one_calls_per_s": round(len(first) / baseline_s, 1),
+        "speedup": round((calls / batched_s) / (len(first) / baseline_s), 1),
+    }
+    print(
+        f"rescore: {calls:,} calls in {batched_s / 60:.1f} min ({result['calls_per_s']:,.0f} calls/s); "
+        f"call by call {result['one_by_one_calls_per_s']:,.0f} calls/s; {result['speedup']}x"
+    )
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     from salescalls.db import store
     from salescalls.insights import coaching, funnel, rep_errors, scorecard
@@ -535,6 +585,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--db", type=Path, help="database file (default: a temporary one, deleted after)")
     parser.add_argument("--json", default="bench/results/scale.json")
     parser.add_argument("--no-report", action="store_true", help="skip timing the HTML report's build")
+    parser.add_argument("--rescore", action="store_true", help="also time rescoring every call (a retrain)")
+    parser.add_argument("--rescore-baseline", type=int, default=300, help="calls rescored one by one to compare")
     args = parser.parse_args(argv)
 
     workdir = tempfile.TemporaryDirectory(prefix="salescalls-scale-")
@@ -655,6 +707,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"peak memory: generate + load {load_peak:.2f} GB, DuckDB queries {duck_peak:.2f} GB, "
         f"with the pandas tables {summary['peak_rss_with_pandas_gb']:.2f} GB"
     )
+    if args.rescore:
+        summary["rescore"] = time_rescore(path, Path(workdir.name) / "models", args.rescore_baseline)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(summary, indent=1, default=str))
     workdir.cleanup()

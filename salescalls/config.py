@@ -40,7 +40,11 @@ class Settings:
     script: Path = Path("data/scripts/demo.yaml")  # the call script calls are scored against
     report_dir: Path | None = Path("data/report")  # the HTML report the nightly run writes; "off": none
     report_url: str | None = None  # where the team serves report_dir (the run summary links there)
-    whisper_model: str = "base"  # whisper size name; weights in models_dir/whisper/<name>.pt
+    whisper_model: str = "base"  # whisper size; weights in models_dir/whisper/<name>.pt or faster-whisper/<name>/
+    asr_engine: str = "openai"  # what runs whisper: openai (openai-whisper) or faster (faster-whisper, CTranslate2)
+    asr_compute: str = "int8"  # the faster engine's weights: int8 or float32
+    asr_batch: int = 1  # the faster engine: 30 s windows of packed speech decoded at once (1: stretch by stretch)
+    asr_threads: int = 1  # the faster engine's CTranslate2 threads (more slowed torch's diarization 2.5x in-process)
     language: str | None = None  # force a language code (en, ru, hu); None detects per call
     vocabulary_prompt: bool = False  # prompt whisper with the script's vocabulary (measured: off is better)
     redact: bool = False  # remove personal data (phones, e-mails, cards, IBANs, names) before storing
@@ -105,7 +109,11 @@ class Settings:
             raise SettingsError(
                 f"SALESCALLS_UI_LANGUAGE={settings.ui_language!r}: expected one of {', '.join(LANGUAGES)}"
             )
-        for name in ("report_calls_per_stage", "report_examples", "same_failures"):
+        if settings.asr_engine not in ("openai", "faster"):
+            raise SettingsError(f"SALESCALLS_ASR_ENGINE={settings.asr_engine!r}: expected openai or faster")
+        if settings.asr_compute not in ("int8", "int8_float32", "float32"):
+            raise SettingsError(f"SALESCALLS_ASR_COMPUTE={settings.asr_compute!r}: expected int8 or float32")
+        for name in ("report_calls_per_stage", "report_examples", "same_failures", "asr_batch", "asr_threads"):
             if getattr(settings, name) < 1:
                 raise SettingsError(f"SALESCALLS_{name.upper()}={getattr(settings, name)}: expected 1 or more")
         return settings
@@ -153,6 +161,8 @@ _EXPECTED = {
     "report_calls_per_stage": "a whole number",
     "report_examples": "a whole number",
     "same_failures": "a whole number, 1 or more",
+    "asr_batch": "a whole number, 1 or more",
+    "asr_threads": "a whole number, 1 or more",
 }
 
 
@@ -162,11 +172,11 @@ def _parse(name: str, raw: str):
         return raw.lower() in ("1", "true", "yes", "on")
     if name in ("inbox_settle", "db_wait"):
         return float(raw)
-    if name in ("report_calls_per_stage", "report_examples", "same_failures"):
+    if name in ("report_calls_per_stage", "report_examples", "same_failures", "asr_batch", "asr_threads"):
         return int(raw)
     if name == "encoder_threads":
         return max(1, int(raw))
-    if name in ("report_period", "encoder", "ui_language"):
+    if name in ("report_period", "encoder", "ui_language", "asr_engine", "asr_compute"):
         return raw.strip().lower()
     if name == "rep_channel":
         if raw.strip().lower() == "auto":

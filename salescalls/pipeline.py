@@ -49,9 +49,7 @@ def recognise(
     if audio.is_dual_mono(samples):
         samples = audio.mixdown(samples)[None, :]
     with _timed(timings, "load_models"):
-        whisper_model = transcribe.load_model(
-            settings.models_dir, settings.whisper_model, settings.device, settings.threads
-        )
+        whisper_model = transcribe.configured_model(settings)
         pipeline = None if samples.shape[0] == 2 else diarize.load_pipeline(settings.models_dir, settings.device)
     with _timed(timings, "diarize"):
         if pipeline is None:
@@ -103,27 +101,53 @@ def label_stages(
     language: str | None = None,
 ) -> tuple[tuple[ScoredUtterance, ...], CallScore]:
     """Stages of a call's utterances and the call's score: what analysis and rescoring share."""
-    labels = model.label(
-        [u.text for u in utterances],
-        [u.role for u in utterances],
-        informative=[not u.backchannel for u in utterances],
-        language=language,
+    return label_stages_many([(utterances, language)], script, model)[0]
+
+
+def label_stages_many(
+    calls: list[tuple[list[ScoredUtterance] | tuple[ScoredUtterance, ...], str | None]],
+    script: Script,
+    model: stages.StageModel,
+) -> list[tuple[tuple[ScoredUtterance, ...], CallScore]]:
+    """label_stages for many calls, (utterances, language) each: one classifier pass over all
+    their utterances and one outcome-model pass over all their endings (rescoring at scale)."""
+    labels = model.label_calls(
+        [
+            (
+                [u.text for u in utterances],
+                [u.role for u in utterances],
+                [not u.backchannel for u in utterances],
+                language,
+            )
+            for utterances, language in calls
+        ]
     )
-    scored = tuple(
-        replace(u, stage=label.stage, confidence=round(label.confidence, 4))
-        for u, label in zip(utterances, labels, strict=True)
-    )
-    score = score_call(list(scored), script)
-    if model.outcome_model is not None and scored:
-        ending = outcomes.call_end(scored, score.end_stage, score.ended_by, language)
-        proba = model.outcome_model.predict_proba([ending])[0]
-        best = int(np.argmax(proba))
-        score = replace(
-            score,
-            predicted_outcome=str(model.outcome_model.classes_[best]),
-            outcome_confidence=round(float(proba[best]), 4),
+    results = []
+    for (utterances, _), call_labels in zip(calls, labels, strict=True):
+        scored = tuple(
+            replace(u, stage=label.stage, confidence=round(label.confidence, 4))
+            for u, label in zip(utterances, call_labels, strict=True)
         )
-    return scored, score
+        results.append((scored, score_call(list(scored), script)))
+    if model.outcome_model is not None:
+        ended = [i for i, (scored, _) in enumerate(results) if scored]
+        endings = [
+            outcomes.call_end(results[i][0], results[i][1].end_stage, results[i][1].ended_by, calls[i][1])
+            for i in ended
+        ]
+        if endings:
+            proba = model.outcome_model.predict_proba(endings)
+            for i, row in zip(ended, proba, strict=True):
+                best = int(np.argmax(row))
+                results[i] = (
+                    results[i][0],
+                    replace(
+                        results[i][1],
+                        predicted_outcome=str(model.outcome_model.classes_[best]),
+                        outcome_confidence=round(float(row[best]), 4),
+                    ),
+                )
+    return results
 
 
 def sentence_vectors(model: stages.StageModel, texts: list[str], timings: dict[str, float]) -> np.ndarray | None:
@@ -204,7 +228,7 @@ def analyse_call(
         script_id=script.id,
         script_version=script.version,
         stage_model=stage_model.name,
-        whisper_model=settings.whisper_model,
+        whisper_model=transcribe.engine_label(settings),
         diarization=speech.diarization,
         role_method=assignment.method,
         role_confidence=round(assignment.confidence, 4),

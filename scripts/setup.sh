@@ -45,4 +45,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-"$VENV/bin/salescalls" models setup
+"$VENV/bin/salescalls" models setup --engine all

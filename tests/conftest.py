@@ -127,7 +127,7 @@ def model_settings() -> Settings:
     settings = Settings.from_env(
         models_dir=ROOT / os.environ.get("SALESCALLS_MODELS_DIR", "models"), script=DEMO_SCRIPT, language="en"
     )
-    gaps = missing(settings.models_dir, settings.whisper_model)
+    gaps = missing(settings.models_dir, settings.whisper_model, engine="all")
     if gaps:
         pytest.fail(f"speech models missing ({'; '.join(gaps)}): run `make setup` or `salescalls models setup`")
     return settings

@@ -165,3 +165,43 @@ def test_off_script_utterances_do_not_count_as_stages(demo_script):
     ]
     score: CallScore = score_call(utterances, demo_script)
     assert score.stages_reached == ("greeting",) and score.end_stage == "greeting"
+
+
+def test_rescoring_in_batches_stores_what_rescoring_call_by_call_stores(tmp_path, demo_script):
+    """Batches of 3 over 7 calls (a partial last batch, a call with no utterances) give every
+    utterance, call result and call the same values as scoring each call on its own."""
+    from dataclasses import replace
+
+    from salescalls.learning import review
+
+    model = stages.train_from_script(demo_script)
+    records = []
+    for n in range(7):
+        record = stored_call(demo_script, call_id=f"{n:064x}")
+        kept = record.utterances[: n + 1] if n < 6 else ()
+        records.append(replace(record, utterances=tuple(replace(u, stage="", confidence=0.0) for u in kept)))
+    paths = {}
+    for batch in (3, 1):
+        paths[batch] = tmp_path / f"batch{batch}.duckdb"
+        with store.writer(paths[batch]) as con:
+            store.save_script(con, demo_script)
+            for record in records:
+                store.save_call(con, record)
+            count, name = review.rescore(con, demo_script, tmp_path / "models", batch=batch)
+        assert count == 7 and name == model.name
+    tables = {}
+    for batch, path in paths.items():
+        with store.reader(path) as con:
+            tables[batch] = (
+                con.execute("SELECT call_id, idx, stage, confidence FROM utterances ORDER BY ALL").fetchall(),
+                con.execute(
+                    "SELECT call_id, end_stage, ended_by, stages_reached, stages_skipped, predicted_outcome "
+                    "FROM call_results ORDER BY call_id"
+                ).fetchall(),
+                con.execute("SELECT call_id, stage_model, script_version FROM calls ORDER BY call_id").fetchall(),
+            )
+    assert tables[3] == tables[1]
+    utterances, results, calls = tables[3]
+    assert len(results) == 7 and all(stage for _, _, stage, _ in utterances)  # every utterance got a stage
+    expected = [label_stages(r.utterances, demo_script, model, "en")[0] for r in records]
+    assert [row[2] for row in utterances] == [u.stage for scored in expected for u in scored]

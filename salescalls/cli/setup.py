@@ -10,25 +10,41 @@ from salescalls.cli.common import app, command, models_app, script_app
 from salescalls.config import Settings
 from salescalls.i18n import _
 
+_ENGINE_HELP = "openai, faster or all (default: the configured SALESCALLS_ASR_ENGINE)"
+
+
+def _engine(engine: str | None, settings: Settings) -> str:
+    from salescalls.errors import UsageError
+
+    if engine is not None and engine not in ("openai", "faster", "all"):
+        raise UsageError(_("--engine {engine}: expected openai, faster or all", engine=engine))
+    return engine or settings.asr_engine
+
 
 @command(models_app, "setup")
-def models_setup(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
+def models_setup(
+    whisper_model: str | None = typer.Option(None, help="whisper size (default: base)"),
+    engine: str | None = typer.Option(None, help=_ENGINE_HELP),
+) -> None:
     """Use models in SALESCALLS_MODELS_DIR, else link a shared offline copy, else download the official ones."""
     from salescalls.speech.models import setup
 
     settings = Settings.from_env(whisper_model=whisper_model)
-    for line in setup(settings.models_dir, settings.whisper_model):
+    for line in setup(settings.models_dir, settings.whisper_model, _engine(engine, settings)):
         typer.echo(line)
 
 
 @command(models_app, "check")
-def models_check(whisper_model: str | None = typer.Option(None, help="whisper size (default: base)")) -> None:
+def models_check(
+    whisper_model: str | None = typer.Option(None, help="whisper size (default: base)"),
+    engine: str | None = typer.Option(None, help=_ENGINE_HELP),
+) -> None:
     """Exit 0 when every model the pipeline needs is in place, else list what is missing."""
     from salescalls.speech.models import missing
     from salescalls.speech.transcribe import ModelMissingError
 
     settings = Settings.from_env(whisper_model=whisper_model)
-    gaps = missing(settings.models_dir, settings.whisper_model)
+    gaps = missing(settings.models_dir, settings.whisper_model, _engine(engine, settings))
     if gaps:
         raise ModelMissingError(_("missing models: {gaps}. Run `salescalls models setup`.", gaps="; ".join(gaps)))
     typer.echo(f"models ready in {settings.models_dir}")

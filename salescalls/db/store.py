@@ -279,27 +279,31 @@ def save_call(con: duckdb.DuckDBPyConnection, record: CallRecord, run_id: str | 
             refresh_reps(con, rep)
 
 
+def _result_row(call_id: str, score: CallScore) -> list:
+    return [
+        call_id,
+        score.end_stage,
+        score.ended_by,
+        score.detected_outcome,
+        list(score.stages_reached),
+        list(score.stages_skipped),
+        list(score.out_of_order),
+        json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
+        score.predicted_outcome,
+        score.outcome_confidence,
+        json.dumps([asdict(hit) for hit in score.controlled], ensure_ascii=False),
+    ]
+
+
 def _save_result(con: duckdb.DuckDBPyConnection, call_id: str, score: CallScore) -> None:
     """Upsert the call's score; its stored conversation metrics (which stages do not change) stay."""
     updates = ", ".join(f"{name} = excluded.{name}" for name in ("call_no", *_RESULT_COLUMNS))
+    row = _result_row(call_id, score)
     con.execute(
         f"INSERT INTO call_results (call_id, call_no, {', '.join(_RESULT_COLUMNS)}) "
         f"SELECT ?, call_no, {', '.join('?' * 10)} FROM calls WHERE call_id = ? "
         f"ON CONFLICT (call_id) DO UPDATE SET {updates}",
-        [
-            call_id,
-            score.end_stage,
-            score.ended_by,
-            score.detected_outcome,
-            list(score.stages_reached),
-            list(score.stages_skipped),
-            list(score.out_of_order),
-            json.dumps([asdict(hit) for hit in score.forbidden], ensure_ascii=False),
-            score.predicted_outcome,
-            score.outcome_confidence,
-            json.dumps([asdict(hit) for hit in score.controlled], ensure_ascii=False),
-            call_id,
-        ],
+        [*row, call_id],
     )
 
 
@@ -312,16 +316,60 @@ def save_rescored(
     script: Script,
 ) -> None:
     """New stages for a stored call (after retraining), its words and speakers untouched."""
+    save_rescored_many(con, [(call_id, utterances, score)], stage_model, script)
+
+
+def save_rescored_many(
+    con: duckdb.DuckDBPyConnection,
+    calls: list[tuple[str, tuple[ScoredUtterance, ...], CallScore]],
+    stage_model: str,
+    script: Script,
+) -> None:
+    """save_rescored for many calls in one transaction: each table is updated by one statement
+    joined to the new values, not one statement per utterance (rescoring 100,000 calls)."""
+    import pandas as pd
+
+    if not calls:
+        return
+    stages_frame = pd.DataFrame(
+        [(call_id, i, u.stage, u.confidence) for call_id, utterances, _ in calls for i, u in enumerate(utterances)],
+        columns=["call_id", "idx", "stage", "confidence"],
+    ).astype({"call_id": object, "idx": "int64", "stage": object, "confidence": "float64"})
+    results_frame = pd.DataFrame(
+        [_result_row(call_id, score) for call_id, _, score in calls], columns=["call_id", *_RESULT_COLUMNS]
+    )
+    # Lists with no element say nothing of their type: the temporary table names every column's.
+    types = {"stages_reached": "VARCHAR[]", "stages_skipped": "VARCHAR[]", "out_of_order": "VARCHAR[]"}
+    typed = ", ".join(f"CAST({c} AS {types[c]}) AS {c}" if c in types else c for c in _RESULT_COLUMNS)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in ("call_no", *_RESULT_COLUMNS))
+    now = datetime.now()
     with transaction(con):
-        con.executemany(
-            "UPDATE utterances SET stage = ?, confidence = ? WHERE call_id = ? AND idx = ?",
-            [[u.stage, u.confidence, call_id, i] for i, u in enumerate(utterances)],
-        )
-        _save_result(con, call_id, score)
-        con.execute(
-            "UPDATE calls SET stage_model = ?, script_id = ?, script_version = ?, scored_at = ? WHERE call_id = ?",
-            [stage_model, script.id, script.version, datetime.now(), call_id],
-        )
+        con.register("rescored_stages", stages_frame)
+        con.register("rescored_results", results_frame)
+        try:
+            con.execute(
+                "UPDATE utterances SET stage = r.stage, confidence = r.confidence FROM rescored_stages r "
+                "WHERE utterances.call_id = r.call_id AND utterances.idx = r.idx"
+            )
+            con.execute(
+                f"INSERT INTO call_results (call_id, call_no, {', '.join(_RESULT_COLUMNS)}) "
+                f"SELECT r.call_id, c.call_no, {', '.join('r.' + n for n in _RESULT_COLUMNS)} "
+                f"FROM (SELECT call_id, {typed} FROM rescored_results) r JOIN calls c USING (call_id) "
+                f"ON CONFLICT (call_id) DO UPDATE SET {updates}"
+            )
+            execute(
+                con,
+                "UPDATE calls SET stage_model = $model, script_id = $script, script_version = $version, "
+                "scored_at = $now FROM (SELECT DISTINCT call_id FROM rescored_results) r "
+                "WHERE calls.call_id = r.call_id",
+                model=stage_model,
+                script=script.id,
+                version=script.version,
+                now=now,
+            )
+        finally:
+            con.unregister("rescored_stages")
+            con.unregister("rescored_results")
 
 
 def refresh_reps(con: duckdb.DuckDBPyConnection, rep: str | None = None) -> None:
@@ -357,6 +405,19 @@ def load_embeddings(con: duckdb.DuckDBPyConnection, encoder_name: str, keys: lis
         [encoder_name, sorted(set(keys))],
     ).fetchall()
     return {key: np.frombuffer(blob, dtype="<f2").astype(np.float32) for key, blob in found}
+
+
+def stored_utterances_of(con: duckdb.DuckDBPyConnection, call_ids: list[str]) -> dict[str, list[ScoredUtterance]]:
+    """Every listed call's utterances in order, read in one query."""
+    found: dict[str, list[ScoredUtterance]] = {call_id: [] for call_id in call_ids}
+    rows = con.execute(
+        "SELECT call_id, speaker, role, start_s, end_s, text, stage, confidence, backchannel FROM utterances "
+        "WHERE call_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY call_id, idx",
+        [list(call_ids)],
+    ).fetchall()
+    for call_id, *row in rows:
+        found[call_id].append(ScoredUtterance(*row))
+    return found
 
 
 def stored_utterances(con: duckdb.DuckDBPyConnection, call_id: str) -> list[ScoredUtterance]:

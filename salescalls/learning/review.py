@@ -25,7 +25,7 @@ import duckdb
 from salescalls import i18n
 from salescalls.db import store
 from salescalls.errors import InputError
-from salescalls.pipeline import label_stages
+from salescalls.pipeline import label_stages_many
 from salescalls.script import stage_versions
 from salescalls.script.spec import OFF_SCRIPT, Script
 
@@ -191,17 +191,32 @@ def use_stored_vectors(
     return len(unknown)
 
 
-def rescore(con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path, progress=None) -> tuple[int, str]:
-    """Give every stored call of the script the current model's stages; returns (calls, model name)."""
+RESCORE_BATCH = 2000  # calls read, labelled and written at once by rescore
+
+
+def rescore(
+    con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path, progress=None, batch: int = RESCORE_BATCH
+) -> tuple[int, str]:
+    """Give every stored call of the script the current model's stages; returns (calls, model name).
+
+    Calls go in batches: their utterances read in one query, their sentence vectors looked up
+    among the stored ones (only new texts are encoded), one classifier pass over the batch, and
+    one update per table, so the cost per call stays flat however many calls there are."""
     model = stage_versions.load_model(models_dir, script)
     call_ids = con.execute(
         "SELECT call_id, language FROM calls WHERE script_id = ? ORDER BY call_id", [script.id]
     ).fetchall()
-    for n, (call_id, language) in enumerate(call_ids, 1):
-        utterances = store.stored_utterances(con, call_id)
-        use_stored_vectors(con, model.classifier.encoder, [u.text for u in utterances])
-        scored, score = label_stages(utterances, script, model, language)
-        store.save_rescored(con, call_id, scored, score, model.name, script)
+    for first in range(0, len(call_ids), batch):
+        chunk = call_ids[first : first + batch]
+        utterances = store.stored_utterances_of(con, [call_id for call_id, _ in chunk])
+        use_stored_vectors(con, model.classifier.encoder, [u.text for call_id, _ in chunk for u in utterances[call_id]])
+        results = label_stages_many([(utterances[call_id], language) for call_id, language in chunk], script, model)
+        store.save_rescored_many(
+            con,
+            [(call_id, scored, score) for (call_id, _), (scored, score) in zip(chunk, results, strict=True)],
+            model.name,
+            script,
+        )
         if progress:
-            progress(n, len(call_ids))
+            progress(first + len(chunk), len(call_ids))
     return len(call_ids), model.name

