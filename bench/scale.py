@@ -282,7 +282,7 @@ def _outcome(calls: pd.DataFrame) -> pd.Series:
 
 def pandas_funnel(tables) -> pd.DataFrame:
     """funnel.dropoff: per script version and stage, with the stage models that labelled the calls."""
-    from salescalls.insights.analytics import SUCCESS_OUTCOMES
+    from salescalls.db.sql import SUCCESS_OUTCOMES
     from salescalls.insights.stats import wilson_interval
 
     calls = _joined(tables).assign(outcome=lambda f: _outcome(f))

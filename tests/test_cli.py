@@ -135,6 +135,16 @@ def test_models_are_linked_from_a_shared_offline_copy(tmp_path, monkeypatch):
     assert models.setup_from(project / "models", "base", shared) == [f"models ready in {project / 'models'}"]
 
 
+def test_a_folder_left_empty_by_a_failed_download_does_not_block_the_shared_copy(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "whisper").mkdir(parents=True)
+    (shared / "whisper" / "base.pt").write_bytes(b"weights")
+    target = tmp_path / "models"
+    (target / "whisper").mkdir(parents=True)  # what a download without network leaves behind
+    models.link_shared(target, shared)
+    assert (target / "whisper").is_symlink() and (target / "whisper" / "base.pt").is_file()
+
+
 def test_without_a_copy_or_token_setup_says_what_is_missing(tmp_path, monkeypatch):
     target = tmp_path / "models"
     (target / "whisper").mkdir(parents=True)

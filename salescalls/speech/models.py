@@ -71,6 +71,8 @@ def link_shared(models_dir: Path, shared: Path) -> list[str]:
     done = []
     for name in ("whisper", "faster-whisper", "pyannote"):
         target, source = models_dir / name, shared / name
+        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+            target.rmdir()  # left empty by a download that failed: the shared copy may fill it
         if source.is_dir() and not target.exists() and not target.is_symlink():
             target.symlink_to(os.path.relpath(source.resolve(), models_dir.resolve()))
             done.append(f"linked {target} -> {source}")
