@@ -334,13 +334,20 @@ def save_rescored_many(
     stages_frame = pd.DataFrame(
         [(call_id, i, u.stage, u.confidence) for call_id, utterances, _ in calls for i, u in enumerate(utterances)],
         columns=["call_id", "idx", "stage", "confidence"],
-    ).astype({"call_id": object, "idx": "int64", "stage": object, "confidence": "float64"})
-    results_frame = pd.DataFrame(
-        [_result_row(call_id, score) for call_id, _, score in calls], columns=["call_id", *_RESULT_COLUMNS]
-    )
-    # Lists with no element say nothing of their type: the temporary table names every column's.
-    types = {"stages_reached": "VARCHAR[]", "stages_skipped": "VARCHAR[]", "out_of_order": "VARCHAR[]"}
-    typed = ", ".join(f"CAST({c} AS {types[c]}) AS {c}" if c in types else c for c in _RESULT_COLUMNS)
+    ).astype({"call_id": "string", "idx": "int64", "stage": "string", "confidence": "float64"})
+    # Every column typed here: DuckDB infers an object column's type from a sample of its rows, and
+    # a sample of None (no predicted outcome yet) or of empty lists would then refuse the rest.
+    lists = ("stages_reached", "stages_skipped", "out_of_order")
+    rows = [_result_row(call_id, score) for call_id, _, score in calls]
+    results_frame = pd.DataFrame(rows, columns=["call_id", *_RESULT_COLUMNS])
+    for column in results_frame.columns:
+        if column in lists:
+            results_frame[column] = [json.dumps(v, ensure_ascii=False) for v in results_frame[column]]
+        if column == "outcome_confidence":
+            results_frame[column] = results_frame[column].astype("Float64")
+        else:
+            results_frame[column] = results_frame[column].astype("string")
+    typed = ", ".join(f"from_json({c}, '[\"VARCHAR\"]') AS {c}" if c in lists else c for c in _RESULT_COLUMNS)
     updates = ", ".join(f"{name} = excluded.{name}" for name in ("call_no", *_RESULT_COLUMNS))
     now = datetime.now()
     with transaction(con):
