@@ -103,11 +103,9 @@ def asr_alone(paths: list[Path], system: str, models_dir: Path, threads: int) ->
         model = transcribe.load_model(models_dir, "base", "cpu", threads, "openai")
         run = lambda samples: model.transcribe(samples, word_timestamps=True, fp16=False)  # noqa: E731
     else:
-        from faster_whisper import BatchedInferencePipeline, WhisperModel
+        from faster_whisper import BatchedInferencePipeline
 
-        model = WhisperModel(
-            str(ctranslate.weights_dir(models_dir, "base")), device="cpu", compute_type="int8", cpu_threads=threads
-        )
+        model = ctranslate.load(ctranslate.weights_dir(models_dir, "base"), "int8", threads, batch_size=8).model
         pipeline = BatchedInferencePipeline(model)
         run = lambda samples: list(pipeline.transcribe(samples, batch_size=8, word_timestamps=True)[0])  # noqa: E731
     run(warm)

@@ -20,6 +20,9 @@ def _env(name: str, default: str | None) -> str | None:
     return default if value in (None, "") else value
 
 
+ASR_ENGINES = ("openai", "faster")  # what can run whisper (Settings.asr_engine)
+ASR_COMPUTE_TYPES = ("int8", "int8_float32", "float32")  # how the faster engine holds its weights
+
 _PATH_FIELDS = ("models_dir", "database", "work_dir", "quarantine_dir", "script", "report_dir", "targets")
 
 
@@ -109,9 +112,9 @@ class Settings:
             raise SettingsError(
                 f"SALESCALLS_UI_LANGUAGE={settings.ui_language!r}: expected one of {', '.join(LANGUAGES)}"
             )
-        if settings.asr_engine not in ("openai", "faster"):
+        if settings.asr_engine not in ASR_ENGINES:
             raise SettingsError(f"SALESCALLS_ASR_ENGINE={settings.asr_engine!r}: expected openai or faster")
-        if settings.asr_compute not in ("int8", "int8_float32", "float32"):
+        if settings.asr_compute not in ASR_COMPUTE_TYPES:
             raise SettingsError(f"SALESCALLS_ASR_COMPUTE={settings.asr_compute!r}: expected int8 or float32")
         for name in ("report_calls_per_stage", "report_examples", "same_failures", "asr_batch", "asr_threads"):
             if getattr(settings, name) < 1:

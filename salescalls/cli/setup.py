@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from salescalls.cli.common import app, command, models_app, script_app
-from salescalls.config import Settings
+from salescalls.config import ASR_ENGINES, Settings
 from salescalls.i18n import _
 
 _ENGINE_HELP = "openai, faster or all (default: the configured SALESCALLS_ASR_ENGINE)"
@@ -16,7 +16,7 @@ _ENGINE_HELP = "openai, faster or all (default: the configured SALESCALLS_ASR_EN
 def _engine(engine: str | None, settings: Settings) -> str:
     from salescalls.errors import UsageError
 
-    if engine is not None and engine not in ("openai", "faster", "all"):
+    if engine is not None and engine not in (*ASR_ENGINES, "all"):
         raise UsageError(_("--engine {engine}: expected openai, faster or all", engine=engine))
     return engine or settings.asr_engine
 

@@ -428,9 +428,4 @@ def stored_utterances_of(con: duckdb.DuckDBPyConnection, call_ids: list[str]) ->
 
 
 def stored_utterances(con: duckdb.DuckDBPyConnection, call_id: str) -> list[ScoredUtterance]:
-    rows = con.execute(
-        "SELECT speaker, role, start_s, end_s, text, stage, confidence, backchannel "
-        "FROM utterances WHERE call_id = ? ORDER BY idx",
-        [call_id],
-    ).fetchall()
-    return [ScoredUtterance(*row) for row in rows]
+    return stored_utterances_of(con, [call_id])[call_id]

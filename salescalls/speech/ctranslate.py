@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from salescalls.config import ASR_COMPUTE_TYPES as COMPUTE_TYPES
+
 WINDOW = 30.0  # seconds whisper's encoder reads at once; a packed window never exceeds it
-COMPUTE_TYPES = ("int8", "int8_float32", "float32")
 FILES = ("model.bin", "config.json", "tokenizer.json", "vocabulary.json")
 
 

@@ -16,8 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
+from salescalls.config import ASR_ENGINES
 from salescalls.speech import ctranslate
-from salescalls.speech.transcribe import ENGINES, ModelMissingError, whisper_weights
+from salescalls.speech.transcribe import ModelMissingError, whisper_weights
 
 OFFICIAL_PIPELINE = "pyannote/speaker-diarization-community-1"
 SHARED_ENV = "SALESCALLS_SHARED_MODELS"
@@ -35,8 +36,8 @@ def diarization_ready(models_dir: Path) -> bool:
 
 
 def engines(engine: str) -> tuple[str, ...]:
-    """The engines `engine` names: one of ENGINES, or all."""
-    return ENGINES if engine == "all" else (engine,)
+    """The engines `engine` names: one of ASR_ENGINES, or all."""
+    return ASR_ENGINES if engine == "all" else (engine,)
 
 
 def missing(models_dir: Path, whisper_model: str = "base", engine: str = "openai") -> list[str]:

@@ -23,8 +23,6 @@ from salescalls.records import Word
 from salescalls.speech import ctranslate
 from salescalls.speech.audio import SAMPLE_RATE
 
-ENGINES = ("openai", "faster")
-
 BLOCK = 600.0  # seconds of audio whisper gets at once: bounds its spectrogram's memory on long calls
 BLOCK_GAP = 8.0  # seconds of non-speech that split a call into separately decoded stretches
 BLOCK_PAD = 1.0  # seconds of audio kept around speech when cutting stretches
