@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-from datetime import datetime
 from pathlib import Path
 
+from bench.report import stamp, write_json
 from salescalls.db import store
 from salescalls.insights.tables import format_table
 from salescalls.learning.evaluate import compare_call, compare_database, label_from_truth, load_truth, match_turns
@@ -194,14 +193,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     summary.update(
         {
-            "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": platform.platform(),
+            **stamp(),
             "cpus": __import__("os").cpu_count(),
             "per_call": rows.to_dict(orient="records"),
         }
     )
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(summary, indent=1))
+    write_json(args.json, summary)
     return summary
 
 

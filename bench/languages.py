@@ -17,12 +17,10 @@ product does. Reported: utterance accuracy, macro-F1 and end stages right.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-from datetime import datetime
 from pathlib import Path
 
+from bench.report import stamp, write_json
 from bench.stages import Dialogue, Keywords, Salescalls, TfidfLogistic, _predict, end_stage, score
 from salescalls.learning.evaluate import load_truth
 from salescalls.script.spec import Script, load_script
@@ -81,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", default="bench/results/languages.json")
     args = parser.parse_args(argv)
-    report = {"date": datetime.now().isoformat(timespec="seconds"), "machine": platform.platform(), "results": []}
+    report = {**stamp(), "results": []}
     rows = []
     for team, (folder, own_path, english_path) in TEAMS.items():
         own = load_script(ROOT / own_path)
@@ -107,9 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
                     )
     report["results"] = rows
     report["cpus"] = os.cpu_count()
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    print(f"\nwritten {args.json}")
+    write_json(args.json, report)
     return report
 
 

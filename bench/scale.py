@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.report import stamp, write_json
 from salescalls.text.questions import is_question
 
 STAGES = ("greeting", "qualification", "needs", "offer", "objection", "close", "farewell")
@@ -676,7 +677,7 @@ def main(argv: list[str] | None = None) -> dict:
             }
         )
     summary = {
-        "date": datetime.now().isoformat(timespec="seconds"),
+        **stamp(),
         "calls": args.calls,
         "utterances": n_utterances,
         "reps": args.reps,
@@ -709,8 +710,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     if args.rescore:
         summary["rescore"] = time_rescore(path, Path(workdir.name) / "models", args.rescore_baseline)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(summary, indent=1, default=str))
+    write_json(args.json, summary)
     workdir.cleanup()
     return summary
 

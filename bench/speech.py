@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from bench.metrics import align_words, normaliser, speaker_attributed_error, tokens_with_speakers
+from bench.report import stamp, write_json
 from salescalls.config import Settings
 from salescalls.learning.evaluate import compare_call
 from salescalls.pipeline import assign_roles, recognise
@@ -311,15 +309,17 @@ def main(argv: list[str] | None = None) -> dict:
         settings = type(settings)(**{**settings.__dict__, "num_speakers": None})
     script = load_script(args.script) if args.demo else None
 
-    whisper_model = transcribe.load_model(
-        settings.models_dir, settings.whisper_model, settings.device, settings.threads
+    whisper_model = transcribe.configured_model(settings)  # the engine salescalls runs with
+    baseline_model = transcribe.load_model(  # plain openai-whisper, whatever salescalls runs
+        settings.models_dir, settings.whisper_model, settings.device, settings.threads, "openai"
     )
     ours_pipeline = diarize.load_pipeline(settings.models_dir, settings.device)
     base_pipeline = diarize.load_pipeline(
         settings.models_dir, settings.device, segmentation_step=0.1, embedding_batch_size=1
     )
     warm = np.random.default_rng(0).normal(0, 0.05, (1, audio.SAMPLE_RATE * 12)).astype(np.float32)
-    whisper_model.transcribe(warm[0], fp16=False, word_timestamps=True)  # also compiles the DTW kernel
+    whisper_model.transcribe(warm[0], fp16=False, word_timestamps=True)
+    baseline_model.transcribe(warm[0], fp16=False, word_timestamps=True)  # also compiles the DTW kernel
     with torch.inference_mode():
         diarize.pyannote_turns(warm, ours_pipeline)
 
@@ -327,9 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows, report = (
         [],
         {
-            "date": datetime.now().isoformat(timespec="seconds"),
-            "machine": platform.platform(),
-            "cpus": os.cpu_count(),
+            **stamp(),
             "torch_threads": torch.get_num_threads(),
             "sets": {},
         },
@@ -347,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if system == "salescalls":
                     result = run_salescalls(item, samples, settings, script)
                 else:
-                    result = run_baseline(item, samples, whisper_model, base_pipeline)
+                    result = run_baseline(item, samples, baseline_model, base_pipeline)
                 per_kind[system][kind] += sum(result.seconds.values())
                 row = {"set": set_name, "system": system, **score(item, result, duration, metrics[system])}
                 rows.append(row)
@@ -375,9 +373,7 @@ def main(argv: list[str] | None = None) -> dict:
             ratios = {k: round(ours[k] / base[k], 3) for k in ours if k in base and base[k]}
             numbers["ratio"] = ratios
             print(f"  {set_name}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
-    print(f"\nwritten {args.json}")
+    write_json(args.json, report)
     return report
 
 

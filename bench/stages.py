@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +43,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold
 
+from bench.report import stamp, write_json
 from salescalls.script.outcomes import CallEnd, OutcomeClassifier
 from salescalls.script.score import call_path
 from salescalls.script.spec import OFF_SCRIPT, Script, load_script
@@ -378,9 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
     if cache is not None and sentence_encoder.available():
         cache.load(args.vectors)
     report = {
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": platform.platform(),
-        "cpus": os.cpu_count(),
+        **stamp(),
         "folds": args.folds,
         "sets": {},
     }
@@ -409,9 +405,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["sets"][str(path)] = {"script": f"{script.id}@{script.version}", "results": results, "outcomes": outcome}
     if cache is not None and len(cache):
         cache.save(args.vectors)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
-    print(f"\nwritten {args.json}")
+    write_json(args.json, report)
     return report
 
 

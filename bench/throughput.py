@@ -24,17 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from bench.report import stamp, write_json
 from salescalls.speech import audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +88,25 @@ def collect(work: Path, limit: int) -> dict[str, list[Path]]:
     return kinds
 
 
+def with_copies(paths: list[Path], copies: int, work: Path) -> list[Path]:
+    """`paths` and `copies - 1` more versions of each, every one a distinct call for the nightly
+    flow (which keys calls by the file's hash and would skip a byte-identical copy): copy k starts
+    with k samples of silence, so what is decoded is the same speech."""
+    import soundfile as sf
+
+    made = list(paths)
+    folder = work / "copies"
+    folder.mkdir(exist_ok=True)
+    for path in paths:
+        samples = audio.load(path)
+        for k in range(1, copies):
+            shifted = np.concatenate([np.zeros((samples.shape[0], k), dtype=np.float32), samples], axis=1)
+            target = folder / f"{path.stem}-copy{k}.flac"
+            sf.write(target, shifted.T, audio.SAMPLE_RATE)
+            made.append(target)
+    return made
+
+
 def seconds_of(paths: list[Path]) -> float:
     return sum(audio.probe(p).duration or 0.0 for p in paths)
 
@@ -139,8 +157,25 @@ def pipeline_run(paths: list[Path], workers: int, work: Path, env: dict[str, str
     # run's wall clock less Prefect's and the models' start-up, which a long night amortises.
     with duckdb.connect(str(run_dir / "calls.duckdb"), read_only=True) as con:
         steps = con.execute("SELECT timings FROM calls").fetchall()
-    analysis = sum(sum(json.loads(t).values()) for (t,) in steps)
-    return {"seconds": wall, "call_seconds": round(analysis, 1), **json.loads(lines[-1][7:])}
+    per_step: dict[str, float] = {}
+    for (timings,) in steps:
+        for step, seconds in json.loads(timings).items():
+            per_step[step] = per_step.get(step, 0.0) + seconds
+    return {
+        "seconds": wall,
+        "call_seconds": round(sum(per_step.values()), 1),
+        "steps": {step: round(seconds, 1) for step, seconds in sorted(per_step.items(), key=lambda kv: -kv[1])},
+        **json.loads(lines[-1][7:]),
+    }
+
+
+def parse_run(run: str) -> tuple[str, str | None, int]:
+    """'faster/float32:2' -> ('faster', 'float32', 2); the compute type is optional."""
+    engine_part, _, workers = run.partition(":")
+    engine, _, compute = engine_part.partition("/")
+    if not workers.isdigit() or int(workers) < 1:
+        raise SystemExit(f"--runs: {run!r} is not ENGINE[/COMPUTE]:WORKERS (e.g. faster/float32:2)")
+    return engine, compute or None, int(workers)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -152,8 +187,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, default=0, help="at most N files of each kind (0: all)")
     parser.add_argument(
         "--runs",
-        default="openai:1,faster:1,faster:2",
-        help="pipeline runs as ENGINE:WORKERS (the engine's other settings from SALESCALLS_ASR_*)",
+        default="openai:1,faster/float32:1,faster/float32:2",
+        help="pipeline runs as ENGINE[/COMPUTE]:WORKERS (other engine settings from SALESCALLS_ASR_*)",
+    )
+    parser.add_argument(
+        "--copies", type=int, default=1, help="each file N times (a night-sized inbox; each copy a distinct call)"
     )
     parser.add_argument("--json", default="bench/results/throughput.json")
     args = parser.parse_args(argv)
@@ -169,8 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # a busy machine starts it slowly
     }
     report: dict = {
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.platform()}, {os.cpu_count()} cores",
+        **stamp(),
         "engine": transcribe.engine_label(settings),
         "threads": threads,
         "kinds": {},
@@ -178,6 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="salescalls-throughput-") as tmp:
         work = Path(tmp)
         kinds = collect(work, 2 if args.quick else args.limit)
+        if args.copies > 1:
+            kinds = {kind: with_copies(paths, args.copies, work) for kind, paths in kinds.items()}
         for kind, paths in kinds.items():
             if not paths:
                 continue
@@ -187,14 +226,16 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{kind}: {system} on {len(paths)} files ({audio_s:.0f} s)...", flush=True)
                 rows[system] = {"seconds": asr_alone(paths, system, settings.models_dir, threads)}
             for run in args.runs.split(","):
-                engine, workers = run.split(":")[0], int(run.split(":")[1])
-                label = transcribe.engine_label(Settings.from_env(asr_engine=engine))
+                engine, compute, workers = parse_run(run)
+                chosen = {"asr_engine": engine, **({"asr_compute": compute} if compute else {})}
+                label = transcribe.engine_label(Settings.from_env(**chosen))
                 name = f"salescalls {label}, {workers} worker{'s' if workers > 1 else ''}"
                 print(f"{kind}: {name}...", flush=True)
                 # One worker uses every core; two share them (one torch/CTranslate2 thread each).
                 run_env = {
                     **env,
                     "SALESCALLS_ASR_ENGINE": engine,
+                    **({"SALESCALLS_ASR_COMPUTE": compute} if compute else {}),
                     "SALESCALLS_THREADS": str(threads if workers == 1 else max(1, threads // workers)),
                 }
                 rows[name] = pipeline_run(paths, workers, work, run_env)
@@ -222,9 +263,12 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{row['vs_openai_plain']:>15.2f} {row.get('call_seconds', ''):>8} "
                     f"{row.get('per_worker_audio_hours_per_hour', ''):>24}"
                 )
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=1))
-    print(f"\nwritten {args.json}")
+    for kind, numbers in report["kinds"].items():
+        for system, row in numbers.items():
+            if isinstance(row, dict) and "steps" in row:
+                steps = ", ".join(f"{step} {seconds}" for step, seconds in row["steps"].items())
+                print(f"{kind} {system}, call seconds by step: {steps}")
+    write_json(args.json, report)
     return report
 
 

@@ -206,17 +206,17 @@ def test_missing_models_fail_the_run_with_one_line_and_keep_the_recording(tmp_pa
     result = CliRunner().invoke(app, ["run", str(inbox), "--db", str(database)])
     assert result.exit_code == 1
     message = result.output.strip().splitlines()[-1]
-    assert message.startswith("error: whisper 'base' weights not found") and "salescalls models setup" in message
+    assert message.startswith("error: faster-whisper 'base' weights not found") and "salescalls models setup" in message
     assert sorted(p.name for p in inbox.iterdir()) == ["c13.flac"]  # waits for the models, not quarantined
     assert not (tmp_path / "quarantine").exists() or not any((tmp_path / "quarantine").iterdir())
     assert stored_rows(database, "e" * 64) == before
     with duckdb.connect(str(database), read_only=True) as con:
         status, failure = con.execute("SELECT status, message FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
         assert con.execute("SELECT count(*) FROM calls").fetchone()[0] == 1
-    assert status == "failed" and "whisper 'base' weights not found" in failure
+    assert status == "failed" and "faster-whisper 'base' weights not found" in failure
     monitor = CliRunner().invoke(app, ["runs", "--db", str(database)])
     assert monitor.exit_code == 3  # the latest run failed: a monitor alerts
-    assert " failed " in monitor.output and "whisper 'base' weights not found" in monitor.output
+    assert " failed " in monitor.output and "faster-whisper 'base' weights not found" in monitor.output
     assert os.path.isfile(inbox / "c13.flac")
 
 

@@ -237,7 +237,10 @@ def test_a_larger_whisper_model_is_honoured_where_it_is_asked_for(tmp_path, monk
     (tmp_path / "whisper" / "base.pt").write_bytes(b"")  # base is there, the asked-for model is not
     monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("SALESCALLS_WHISPER_MODEL", "large-v3-turbo")
-    result = CliRunner().invoke(app, ["models", "check"])
+    result = CliRunner().invoke(app, ["models", "check"])  # the default engine, faster-whisper
+    assert result.exit_code == 1 and "faster-whisper 'large-v3-turbo'" in result.output
+    assert str(tmp_path / "faster-whisper" / "large-v3-turbo") in result.output
+    result = CliRunner().invoke(app, ["models", "check", "--engine", "openai"])
     assert result.exit_code == 1 and "whisper 'large-v3-turbo'" in result.output
     assert str(tmp_path / "whisper" / "large-v3-turbo.pt") in result.output
     settings = Settings.from_env()

@@ -152,7 +152,7 @@ def test_a_run_stopped_by_missing_models_prints_no_prefect_traceback(tmp_path):
     assert result.returncode == 1, printed
     assert "Traceback" not in printed and 'File "' not in printed, printed
     assert len(printed.strip().splitlines()) < 25, printed
-    assert "error: whisper 'base' weights not found" in result.stderr
+    assert "error: faster-whisper 'base' weights not found" in result.stderr
     assert sorted(p.name for p in inbox.iterdir()) == ["c01.ogg", "c02.ogg", "c03.flac"]
     runs = subprocess.run([*command[:3], "runs", "--db", str(database)], env=env, capture_output=True, text=True)
     assert runs.returncode == 3 and "failed" in runs.stdout and "weights not found" in runs.stdout

@@ -1,5 +1,7 @@
 """Real models on real demo calls, checked against the ground truth."""
 
+from dataclasses import replace
+
 import pytest
 
 from salescalls.learning.evaluate import compare_call, load_truth
@@ -8,10 +10,15 @@ from tests.conftest import DEMO
 
 
 @pytest.mark.models
-@pytest.mark.parametrize("call", ["c05", "c13"])  # stereo 8 kHz, mono 8 kHz
-def test_demo_call_matches_its_ground_truth(call, model_settings, demo_script):
+@pytest.mark.parametrize(
+    "call, engine",
+    [("c05", "faster"), ("c13", "faster"), ("c13", "openai")],  # stereo 8 kHz, mono 8 kHz; both engines
+)
+def test_demo_call_matches_its_ground_truth(call, engine, model_settings, demo_script):
     truth = load_truth(DEMO / f"{call}.json")
-    record = analyse_call(DEMO / truth["file"], model_settings, demo_script)
+    settings = replace(model_settings, asr_engine=engine)
+    record = analyse_call(DEMO / truth["file"], settings, demo_script)
+    assert record.whisper_model == ("base" if engine == "openai" else "base faster-float32")
     assert record.channels == truth["channels"] and record.sample_rate == truth["sample_rate"]
     assert record.duration == pytest.approx(truth["duration"], abs=0.05)
     assert record.diarization == ("channels" if truth["channels"] == 2 else "pyannote")

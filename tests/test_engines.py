@@ -97,8 +97,11 @@ def test_the_batched_path_decodes_packed_windows_and_keeps_only_words_in_speech(
 def test_engine_settings_are_checked_and_named_on_the_stored_call(monkeypatch):
     monkeypatch.setenv("SALESCALLS_ASR_ENGINE", "Faster")
     monkeypatch.setenv("SALESCALLS_ASR_BATCH", "8")
+    monkeypatch.setenv("SALESCALLS_ASR_COMPUTE", "int8")
     settings = Settings.from_env()
     assert settings.asr_engine == "faster" and transcribe.engine_label(settings) == "base faster-int8 batch 8"
+    # The default: CTranslate2 at float32, which measured openai-whisper's WER on every set.
+    assert transcribe.engine_label(Settings()) == "base faster-float32"
     assert transcribe.engine_label(Settings.from_env(asr_engine="openai")) == "base"
     monkeypatch.setenv("SALESCALLS_ASR_ENGINE", "whisper.cpp")
     with pytest.raises(SettingsError, match="SALESCALLS_ASR_ENGINE='whisper.cpp': expected openai or faster"):

@@ -71,7 +71,7 @@ def load_model(
     device: str = "cpu",
     threads: int = 0,
     engine: str = "openai",
-    compute_type: str = "int8",
+    compute_type: str = "float32",
     batch_size: int = 1,
 ):
     """Load whisper weights once per process: models_dir/whisper/<name>.pt for openai-whisper,
@@ -123,7 +123,7 @@ def configured_model(settings):
 
 
 def engine_label(settings) -> str:
-    """What a stored call says recognised it: 'base' (openai-whisper) or 'base faster-int8'."""
+    """What a stored call says recognised it: 'base' (openai-whisper) or 'base faster-float32'."""
     if settings.asr_engine != "faster":
         return settings.whisper_model
     batch = f" batch {settings.asr_batch}" if settings.asr_batch > 1 else ""
