@@ -24,7 +24,7 @@ def test_demo_run_agrees_with_ground_truth(tmp_path, monkeypatch, model_settings
     shutil.copytree(DEMO, inbox)
     models = tmp_path / "models"  # the speech models linked, stage models trained here (not in the checkout)
     models.mkdir()
-    for name in ("whisper", "pyannote"):
+    for name in ("whisper", "faster-whisper", "pyannote"):
         (models / name).symlink_to((model_settings.models_dir / name).resolve())
     monkeypatch.setenv("SALESCALLS_MODELS_DIR", str(models))
     monkeypatch.setenv("SALESCALLS_WORK_DIR", str(tmp_path / "work"))
