@@ -194,7 +194,6 @@ def main(argv: list[str] | None = None) -> dict:
     summary.update(
         {
             **stamp(),
-            "cpus": __import__("os").cpu_count(),
             "per_call": rows.to_dict(orient="records"),
         }
     )

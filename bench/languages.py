@@ -17,7 +17,6 @@ product does. Reported: utterance accuracy, macro-F1 and end stages right.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from bench.report import stamp, write_json
@@ -104,7 +103,6 @@ def main(argv: list[str] | None = None) -> dict:
                         flush=True,
                     )
     report["results"] = rows
-    report["cpus"] = os.cpu_count()
     write_json(args.json, report)
     return report
 

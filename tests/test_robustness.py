@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from bench.linear import long_call
 from bench.metrics import align_words, normaliser
 from salescalls.cli import app
 from salescalls.learning.evaluate import load_truth
@@ -99,15 +100,6 @@ PEAK_RSS = textwrap.dedent(
     print(json.dumps({"words": len(speech.words), "peak_rss_mb": peak_mb}))
     """
 )
-
-
-def long_call(path, minutes: int) -> None:
-    """A long stereo call: the demo's stereo calls one after another, repeated."""
-    parts = [audio.load(DEMO / f"{c}.ogg") for c in ("c01", "c07", "c09", "c11")]
-    one_round = np.concatenate(parts, axis=1)
-    rounds = int(np.ceil(minutes * 60 * audio.SAMPLE_RATE / one_round.shape[1]))
-    long = np.tile(one_round, rounds)[:, : minutes * 60 * audio.SAMPLE_RATE]
-    sf.write(path, long.T, audio.SAMPLE_RATE, format="FLAC")
 
 
 @pytest.mark.slow
