@@ -63,6 +63,7 @@ def engine_for(settings: Settings, api_url: str | None = None) -> Engine:
     if "threads" not in settings.sources:  # not chosen: share the cores rather than oversubscribe them
         settings = replace(settings, threads=max(1, (os.cpu_count() or 1) // workers))
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown the run's log
+    keep_malloc_defaults()
     cluster = {
         "n_workers": workers,
         "threads_per_worker": 1,  # whisper's hooks live on the model: one call per process at a time
@@ -72,6 +73,17 @@ def engine_for(settings: Settings, api_url: str | None = None) -> Engine:
     }
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
     return Engine(runner, workers, settings, f"dask local x{workers}")
+
+
+def keep_malloc_defaults() -> None:
+    """Start local workers with glibc's own malloc tuning. Dask's nanny sets
+    MALLOC_TRIM_THRESHOLD_=65536 before spawning a worker, which also turns off glibc's adaptive
+    mmap threshold: every large tensor is then mapped and unmapped afresh, and pyannote's
+    diarization ran 2.2x slower in such a process (c03: 16.6 s against 7.6 s). Memory is still
+    given back after each call (`release_memory`). A value the user exported is kept."""
+    import dask
+
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
 
 
 def worker_name() -> str:
