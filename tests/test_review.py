@@ -1,6 +1,7 @@
 """The QA loop end to end: review -> label -> train -> rescore changes a stored call's stages."""
 
 import csv
+import dataclasses
 import io
 import json
 
@@ -152,7 +153,7 @@ def test_a_model_for_other_stages_is_not_used(tmp_path, demo_script):
     model = stages.train(demo_script, [stages.LabelledCall(("Hello.",), ("rep",), ("greeting",), "en")])
     stage_versions.save_model(model, tmp_path, {"note": "test"})
     assert stage_versions.load_model(tmp_path, demo_script).name == "demo-broadband@1:stages-v1"
-    changed = type(demo_script)(**{**demo_script.__dict__, "stages": demo_script.stages[:-1]})
+    changed = dataclasses.replace(demo_script, stages=demo_script.stages[:-1])
     assert stage_versions.load_model(tmp_path, changed).name.startswith("cold-start:")
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from salescalls.script.classifier import StageClassifier
-from salescalls.script.decode import final_prior, order_prior, posteriors, viterbi
+from salescalls.script.classifier import StageClassifier, in_context
+from salescalls.script.decode import final_prior, order_prior, posteriors, posteriors_many, viterbi, viterbi_many
 from salescalls.script.stages import StageModel, script_training_data, train_from_script
 from salescalls.text.nlp import normalise_text
 
@@ -36,6 +36,48 @@ def test_viterbi_and_posteriors_on_a_known_chain():
     marginals = posteriors(emissions, transitions, initial)
     assert np.allclose(marginals.sum(axis=1), 1.0)
     assert marginals[0, 0] > 0.7 and marginals[3, 1] > 0.8
+
+
+def test_batched_decoding_equals_decoding_each_call():
+    # Rescoring decodes many padded calls at once; every path must equal the one-call decoder's
+    # and every marginal its value, whatever the lengths, entry penalties and flat emissions.
+    rng = np.random.default_rng(7)
+    n_states = 5
+    transitions = np.log(order_prior(n_states))
+    initial = np.log(np.full(n_states, 1 / n_states))
+    lengths = np.array([1, 2, 7, 30, 3, 30, 12])
+    padded = np.zeros((len(lengths), lengths.max(), n_states))
+    entry = np.zeros_like(padded)
+    for row, length in enumerate(lengths):
+        proba = rng.dirichlet(np.full(n_states, 0.3), size=length)
+        proba[rng.random(length) < 0.2] = 1 / n_states  # back-channels: flat
+        padded[row, :length] = np.log(proba)
+        entry[row, :length] = np.log(0.1) * (rng.random((length, n_states)) < 0.3)
+    for log_entry in (None, entry):
+        paths = viterbi_many(padded, lengths, transitions, initial, log_entry)
+        marginals = posteriors_many(padded, lengths, transitions, initial, log_entry)
+        for row, length in enumerate(lengths):
+            own = None if log_entry is None else log_entry[row, :length]
+            emissions = padded[row, :length]
+            assert paths[row, :length].tolist() == viterbi(emissions, transitions, initial, own).tolist()
+            assert np.allclose(marginals[row, :length], posteriors(emissions, transitions, initial, own), atol=1e-12)
+
+
+def test_a_model_labels_calls_together_as_it_labels_each_alone():
+    model = _decoder(leaders=("rep", "both", "customer"), final=final_prior(3))
+    rng = np.random.default_rng(3)
+    calls = []
+    for length in (4, 1, 9, 4, 0, 25):
+        emission = rng.dirichlet(np.ones(3), size=length)
+        informative = (rng.random(length) > 0.2).tolist()
+        roles = rng.choice(["rep", "customer", ""], size=length).tolist()
+        calls.append((emission, informative, roles))
+    together = model._decode_many(calls)
+    assert [len(labels) for labels in together] == [4, 1, 9, 4, 0, 25]
+    for call, labels in zip(calls, together, strict=True):
+        alone = model._decode(*call) if len(call[0]) else []
+        assert [label.stage for label in labels] == [label.stage for label in alone]
+        assert np.allclose([label.confidence for label in labels], [label.confidence for label in alone])
 
 
 def _decoder(leaders=(), final=None) -> StageModel:
@@ -84,6 +126,29 @@ def test_classifier_follows_the_sklearn_conventions(demo_script):
     assert proba.shape == (1, 7) and proba.sum() == pytest.approx(1.0)
     with pytest.raises(ValueError):
         StageClassifier().fit([("a", "rep")], [])
+
+
+@pytest.mark.parametrize("encoder", [None, "e5-small"])
+def test_scores_without_the_feature_matrix_equal_the_regressions(demo_script, encoder):
+    # Prediction applies each block's weights per distinct text instead of stacking the features;
+    # it must be the same decision function, for many classes and for two.
+    X, y = script_training_data(demo_script)
+    # The examples once more as one call in script order, so the neighbour features get weights.
+    X = X + in_context([text for text, _, _ in X], [role for _, role, _ in X], "en")
+    y = y + y
+    calls = [
+        in_context(
+            ["Hello, this is Anna from BrightLine.", "Hi.", "How many people work there?", "About ten."],
+            ["rep", "customer", "rep", ""],
+            "en",
+        ),
+        in_context(["Сколько человек работает у вас?", "Десять."], ["rep", "customer"], "ru"),
+    ]
+    rows = [row for call in calls for row in call] + [("Köszönöm, viszonthallásra.", "customer")]
+    for labels in (y, ["farewell" if stage == "farewell" else "other" for stage in y]):
+        classifier = StageClassifier(encoder=encoder, calibrate=False).fit(X, labels)
+        expected = classifier.model_.decision_function(classifier._features(rows))
+        assert np.allclose(classifier._decision(rows), expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize(

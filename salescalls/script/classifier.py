@@ -138,7 +138,9 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         defaults = {"encoder": None, "embedding_weight": 2.0, "words_weight": 1.0, "class_weight": "balanced"}
         super().__setstate__({**defaults, **state})
 
-    def _features(self, X, fit: bool = False):
+    def _parts(self, X, fit: bool = False):
+        """What the features are made of: per row its role, previous role and position, and per
+        distinct text (its own, or a neighbour's) the TF-IDF row and, with an encoder, the vector."""
         rows = [_as_context(row) for row in X]
         # Every distinct text is normalised, vectorised and encoded once; neighbours reuse those rows.
         index: dict[tuple[str, str | None], int] = {}
@@ -153,28 +155,66 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
             self.features_ = text_features(self.char_ngrams, self.word_ngrams, preprocessor=None)
             self.features_.fit([n for n in normalised if n] or ["_"])
         vectors = self.features_.transform(normalised).tocsr()
+        meaning = self._sentence_vectors([text for text, _ in index]) if self.encoder else None
         role = np.array([[r.role == name for name in ROLES] for r in rows], dtype=np.float64).reshape(-1, len(ROLES))
         previous_role = np.array([[r.previous_role == name for name in ROLES] for r in rows], dtype=np.float64)
         position = np.zeros((len(rows), POSITION_BINS))
         for i, r in enumerate(rows):
             if r.position is not None:
                 position[i, min(int(r.position * POSITION_BINS), POSITION_BINS - 1)] = 1.0
-        blocks = self._text_blocks(vectors, row_keys, index, role, self.words_weight)
-        if self.encoder:
-            meaning = self._sentence_vectors([text for text, _ in index])
-            blocks += self._text_blocks(meaning, row_keys, index, role, self.embedding_weight)
+        # Which distinct text each row's own words, previous and following utterance are (R, 3).
+        where = np.array([[index[key] for key in keys] for keys in row_keys], dtype=np.int64).reshape(-1, 3)
+        return vectors, meaning, role, previous_role.reshape(-1, len(ROLES)), position, where
+
+    def _features(self, X, fit: bool = False):
+        vectors, meaning, role, previous_role, position, where = self._parts(X, fit)
+        blocks = self._text_blocks(vectors, where, role, self.words_weight)
+        if meaning is not None:
+            blocks += self._text_blocks(meaning, where, role, self.embedding_weight)
         blocks += [
             csr_matrix(self.role_weight * role),
-            csr_matrix(self.role_weight * previous_role.reshape(-1, len(ROLES))),
+            csr_matrix(self.role_weight * previous_role),
             csr_matrix(self.position_weight * position),
         ]
         return hstack(blocks).tocsr()
 
-    def _text_blocks(self, vectors, row_keys, index, role, weight: float) -> list:
+    def _decision(self, X) -> np.ndarray:
+        """The logistic regression's decision_function on `_features(X)`, computed block by block
+        without building the feature matrix: each block's weights are applied once per distinct
+        text and the products gathered per row. Rescoring 100,000 calls spent most of its time
+        stacking the sentence vectors into a sparse matrix; this is the same sum, reordered."""
+        vectors, meaning, role, previous_role, position, where = self._parts(X)
+        coef, offset = self.model_.coef_, 0
+        scores = np.tile(self.model_.intercept_, (len(where), 1)).astype(np.float64)
+        for matrix, weight in ((vectors, self.words_weight), (meaning, self.embedding_weight)):
+            if matrix is None:
+                continue
+            width, n_blocks = matrix.shape[1], 3 + len(ROLES)
+            weights = coef[:, offset : offset + n_blocks * width].reshape(len(coef), n_blocks, width)
+            offset += n_blocks * width
+            # (distinct texts, blocks, classes): every block's score of every distinct text.
+            projected = np.asarray(matrix @ weights.transpose(2, 1, 0).reshape(width, -1), dtype=np.float64)
+            projected = projected.reshape(matrix.shape[0], n_blocks, len(coef))
+            own = projected[where[:, 0]]
+            scores += weight * (own[:, 0] + np.einsum("rk,rkc->rc", role, own[:, 1 : 1 + len(ROLES)]))
+            scores += self.context_weight * weight * projected[where[:, 1], 1 + len(ROLES)]
+            scores += self.context_weight * weight * projected[where[:, 2], 2 + len(ROLES)]
+        for dense, weight in (
+            (role, self.role_weight),
+            (previous_role, self.role_weight),
+            (position, self.position_weight),
+        ):
+            scores += (weight * dense) @ coef[:, offset : offset + dense.shape[1]].T
+            offset += dense.shape[1]
+        if offset != coef.shape[1]:
+            raise ValueError(f"the stage classifier's features changed ({offset} scored, {coef.shape[1]} fitted)")
+        return scores[:, 0] if len(coef) == 1 else scores
+
+    def _text_blocks(self, vectors, where, role, weight: float) -> list:
         """One representation of the texts as feature blocks: the utterance's own (shared and per
         role) and its neighbours' (down-weighted)."""
         vectors = csr_matrix(vectors)
-        own, previous, following = (weight * vectors[[index[keys[k]] for keys in row_keys]] for k in range(3))
+        own, previous, following = (weight * vectors[where[:, k]] for k in range(3))
         blocks = [own] + [csr_matrix(own.multiply(role[:, [k]])) for k in range(len(ROLES))]
         return blocks + [self.context_weight * previous, self.context_weight * following]
 
@@ -232,7 +272,10 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
     @staticmethod
     def _scores(model: LogisticRegression, features) -> np.ndarray:
         """Class scores whose softmax is the model's probability (also for two classes)."""
-        scores = model.decision_function(features)
+        return StageClassifier._two_sided(model.decision_function(features))
+
+    @staticmethod
+    def _two_sided(scores: np.ndarray) -> np.ndarray:
         return np.stack([-scores / 2, scores / 2], axis=1) if scores.ndim == 1 else scores
 
     def predict_proba(self, X) -> np.ndarray:
@@ -241,7 +284,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         X = list(X)
         if not X:
             return np.zeros((0, len(self.classes_)))
-        return softmax(self._scores(self.model_, self._features(X)) * self.temperature_, axis=1)
+        return softmax(self._two_sided(self._decision(X)) * self.temperature_, axis=1)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
