@@ -21,6 +21,28 @@ def test_script_check_reports_stages_or_the_failing_line(tmp_path):
     assert f"{bad}:" in result.output and "speaker must be one of" in result.output
 
 
+@pytest.mark.parametrize(
+    ("language", "valid", "invalid"),
+    [
+        (
+            "ru",
+            ("скрипт demo-broadband v1", "objection (необязательный)"),
+            "этап 'greeting': speaker должно быть одним из",
+        ),
+        ("hu", ("demo-broadband forgatókönyv, v1", "objection (nem kötelező)"), "'greeting' szakasz: a speaker értéke"),
+    ],
+)
+def test_script_check_speaks_the_team_s_language(tmp_path, language, valid, invalid):
+    env = {"SALESCALLS_UI_LANGUAGE": language}
+    ok = runner.invoke(app, ["script", "check", str(DEMO_SCRIPT)], env=env)
+    assert ok.exit_code == 0 and all(part in ok.output for part in valid), ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEMO_SCRIPT.read_text().replace("speaker: rep", "speaker: robot", 1))
+    result = runner.invoke(app, ["script", "check", str(bad)], env=env)
+    assert result.exit_code == 1 and f"{bad}:" in result.output and invalid in result.output, result.output
+    assert "must be one of" not in result.output
+
+
 def test_dropoff_without_a_database_says_what_to_do(tmp_path):
     result = runner.invoke(app, ["dropoff", "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 1 and "run `salescalls run INBOX` first" in result.output

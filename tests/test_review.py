@@ -97,7 +97,7 @@ def test_a_correction_changes_the_prediction_after_retraining(database, tmp_path
 
     result = runner.invoke(app, ["labels", "import", str(review_file), "--db", str(database), "--by", "qa"])
     assert result.exit_code == 0, result.output
-    assert f"{len(CALL)} labels stored" in result.output
+    assert f"labels stored {len(CALL)}," in result.output
 
     result = runner.invoke(app, ["train", "--db", str(database)])
     assert result.exit_code == 0, result.output
@@ -131,7 +131,7 @@ def test_bad_label_rows_are_reported_and_good_ones_kept(database, tmp_path):
     )
     result = CliRunner().invoke(app, ["labels", "import", str(labels), "--db", str(database)])
     assert result.exit_code == 0
-    assert "1 label stored, 1 row without a label, 3 rejected" in result.output
+    assert "labels stored 1, rows without a label 1, rejected 3" in result.output
     assert "'small_talk' is not a stage of demo-broadband v1" in result.output
     assert "no utterance 99" in result.output and "whole-number idx" in result.output
 

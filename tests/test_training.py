@@ -42,7 +42,7 @@ def test_a_team_trains_from_labelled_transcripts_before_its_first_night(tmp_path
     assert not db.exists()
     code, output = invoke("labels", "import", str(demo_corpus(tmp_path / "calls.jsonl")), "--db", str(db), env=env)
     assert code == 0, output
-    assert "14 labelled calls" in output and "stored for demo-broadband" in output
+    assert "stored for demo-broadband: labelled calls 14" in output
     with store.reader(db) as con:
         calls = training.labelled_calls(con, "demo-broadband")
     assert len(calls) == 14 and all(c.call_id.startswith("corpus:calls.jsonl:") for c in calls)
@@ -50,7 +50,7 @@ def test_a_team_trains_from_labelled_transcripts_before_its_first_night(tmp_path
 
     code, output = invoke("train", "--db", str(db), env=env)
     assert code == 0, output
-    assert "from 14 labelled calls" in output and "vs" in output and "for cold-start:" in output
+    assert "labelled calls 14," in output and "vs" in output and "for cold-start:" in output
     record = stage_versions.sidecar(tmp_path / "models", "demo-broadband", 1)["training"]
     comparison = record["comparison"]
     assert comparison["folds"] == 5 and comparison["held_out_utterances"] == 177  # every labelled turn, once
@@ -107,7 +107,7 @@ def test_csv_transcripts_name_what_is_wrong(tmp_path):
     )
     code, output = invoke("labels", "import", str(good), "--db", str(db), env=env)
     assert code == 0, output
-    assert "2 labelled calls (5 turns, 3 with a stage)" in output
+    assert "labelled calls 2, turns 5, with a stage 3" in output
     assert "labelled.csv:7: 5 fields, the header has 4" in output
     assert "'small_talk' (1 turns) is not a stage of demo-broadband" in output
     with store.reader(db) as con:
@@ -118,6 +118,43 @@ def test_csv_transcripts_name_what_is_wrong(tmp_path):
     missing.write_text("file,rep,text,stage\nc01.ogg,Alex,hello,greeting\n", encoding="utf-8")
     code, output = invoke("labels", "import", str(missing), "--db", str(db), env=env)
     assert code == 1 and "missing column: a call column (call, call_id or dialogue)" in output
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "ru",
+            ("сохранено для demo-broadband: размеченных звонков 2", "обучена", "модель исходов не обучена", "этапы:"),
+        ),
+        ("hu", ("tárolva ehhez: demo-broadband: címkézett hívások 2", "betanítva", "kimenetelmodell", "szakaszok:")),
+    ],
+)
+def test_the_qa_loop_and_setup_commands_answer_in_the_team_s_language(tmp_path, language, expected):
+    env, db = {**environment(tmp_path), "SALESCALLS_UI_LANGUAGE": language}, tmp_path / "calls.duckdb"
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(
+        "call,speaker,text,stage\n"
+        'a,rep,"Good morning, this is Sam from BrightLine.",greeting\n'
+        "a,rep,How many people work in your office?,qualification\n"
+        'b,rep,"Thanks, bye.",farewell\n',
+        encoding="utf-8",
+    )
+    outputs = []
+    for command in (("labels", "import", str(labelled), "--db", str(db)), ("train", "--db", str(db))):
+        code, output = invoke(*command, env=env)
+        assert code == 0, output
+        outputs.append(output)
+    code, output = invoke("script", "check", str(DEMO_SCRIPT), env=env)
+    assert code == 0, output
+    outputs.append(output)
+    text = "\n".join(outputs)
+    for sentence in expected:
+        assert sentence in text, text
+    verdicts = {"ru": ("оставлена", "включена"), "hu": ("marad a(z)", "bekapcsolva")}[language]
+    assert any(verdict in outputs[1] for verdict in verdicts), outputs[1]
+    for english in ("stored for", "trained ", "outcome model", "kept ", "promoted:", "stages:"):
+        assert english not in text, english
 
 
 def _as_an_old_release_wrote_it(pickled: bytes, layers: bool) -> bytes:

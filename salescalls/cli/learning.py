@@ -11,7 +11,6 @@ from salescalls.cli.common import (
     DB_OPTION,
     app,
     command,
-    count,
     existing_database,
     labels_app,
     read,
@@ -20,7 +19,7 @@ from salescalls.cli.common import (
 )
 from salescalls.config import Settings
 from salescalls.errors import InputError, UsageError
-from salescalls.i18n import _
+from salescalls.i18n import _, ngettext, percent
 
 
 @command(app)
@@ -39,7 +38,10 @@ def review(
 
     rows, calls = read(db, lambda con: (qa.review_rows(con, limit, script_id), qa.review_calls(con, min(limit, 20))))
     text = qa.to_csv(rows) if fmt == "csv" else json.dumps({"utterances": rows, "calls": calls}, indent=1, default=str)
-    write(text, output, f"wrote {len(rows)} utterances to review to {output}")
+    done = ngettext(
+        "wrote {n} utterance to review to {file}", "wrote {n} utterances to review to {file}", len(rows), file=output
+    )
+    write(text, output, done)
 
 
 @command(labels_app, "import")
@@ -75,8 +77,14 @@ def labels_import(
         for line in result.errors:
             typer.echo(line, err=True)
         typer.echo(
-            f"{count(result.dialogues, 'labelled call')} ({count(result.turns, 'turn')}, "
-            f"{result.labelled} with a stage) stored for {call_script.id}; `salescalls train` learns from them"
+            _(
+                "stored for {script}: labelled calls {calls}, turns {turns}, with a stage {labelled}; "
+                "`salescalls train` learns from them",
+                script=call_script.id,
+                calls=result.dialogues,
+                turns=result.turns,
+                labelled=result.labelled,
+            )
         )
         if not result.labelled:
             raise typer.Exit(code=1)
@@ -90,8 +98,12 @@ def labels_import(
     for line in result.errors:
         typer.echo(line, err=True)
     typer.echo(
-        f"{count(result.stored, 'label')} stored, {count(result.skipped, 'row')} without a label, "
-        f"{len(result.errors)} rejected"
+        _(
+            "labels stored {stored}, rows without a label {skipped}, rejected {rejected}",
+            stored=result.stored,
+            skipped=result.skipped,
+            rejected=len(result.errors),
+        )
     )
     if result.errors and not result.stored:
         raise typer.Exit(code=1)
@@ -111,22 +123,62 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
         except ValueError as error:  # e.g. labels of one stage only: the models cannot be fitted
             raise InputError(str(error)) from None
     typer.echo(
-        f"trained {folder} from {count(record['labelled_calls'], 'labelled call')} "
-        f"({record['labelled_utterances']} labelled utterances) and {record['script_examples']} script examples"
+        _(
+            "trained {folder}: labelled calls {calls}, labelled utterances {utterances}, script examples {examples}",
+            folder=folder,
+            calls=record["labelled_calls"],
+            utterances=record["labelled_utterances"],
+            examples=record["script_examples"],
+        )
     )
-    typer.echo(record["verdict"])
+    typer.echo(verdict(record))
     outcome = record["outcome_model"]
     if isinstance(outcome, dict):
         typer.echo(
-            f"outcome model from {outcome['calls']} calls with a CRM outcome: held-out accuracy "
-            f"{outcome['accuracy']:.1%} (always the most common outcome: {outcome['majority_baseline_accuracy']:.1%})"
+            _(
+                "outcome model from {calls} calls with a CRM outcome: held-out accuracy {accuracy} "
+                "(always the most common outcome: {baseline})",
+                calls=outcome["calls"],
+                accuracy=percent(outcome["accuracy"], 1),
+                baseline=percent(outcome["majority_baseline_accuracy"], 1),
+            )
         )
     else:
-        typer.echo(f"outcome model {outcome}")
+        typer.echo(_("outcome model not trained: needs {n} calls with 2+ CRM outcomes", n=training.MIN_OUTCOME_CALLS))
     if record["promoted"]:
-        typer.echo("run `salescalls rescore` to give the stored calls the new model's stages")
+        typer.echo(_("run `salescalls rescore` to give the stored calls the new model's stages"))
     else:
-        typer.echo(f"the new version stays unused; `salescalls models use {folder.name[1:]}` would make it active")
+        typer.echo(
+            _(
+                "the new version stays unused; `salescalls models use {version}` would make it active",
+                version=folder.name[1:],
+            )
+        )
+
+
+def verdict(record: dict) -> str:
+    """The training record's verdict in the team's language (the sidecar keeps it in English)."""
+    comparison, model = record["comparison"], record["replaces"]
+    if comparison is None:
+        return _(
+            "kept {model}: too few labels to measure the new model on held-out ones (label 2 or more)", model=model
+        )
+    values = {
+        "model": model,
+        "new": percent(comparison["candidate_accuracy"], 1),
+        "old": percent(comparison["current_accuracy"], 1),
+        "n": comparison["held_out_utterances"],
+        "folds": comparison["folds"],
+    }
+    if record["promoted"]:
+        return _(
+            "promoted: held-out accuracy {new} vs {old} for {model} ({n} labelled utterances, {folds} folds)", **values
+        )
+    return _(
+        "kept {model}: the new model measured worse, held-out accuracy {new} vs {old} for {model} "
+        "({n} labelled utterances, {folds} folds)",
+        **values,
+    )
 
 
 @command(app)
@@ -138,5 +190,5 @@ def rescore(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None
     settings, call_script = stored_calls_and_script(db, script)
     with store.writer(settings.database) as con:
         store.save_script(con, call_script)
-        count, name = qa.rescore(con, call_script, settings.models_dir)
-    typer.echo(f"rescored {count} calls of {call_script.id} with {name}")
+        rescored, name = qa.rescore(con, call_script, settings.models_dir)
+    typer.echo(_("rescored {n} calls of {script} with {model}", n=rescored, script=call_script.id, model=name))

@@ -47,7 +47,7 @@ def models_check(
     gaps = missing(settings.models_dir, settings.whisper_model, _engine(engine, settings))
     if gaps:
         raise ModelMissingError(_("missing models: {gaps}. Run `salescalls models setup`.", gaps="; ".join(gaps)))
-    typer.echo(f"models ready in {settings.models_dir}")
+    typer.echo(_("models ready in {folder}", folder=settings.models_dir))
 
 
 @command(models_app, "stages")
@@ -61,26 +61,25 @@ def models_stages(script: Path | None = typer.Option(None, help="call script YAM
     call_script = load_script(settings.script)
     import pandas as pd
 
+    HELD_OUT, REPLACED = _("held-out accuracy"), _("replaced model's")  # noqa: N806 - two column names
     rows = pd.DataFrame(
         [
             {
                 "": "*" if row["active"] else "",
-                "version": row["version"],
-                "model": row["name"],
-                "created": row["created_at"] or "",
-                "labelled calls": row.get("labelled_calls") if row["version"] else "",
-                "held-out accuracy": row.get("held_out_accuracy"),
-                "replaced model's": row.get("replaced_accuracy"),
-                "note": (row.get("verdict") or "")[:60] if row["version"] else "the script's examples only",
+                _("version"): row["version"],
+                _("model"): row["name"],
+                _("created"): row["created_at"] or "",
+                _("labelled calls"): row.get("labelled_calls") if row["version"] else "",
+                HELD_OUT: row.get("held_out_accuracy"),
+                REPLACED: row.get("replaced_accuracy"),
+                _("note"): (row.get("verdict") or "")[:60] if row["version"] else _("the script's examples only"),
             }
             for row in stage_versions.versions(settings.models_dir, call_script)
         ]
     )
-    typer.echo(f"stage models of {call_script.id} in {settings.models_dir}:")
-    typer.echo(
-        format_table(rows, {k: k for k in rows.columns}, {"held-out accuracy": ".1%", "replaced model's": ".1%"})
-    )
-    typer.echo("`salescalls models use N` activates version N (0: the cold start); then `salescalls rescore`")
+    typer.echo(_("stage models of {script} in {folder}:", script=call_script.id, folder=settings.models_dir))
+    typer.echo(format_table(rows, {k: k for k in rows.columns}, {HELD_OUT: ".1%", REPLACED: ".1%"}))
+    typer.echo(_("`salescalls models use N` activates version N (0: the cold start); then `salescalls rescore`"))
 
 
 @command(models_app, "use")
@@ -96,7 +95,13 @@ def models_use(
     call_script = load_script(settings.script)
     stage_versions.set_active(settings.models_dir, call_script, version, "chosen with salescalls models use")
     name = stage_versions.load_model(settings.models_dir, call_script).name
-    typer.echo(f"{call_script.id}: calls are now scored with {name}; run `salescalls rescore` for the stored ones")
+    typer.echo(
+        _(
+            "{script}: calls are now scored with {model}; run `salescalls rescore` for the stored ones",
+            script=call_script.id,
+            model=name,
+        )
+    )
 
 
 @command(script_app, "check")
@@ -105,11 +110,21 @@ def script_check(file: Path) -> None:
     from salescalls.script.spec import load_script
 
     script = load_script(file)
-    required = ", ".join(s.name + ("" if s.required else " (optional)") for s in script.stages)
-    typer.echo(f"{file}: script {script.id} v{script.version}, languages {', '.join(script.languages)}")
-    typer.echo(f"stages: {required}")
-    success = ", ".join(script.success) or "none (add `success:` naming the outcomes that make a call a success)"
-    typer.echo(f"success outcomes: {success}")
+    optional = _("(optional)")
+    required = ", ".join(s.name + ("" if s.required else f" {optional}") for s in script.stages)
+    languages = ", ".join(script.languages)
+    typer.echo(
+        _(
+            "{file}: script {script} v{version}, languages {languages}",
+            file=file,
+            script=script.id,
+            version=script.version,
+            languages=languages,
+        )
+    )
+    typer.echo(_("stages: {stages}", stages=required))
+    success = ", ".join(script.success) or _("none (add `success:` naming the outcomes that make a call a success)")
+    typer.echo(_("success outcomes: {outcomes}", outcomes=success))
 
 
 @command(app, "config")

@@ -122,53 +122,65 @@ def parse_script(text: str, source: str = "<script>") -> Script:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise ScriptError(f"{source}{line}: not valid YAML: {getattr(error, 'problem', error)}") from None
+        raise ScriptError(
+            i18n._(
+                "{where}: not valid YAML: {problem}", where=f"{source}{line}", problem=getattr(error, "problem", error)
+            )
+        ) from None
     if root is None:
         raise ScriptError(i18n._("{source}:1: the script is empty", source=source))
     if isinstance(root, yaml.MappingNode) and {str(k.value) for k, _ in root.value} >= {"name", "stages"}:
         return _labelled_set_script(root, text, source)
     parser = _Parser(source)
-    top = parser.mapping(root, "the script", _TOP_KEYS)
+    top = parser.mapping(root, i18n._("the script"), _TOP_KEYS)
     script_id = parser.text(parser.need(top, "script", root), "script")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", script_id):
-        parser.fail(top["script"], "script id may hold letters, digits, '.', '_' and '-' only")
+        parser.fail(top["script"], i18n._("script id may hold letters, digits, '.', '_' and '-' only"))
     version = parser.value(parser.need(top, "version", root))
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        parser.fail(top["version"], "version must be a whole number >= 1")
+        parser.fail(top["version"], i18n._("version must be a whole number >= 1"))
     languages = tuple(parser.text_list(parser.need(top, "languages", root), "languages"))
     for language_node in top["languages"].value:
         if not _LANGUAGE.match(str(language_node.value)):
-            parser.fail(language_node, f"'{language_node.value}' is not a language code like en, ru, hu")
+            parser.fail(
+                language_node,
+                i18n._("'{language}' is not a language code like en, ru, hu", language=language_node.value),
+            )
     parser.languages = languages
 
     stages_node = parser.need(top, "stages", root)
     if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
-        parser.fail(stages_node, "stages must be a non-empty list")
+        parser.fail(stages_node, i18n._("stages must be a non-empty list"))
     stages = [parser.stage(node) for node in stages_node.value]
     for node, stage in zip(stages_node.value, stages, strict=True):
         parser.need_usable_examples(node, stage)
     seen: dict[str, int] = {}
     for node, stage in zip(stages_node.value, stages, strict=True):
         if stage.name in seen:
-            parser.fail(node, f"stage '{stage.name}' is defined twice")
+            parser.fail(node, i18n._("stage '{stage}' is defined twice", stage=stage.name))
         seen[stage.name] = 1
 
     named: dict[str, dict[str, Phrases]] = {"outcomes": {}, "trackers": {}, "reasons": {}}
+    kinds = {
+        "outcomes": i18n.N_("outcome '{name}'"),
+        "trackers": i18n.N_("tracker '{name}'"),
+        "reasons": i18n.N_("reason '{name}'"),
+    }
     for section, found in named.items():
-        kind = section[:-1]  # outcome, tracker, reason
         for key_node, value_node in parser.pairs(top[section], section) if section in top else []:
             name = str(key_node.value)
+            what = i18n._(kinds[section], name=name)
             if not _NAME.match(name) or name != name.lower():
-                parser.fail(key_node, f"{kind} '{name}' must be lower-case words joined by underscores")
+                parser.fail(key_node, i18n._("{what} must be lower-case words joined by underscores", what=what))
             # a tracker or reason may be said in any language the calls have, not only the examples'
-            found[name] = parser.phrases(value_node, f"{kind} '{name}'", any_language=section != "outcomes")
+            found[name] = parser.phrases(value_node, what, any_language=section != "outcomes")
     outcomes = named["outcomes"]
     rules: dict[str, list[PhraseRule]] = {"forbidden": [], "controlled": []}
     for kind in rules:
         if kind in top:
             node = top[kind]
             if not isinstance(node, yaml.SequenceNode):
-                parser.fail(node, f"{kind} must be a list of rules")
+                parser.fail(node, i18n._("{kind} must be a list of rules", kind=kind))
             rules[kind] = [parser.rule(item) for item in node.value]
     vocabulary = tuple(parser.text_list(top["vocabulary"], "vocabulary")) if "vocabulary" in top else ()
     return Script(
@@ -206,16 +218,18 @@ def _labelled_set_script(root: yaml.MappingNode, text: str, source: str) -> Scri
     languages = tuple(parser.text_list(top["languages"], "languages")) if "languages" in top else ("en",)
     stages_node = top["stages"]
     if not isinstance(stages_node, yaml.SequenceNode) or not stages_node.value:
-        parser.fail(stages_node, "stages must be a non-empty list")
+        parser.fail(stages_node, i18n._("stages must be a non-empty list"))
     stages = []
     for node in stages_node.value:
-        fields = {str(k.value): v for k, v in parser.pairs(node, "a stage")}
-        name = parser.text(parser.need(fields, "name", node), "stage name")
+        fields = {str(k.value): v for k, v in parser.pairs(node, i18n._("a stage"))}
+        name = parser.text(parser.need(fields, "name", node), i18n._("stage name"))
         order = parser.value(fields["order"]) if "order" in fields else len(stages) + 1
         required = parser.value(fields["required"]) if "required" in fields else False
         if not isinstance(required, bool):
-            parser.fail(fields["required"], f"stage '{name}': required must be true or false")
-        examples = parser.text_list(parser.need(fields, "examples", node), f"stage '{name}' examples")
+            parser.fail(fields["required"], i18n._("stage '{stage}': required must be true or false", stage=name))
+        examples = parser.text_list(
+            parser.need(fields, "examples", node), i18n._("stage '{stage}' examples", stage=name)
+        )
         description = parser.text(fields["description"], "description") if "description" in fields else ""
         stage = Stage(name, required, "both", description, {ANY_ROLE: {languages[0]: tuple(examples)}})
         parser.need_usable_examples(node, stage)
@@ -253,12 +267,12 @@ class _Parser:
 
     def need(self, mapping: dict, key: str, parent: yaml.Node) -> yaml.Node:
         if key not in mapping:
-            self.fail(parent, f"missing '{key}'")
+            self.fail(parent, i18n._("missing '{key}'", key=key))
         return mapping[key]
 
     def pairs(self, node: yaml.Node, where: str) -> list[tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
-            self.fail(node, f"{where} must be a mapping")
+            self.fail(node, i18n._("{where} must be a mapping", where=where))
         return list(node.value)
 
     def mapping(self, node: yaml.Node, where: str, allowed: set[str]) -> dict[str, yaml.Node]:
@@ -266,14 +280,23 @@ class _Parser:
         for key_node, value_node in self.pairs(node, where):
             key = str(key_node.value)
             if key not in allowed:
-                self.fail(key_node, f"unknown key '{key}' in {where} (allowed: {', '.join(sorted(allowed))})")
+                allowed_keys = ", ".join(sorted(allowed))
+                self.fail(
+                    key_node,
+                    i18n._(
+                        "unknown key '{key}' in {where} (allowed: {allowed})",
+                        key=key,
+                        where=where,
+                        allowed=allowed_keys,
+                    ),
+                )
             result[key] = value_node
         return result
 
     def text(self, node: yaml.Node, where: str) -> str:
         value = self.value(node)
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
-            self.fail(node, f"{where} must be non-empty text")
+            self.fail(node, i18n._("{where} must be non-empty text", where=where))
         return str(value).strip()
 
     def success(self, node: yaml.Node | None, outcomes: dict) -> tuple[str, ...]:
@@ -284,48 +307,86 @@ class _Parser:
         names = self.text_list(node, "success")
         for item, name in zip(node.value, names, strict=True):
             if outcomes and name not in outcomes:
-                self.fail(item, f"success outcome '{name}' is not one of the script's outcomes: {', '.join(outcomes)}")
+                self.fail(
+                    item,
+                    i18n._(
+                        "success outcome '{name}' is not one of the script's outcomes: {outcomes}",
+                        name=name,
+                        outcomes=", ".join(outcomes),
+                    ),
+                )
         return tuple(dict.fromkeys(names))
 
     def text_list(self, node: yaml.Node, where: str) -> list[str]:
         if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.fail(node, f"{where} must be a non-empty list")
-        return [self.text(item, f"an item of {where}") for item in node.value]
+            self.fail(node, i18n._("{where} must be a non-empty list", where=where))
+        item_of = i18n._("an item of {where}", where=where)
+        return [self.text(item, item_of) for item in node.value]
 
     def phrases(self, node: yaml.Node, where: str, any_language: bool = False) -> Phrases:
         result = {}
-        for key_node, value_node in self.pairs(node, f"{where} (language -> phrases)"):
+        for key_node, value_node in self.pairs(node, i18n._("{where} (language -> phrases)", where=where)):
             language = str(key_node.value)
             if any_language and not _LANGUAGE.match(language):
-                self.fail(key_node, f"'{language}' in {where} is not a language code like en, ru, hu")
+                self.fail(
+                    key_node,
+                    i18n._(
+                        "'{language}' in {where} is not a language code like en, ru, hu", language=language, where=where
+                    ),
+                )
             if not any_language and language not in self.languages:
                 self.fail(
                     key_node,
-                    f"language '{language}' in {where} is not in the script's languages {list(self.languages)}",
+                    i18n._(
+                        "language '{language}' in {where} is not in the script's languages {languages}",
+                        language=language,
+                        where=where,
+                        languages=list(self.languages),
+                    ),
                 )
             result[language] = tuple(self.text_list(value_node, f"{where} [{language}]"))
         return result
 
     def stage(self, node: yaml.Node) -> Stage:
-        fields = self.mapping(node, "a stage", _STAGE_KEYS)
-        name = self.text(self.need(fields, "name", node), "stage name")
+        fields = self.mapping(node, i18n._("a stage"), _STAGE_KEYS)
+        name = self.text(self.need(fields, "name", node), i18n._("stage name"))
         if not _NAME.match(name) or name != name.lower() or name == OFF_SCRIPT:
-            rule = f"must be lower-case words joined by underscores, not '{OFF_SCRIPT}'"
-            self.fail(fields["name"], f"stage name '{name}' {rule}")
+            self.fail(
+                fields["name"],
+                i18n._(
+                    "stage name '{name}' must be lower-case words joined by underscores, not '{off}'",
+                    name=name,
+                    off=OFF_SCRIPT,
+                ),
+            )
         required = self.value(self.need(fields, "required", node))
         if not isinstance(required, bool):
-            self.fail(fields["required"], f"stage '{name}': required must be true or false")
+            self.fail(fields["required"], i18n._("stage '{stage}': required must be true or false", stage=name))
         speaker = self.text(self.need(fields, "speaker", node), "speaker")
         if speaker not in SPEAKERS:
-            self.fail(fields["speaker"], f"stage '{name}': speaker must be one of {', '.join(SPEAKERS)}")
+            self.fail(
+                fields["speaker"],
+                i18n._("stage '{stage}': speaker must be one of {speakers}", stage=name, speakers=", ".join(SPEAKERS)),
+            )
         examples = {}
-        for role_node, phrases_node in self.pairs(self.need(fields, "examples", node), f"stage '{name}' examples"):
+        examples_node = self.need(fields, "examples", node)
+        for role_node, phrases_node in self.pairs(examples_node, i18n._("stage '{stage}' examples", stage=name)):
             role = str(role_node.value)
             if role not in ROLES:
-                self.fail(role_node, f"stage '{name}': examples are keyed by role ({', '.join(ROLES)}), not '{role}'")
-            examples[role] = self.phrases(phrases_node, f"stage '{name}' {role} examples")
+                self.fail(
+                    role_node,
+                    i18n._(
+                        "stage '{stage}': examples are keyed by role ({roles}), not '{role}'",
+                        stage=name,
+                        roles=", ".join(ROLES),
+                        role=role,
+                    ),
+                )
+            examples[role] = self.phrases(
+                phrases_node, i18n._("stage '{stage}' {role} examples", stage=name, role=role)
+            )
         if not any(examples.values()):
-            self.fail(node, f"stage '{name}' has no example phrases")
+            self.fail(node, i18n._("stage '{stage}' has no example phrases", stage=name))
         description = self.text(fields["description"], "description") if "description" in fields else ""
         return Stage(name=name, required=required, speaker=speaker, description=description, examples=examples)
 
@@ -333,13 +394,19 @@ class _Parser:
         """A stage is learned from its examples: at least one must hold a word."""
         phrases = [p for by_language in stage.examples.values() for ps in by_language.values() for p in ps]
         if not any(_WORD.search(p) for p in phrases):
-            self.fail(node, f"stage '{stage.name}' has no usable example phrase (none holds a word): add real examples")
+            self.fail(
+                node,
+                i18n._(
+                    "stage '{stage}' has no usable example phrase (none holds a word): add real examples",
+                    stage=stage.name,
+                ),
+            )
 
     def rule(self, node: yaml.Node) -> PhraseRule:
-        fields = self.mapping(node, "a phrase rule", _RULE_KEYS)
-        name = self.text(self.need(fields, "name", node), "rule name")
+        fields = self.mapping(node, i18n._("a phrase rule"), _RULE_KEYS)
+        name = self.text(self.need(fields, "name", node), i18n._("rule name"))
         return PhraseRule(
             name=name,
             description=self.text(fields["description"], "description") if "description" in fields else "",
-            phrases=self.phrases(self.need(fields, "phrases", node), f"rule '{name}'"),
+            phrases=self.phrases(self.need(fields, "phrases", node), i18n._("rule '{name}'", name=name)),
         )

