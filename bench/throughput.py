@@ -169,13 +169,16 @@ def pipeline_run(paths: list[Path], workers: int, work: Path, env: dict[str, str
     }
 
 
-def parse_run(run: str) -> tuple[str, str | None, int]:
-    """'faster/float32:2' -> ('faster', 'float32', 2); the compute type is optional."""
-    engine_part, _, workers = run.partition(":")
+def parse_run(run: str) -> tuple[str, str | None, int, bool]:
+    """'faster/float32:2' -> ('faster', 'float32', 2, False); the compute type is optional, and a
+    ':spin' suffix runs with the OpenMP runtimes' own wait policy (threads spin after their work)
+    instead of the product's OMP_WAIT_POLICY=PASSIVE, to measure what that setting buys."""
+    engine_part, _, rest = run.partition(":")
+    workers, _, suffix = rest.partition(":")
     engine, _, compute = engine_part.partition("/")
-    if not workers.isdigit() or int(workers) < 1:
-        raise SystemExit(f"--runs: {run!r} is not ENGINE[/COMPUTE]:WORKERS (e.g. faster/float32:2)")
-    return engine, compute or None, int(workers)
+    if not workers.isdigit() or int(workers) < 1 or suffix not in ("", "spin"):
+        raise SystemExit(f"--runs: {run!r} is not ENGINE[/COMPUTE]:WORKERS[:spin] (e.g. faster/float32:2)")
+    return engine, compute or None, int(workers), suffix == "spin"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--runs",
         default="openai:1,faster/float32:1,faster/float32:2",
-        help="pipeline runs as ENGINE[/COMPUTE]:WORKERS (other engine settings from SALESCALLS_ASR_*)",
+        help="pipeline runs as ENGINE[/COMPUTE]:WORKERS[:spin] (other engine settings from SALESCALLS_ASR_*)",
     )
     parser.add_argument(
         "--copies", type=int, default=1, help="each file N times (a night-sized inbox; each copy a distinct call)"
@@ -226,10 +229,10 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{kind}: {system} on {len(paths)} files ({audio_s:.0f} s)...", flush=True)
                 rows[system] = {"seconds": asr_alone(paths, system, settings.models_dir, threads)}
             for run in args.runs.split(","):
-                engine, compute, workers = parse_run(run)
+                engine, compute, workers, spin = parse_run(run)
                 chosen = {"asr_engine": engine, **({"asr_compute": compute} if compute else {})}
                 label = transcribe.engine_label(Settings.from_env(**chosen))
-                name = f"salescalls {label}, {workers} worker{'s' if workers > 1 else ''}"
+                name = f"salescalls {label}, {workers} worker{'s' if workers > 1 else ''}{', spinning' if spin else ''}"
                 print(f"{kind}: {name}...", flush=True)
                 # One worker uses every core; two share them (one torch/CTranslate2 thread each).
                 run_env = {
@@ -237,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "SALESCALLS_ASR_ENGINE": engine,
                     **({"SALESCALLS_ASR_COMPUTE": compute} if compute else {}),
                     "SALESCALLS_THREADS": str(threads if workers == 1 else max(1, threads // workers)),
+                    # Empty: libgomp's default policy (salescalls only sets the variable when absent).
+                    "OMP_WAIT_POLICY": "" if spin else env.get("OMP_WAIT_POLICY", "PASSIVE"),
                 }
                 rows[name] = pipeline_run(paths, workers, work, run_env)
                 if rows[name]["calls_added"] + rows[name]["quarantined"] != len(paths):

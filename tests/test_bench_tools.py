@@ -13,9 +13,10 @@ from tests.conftest import write_tone
 
 
 def test_runs_are_engine_compute_and_workers():
-    assert throughput.parse_run("openai:1") == ("openai", None, 1)
-    assert throughput.parse_run("faster/float32:2") == ("faster", "float32", 2)
-    for bad in ("faster", "faster:0", "faster:two"):
+    assert throughput.parse_run("openai:1") == ("openai", None, 1, False)
+    assert throughput.parse_run("faster/float32:2") == ("faster", "float32", 2, False)
+    assert throughput.parse_run("faster/float32:2:spin") == ("faster", "float32", 2, True)
+    for bad in ("faster", "faster:0", "faster:two", "faster:2:fast"):
         with pytest.raises(SystemExit, match="ENGINE\\[/COMPUTE\\]:WORKERS"):
             throughput.parse_run(bad)
 

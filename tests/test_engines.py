@@ -164,3 +164,17 @@ def test_the_faster_engine_transcribes_real_speech(model_settings):
         words[batch] = " ".join(w.text for w in result.words).lower()
         assert "ask not what your country can do for you" in words[batch].replace(",", "")
         assert all(0.0 <= w.start <= w.end <= 11.5 for w in result.words)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE"), ("", "")])
+def test_openmp_threads_sleep_after_their_work_unless_the_user_says_otherwise(given, expected):
+    """Set when salescalls is imported, before torch or CTranslate2 can load their libgomp."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import salescalls, os, sys; print(repr(os.environ['OMP_WAIT_POLICY'])); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [repr(expected), "False"]

