@@ -22,7 +22,9 @@ Systems:
 - salescalls-words: the product's stage model with words only (no sentence encoder);
 - salescalls: the product's stage model with the sentence encoder (what `make demo` runs).
   Both decoded as sequences (the product) and per utterance ("-per-utterance": what the
-  decoder adds or costs), from the same fitted model.
+  decoder adds or costs), from the same fitted model; "-marginal" reads the same sequence model
+  utterance by utterance (forward-backward) instead of as one path (Viterbi), which the product
+  does when `train` finds it better on held-out labels.
 Reported: accuracy and macro-F1 over the stages present in the labels, F1 per stage, the share
 of calls whose drop-off stage (the end stage as salescalls.script.score defines it) is right, and
 throughput. Sentence vectors are cached in bench/results/vectors.npz between runs.
@@ -31,6 +33,7 @@ throughput. Sentence vectors are cached in bench/results/vectors.npz between run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -187,7 +190,12 @@ class Salescalls:
             [self.model_.stages[k] for k in np.argmax(self.model_.emissions(*b[:2], b[3]), axis=1)] if b[0] else []
             for b in batch
         ]
-        return {self.name: decoded, f"{self.name}-per-utterance": per_utterance}
+        results = {self.name: decoded, f"{self.name}-per-utterance": per_utterance}
+        # The same sequence model read utterance by utterance (what the product does when `train`
+        # chooses it; cold, it reads the whole path).
+        marginal = dataclasses.replace(self.model_, decoding="marginal")
+        results[f"{self.name}-marginal"] = [[label.stage for label in labels] for labels in marginal.label_calls(batch)]
+        return results
 
 
 def _predict(system, dialogues: list[Dialogue]) -> dict[str, list[list[str]]]:

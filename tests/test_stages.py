@@ -273,3 +273,29 @@ def test_a_script_in_one_language_maps_calls_in_another(language, cases, at_leas
     words_only = right(train(script, [], encoder=None), cases)
     assert with_meaning >= at_least, f"{with_meaning} of {len(cases)}"
     assert words_only < with_meaning  # TF-IDF cannot read another language; the sentence encoder can
+
+
+def test_marginal_decoding_reads_each_utterance_from_the_whole_call(demo_script):
+    import dataclasses
+
+    path_model = train_from_script(demo_script)
+    marginal_model = dataclasses.replace(path_model, decoding="marginal")
+    k = len(path_model.stages)
+    rng = np.random.default_rng(3)
+    emission = rng.dirichlet(np.ones(k) * 0.7, size=12)
+    log_e = np.log(emission)
+    log_e[-1] += np.log(path_model.final)
+    log_t, log_i = np.log(path_model.transitions), np.log(path_model.initial)
+    marginals = posteriors(log_e, log_t, log_i)
+    expected_path = viterbi(log_e, log_t, log_i)
+    by_marginal = marginal_model._decode(emission, None)
+    by_path = path_model._decode(emission, None)
+    names = list(path_model.stages)
+    assert [names.index(label.stage) for label in by_path if label.stage in names] == [
+        s for s, label in zip(expected_path, by_path, strict=True) if label.stage in names
+    ]
+    for t, label in enumerate(by_marginal):
+        if label.stage in names:  # off-script aside, the utterance's most likely stage given the call
+            assert names.index(label.stage) == int(np.argmax(marginals[t]))
+            assert label.confidence == pytest.approx(marginals[t].max())
+    assert [label.stage for label in by_marginal] != [label.stage for label in by_path]  # the choice matters here

@@ -240,13 +240,18 @@ def posteriors_many(
     beta = np.ones((n_calls, n_steps, n_states))
     first = np.exp(log_initial - log_initial.max())[None] * emissions[:, 0]
     alpha[:, 0] = first / first.sum(axis=1, keepdims=True)
+    # Without entry penalties every step has the same matrix: exponentiate it once, not per step
+    # and pass; with them, each step's matrix once, shared by the forward and the backward pass.
+    if log_entry is None:
+        steps_into = [np.exp(log_transitions)[None]] * n_steps
+    else:
+        steps_into = [None] + [np.exp(_batch_steps(log_transitions, log_entry, t)) for t in range(1, n_steps)]
     for t in range(1, n_steps):
-        forward = np.matmul(alpha[:, t - 1][:, None, :], np.exp(_batch_steps(log_transitions, log_entry, t)))[:, 0]
+        forward = np.matmul(alpha[:, t - 1][:, None, :], steps_into[t])[:, 0]
         forward *= emissions[:, t]
         alpha[:, t] = forward / forward.sum(axis=1, keepdims=True)
     for t in range(n_steps - 2, -1, -1):
-        steps = np.exp(_batch_steps(log_transitions, log_entry, t + 1))
-        backward = np.matmul(steps, (emissions[:, t + 1] * beta[:, t + 1])[:, :, None])[:, :, 0]
+        backward = np.matmul(steps_into[t + 1], (emissions[:, t + 1] * beta[:, t + 1])[:, :, None])[:, :, 0]
         backward /= backward.sum(axis=1, keepdims=True)
         beta[:, t] = np.where((t + 1 < lengths)[:, None], backward, 1.0)
     marginals = alpha * beta

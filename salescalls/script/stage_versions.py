@@ -68,6 +68,7 @@ def save_model(model: StageModel, models_dir: Path, training: dict) -> Path:
         "script_version": model.script_version,
         "stages": list(model.stages),
         "encoder": getattr(model.classifier, "encoder", None),
+        "decoder": {"sequence_weight": model.sequence_weight, "decoding": model.decoding},
         "created_at": datetime.now().isoformat(timespec="seconds"),
         "libraries": {"scikit-learn": sklearn.__version__, "spacy": spacy.__version__, "numpy": np.__version__},
         "training": training,

@@ -42,6 +42,11 @@ class StageLabel:
 OFF_SCRIPT_MARGIN = 1.5  # off-script: no stage is this many times likelier than a uniform guess...
 OFF_SCRIPT_BELOW = 0.5  # ...and the decoder too is less sure than this of the stage it chose
 SEQUENCE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # how much the transitions count, chosen from data
+# How a call's sequence becomes one stage per utterance, chosen from data with the weight:
+# "path", the most likely sequence as a whole (Viterbi); "marginal", each utterance's most likely
+# stage given the whole call (forward-backward), which maximises the expected number of right
+# utterances and does not force a call that jumps back and forth onto one path.
+DECODINGS = ("path", "marginal")
 MIN_CALLS_TO_TUNE_DECODER = 5  # ...from at least this many labelled calls
 MIN_LABELS_TO_TUNE_DECODER = 50  # ...and labelled utterances; with fewer, the script's order decides
 # A stage the script says one party leads (`speaker: rep`) is rarely entered on the other party's
@@ -62,6 +67,7 @@ class StageModel:
     initial: np.ndarray  # (K,) first-utterance stage distribution
     name: str  # model identity stored with every scored call
     sequence_weight: float = 1.0  # 0: each utterance on its own; 1: full hidden-Markov decoding
+    decoding: str = "path"  # "path" (Viterbi) or "marginal" (forward-backward), see DECODINGS
     outcome_model: object | None = None  # outcomes.OutcomeClassifier trained with it, if any
     leaders: tuple[str, ...] = ()  # per stage, who leads it (script `speaker`); () for no rule
     final: np.ndarray | None = None  # (K,) stage of a call's last utterance; None: no preference
@@ -152,8 +158,11 @@ class StageModel:
                     log_e[row, length - 1] += log_final
                 if entries[row] is not None:
                     log_entry[row, :length] = self.sequence_weight * entries[row]
-            paths = viterbi_many(log_e, lengths, log_t, log_i, log_entry)
             marginals = posteriors_many(log_e, lengths, log_t, log_i, log_entry)
+            if self.decoding == "marginal":
+                paths = np.argmax(marginals, axis=2)
+            else:
+                paths = viterbi_many(log_e, lengths, log_t, log_i, log_entry)
             confidence = np.take_along_axis(marginals, paths[:, :, None], axis=2)[:, :, 0]
             off = nothing_fits & (confidence < OFF_SCRIPT_BELOW) & ~flat
             names = np.array(self.stages + (OFF_SCRIPT,), dtype=object)
@@ -289,23 +298,25 @@ def train(
     )
     labelled_calls = sum(any(stage in script.stage_names for stage in call.stages) for call in calls)
     if labelled_calls >= MIN_CALLS_TO_TUNE_DECODER and labelled_rows >= MIN_LABELS_TO_TUNE_DECODER:
-        model.sequence_weight = _choose_sequence_weight(model, calls, examples)
+        model.sequence_weight, model.decoding = _choose_decoder(model, calls, examples)
     return model
 
 
-def _choose_sequence_weight(model: StageModel, calls: list[LabelledCall], first_call_row: int) -> float:
-    """How much the learned transitions should count, decided by the labelled calls themselves.
+def _choose_decoder(model: StageModel, calls: list[LabelledCall], first_call_row: int) -> tuple[float, str]:
+    """How much the learned transitions should count and how the sequence is read (DECODINGS),
+    decided by the labelled calls themselves.
 
     Decodes every labelled call from the classifier's out-of-fold probabilities (rows it was not
-    trained on) with each candidate weight and keeps the most accurate: a script whose calls
-    follow its order gains from decoding, data that jumps around does not ("where the data
-    supports it"). Without out-of-fold scores (too few labels) the full decoder is kept.
+    trained on) with each candidate weight and decoding and keeps the most accurate: a script
+    whose calls follow its order gains from decoding, data that jumps around does not ("where
+    the data supports it"). Ties keep the stronger order and the whole path. Without out-of-fold
+    scores (too few labels) the full path decoder is kept.
     """
     from scipy.special import softmax
 
     held_out = getattr(model.classifier, "held_out_scores_", None)
     if held_out is None:
-        return 1.0
+        return 1.0, "path"
     proba = model._order(softmax(held_out * model.classifier.temperature_, axis=1))
     # Unlabelled utterances were not training rows: decode the labelled ones in order.
     decodable, truths, row = [], [], first_call_row
@@ -316,15 +327,16 @@ def _choose_sequence_weight(model: StageModel, calls: list[LabelledCall], first_
             decodable.append((proba[row : row + len(truth)], None, roles))
             truths.append(truth)
         row += len(truth)
-    best, best_right = 1.0, -1
-    for weight in sorted(SEQUENCE_WEIGHTS, reverse=True):  # ties keep the stronger order
-        model.sequence_weight = weight
-        predicted = model._decode_many(decodable)
-        right = sum(
-            p.stage == t
-            for call, truth in zip(predicted, truths, strict=True)
-            for p, t in zip(call, truth, strict=True)
-        )
-        if right > best_right:
-            best, best_right = weight, right
+    best, best_right = (1.0, "path"), -1
+    for weight in sorted(SEQUENCE_WEIGHTS, reverse=True):  # ties keep the stronger order...
+        for decoding in DECODINGS:  # ...and the whole path
+            model.sequence_weight, model.decoding = weight, decoding
+            predicted = model._decode_many(decodable)
+            right = sum(
+                p.stage == t
+                for call, truth in zip(predicted, truths, strict=True)
+                for p, t in zip(call, truth, strict=True)
+            )
+            if right > best_right:
+                best, best_right = (weight, decoding), right
     return best
