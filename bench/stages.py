@@ -24,7 +24,9 @@ Systems:
   Both decoded as sequences (the product) and per utterance ("-per-utterance": what the
   decoder adds or costs), from the same fitted model; "-marginal" reads the same sequence model
   utterance by utterance (forward-backward) instead of as one path (Viterbi), which the product
-  does when `train` finds it better on held-out labels.
+  does when `train` finds it better on held-out labels; "-adapted" is `salescalls adapt`: the
+  cold start's surest utterances of the calls under test (words and speakers, never their labels)
+  become examples as well, beside the setting's training labels.
 Reported: accuracy and macro-F1 over the stages present in the labels, F1 per stage, the share
 of calls whose drop-off stage (the end stage as salescalls.script.score defines it) is right, and
 throughput. Sentence vectors are cached in bench/results/vectors.npz between runs.
@@ -47,6 +49,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import KFold
 
 from bench.report import stamp, write_json
+from salescalls.script.adapt import UnlabelledCall, adapt
 from salescalls.script.outcomes import CallEnd, OutcomeClassifier
 from salescalls.script.score import call_path
 from salescalls.script.spec import OFF_SCRIPT, Script, load_script
@@ -179,7 +182,9 @@ class Salescalls:
         self.name = "salescalls" if encoder else "salescalls-words"
 
     def fit(self, script: Script, dialogues: list[Dialogue]):
-        self.model_ = train(script, [d.call for d in dialogues], encoder=self.encoder)
+        self.script_ = script
+        self.training_ = [d.call for d in dialogues]
+        self.model_ = train(script, self.training_, encoder=self.encoder)
         return self
 
     def predict_many(self, dialogues: list[Dialogue]) -> dict[str, list[list[str]]]:
@@ -195,6 +200,11 @@ class Salescalls:
         # chooses it; cold, it reads the whole path).
         marginal = dataclasses.replace(self.model_, decoding="marginal")
         results[f"{self.name}-marginal"] = [[label.stage for label in labels] for labels in marginal.label_calls(batch)]
+        # `salescalls adapt`: the cold start's surest utterances of the calls being labelled (their
+        # words and speakers only, never their labels) become examples too, with the training labels.
+        unlabelled = [UnlabelledCall(d.call.texts, d.call.roles, d.call.language) for d in dialogues]
+        adapted, _ = adapt(self.script_, unlabelled, self.training_, encoder=self.encoder)
+        results[f"{self.name}-adapted"] = [[label.stage for label in labels] for labels in adapted.label_calls(batch)]
         return results
 
 

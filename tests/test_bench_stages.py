@@ -36,7 +36,14 @@ def test_bench_reports_every_system_cold_cross_validated_and_on_left_out_domains
     arguments = [str(data), "--script", str(DEMO_SCRIPT), "--folds", "2", "--min-domain-calls", "3"]
     report = bench.main([*arguments, "--json", str(tmp_path / "r.json"), "--vectors", str(tmp_path / "v.npz")])
     results = report["sets"][str(data)]["results"]
-    systems = {"keywords", "tfidf+lr", "salescalls-words", "salescalls", "salescalls-per-utterance"}
+    systems = {
+        "keywords",
+        "tfidf+lr",
+        "salescalls-words",
+        "salescalls",
+        "salescalls-per-utterance",
+        "salescalls-adapted",
+    }
     assert set(results) >= systems | {"comparison"}
     for system in systems:
         for setting in ("cold", "cv"):

@@ -29,6 +29,8 @@ READ_COMMANDS = [  # commands that read the database, with the arguments they ne
     ["plan", "Alex Morgan"],
     ["runs"],
     ["search", "price"],
+    ["train"],
+    ["adapt"],
 ]
 
 

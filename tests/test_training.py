@@ -70,7 +70,7 @@ def test_a_candidate_that_measures_worse_is_kept_but_not_used(tmp_path, monkeypa
     env, db = environment(tmp_path), tmp_path / "calls.duckdb"
     assert invoke("labels", "import", str(demo_corpus(tmp_path / "a.jsonl", 3)), "--db", str(db), env=env)[0] == 0
 
-    def worse(script, calls, current_calls, seed=0):
+    def worse(script, calls, current_calls, seed=0, **examples):
         return {
             "folds": 3,
             "over": "calls",

@@ -113,13 +113,29 @@ def labels_import(
 def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
     """Train a stage-model candidate from the script's examples and every labelled call; it becomes
     the active model only when it measures at least as well on held-out labels."""
+    from salescalls.learning import training
+
+    _train_with(training.train_from_labels, db, script)
+
+
+@command(app)
+def adapt(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, help="call script YAML")) -> None:
+    """Teach the stage model the team's own words from its stored calls: the utterances the
+    script's examples classify surest become examples too. It becomes active only when it measures
+    at least as well on held-out labels; without labels it is saved for `models use`."""
+    from salescalls.learning import training
+
+    _train_with(training.adapt_to_stored_calls, db, script)
+
+
+def _train_with(trainer, db: Path | None, script: Path | None) -> None:
     from salescalls.db import store
     from salescalls.learning import training
 
     settings, call_script = stored_calls_and_script(db, script)
     with store.reader(settings.database) as con:
         try:
-            folder, record = training.train_from_labels(con, call_script, settings.models_dir)
+            folder, record = trainer(con, call_script, settings.models_dir)
         except ValueError as error:  # e.g. labels of one stage only: the models cannot be fitted
             raise InputError(str(error)) from None
     typer.echo(
@@ -131,6 +147,16 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
             examples=record["script_examples"],
         )
     )
+    adaptation = record.get("adaptation")
+    if adaptation:
+        typer.echo(
+            _(
+                "examples from {calls} stored calls: {examples} utterances, at most {per_stage} per stage",
+                calls=adaptation["calls"],
+                examples=sum(adaptation["examples"].values()),
+                per_stage=adaptation["per_stage"],
+            )
+        )
     typer.echo(verdict(record))
     outcome = record["outcome_model"]
     if isinstance(outcome, dict):
@@ -159,6 +185,12 @@ def train(db: Path | None = DB_OPTION, script: Path | None = typer.Option(None, 
 def verdict(record: dict) -> str:
     """The training record's verdict in the team's language (the sidecar keeps it in English)."""
     comparison, model = record["comparison"], record["replaces"]
+    if comparison is None and record.get("adaptation"):
+        return _(
+            "kept {model}: no labels to measure the adapted model on (label a review round and adapt again, "
+            "or choose it with `salescalls models use`)",
+            model=model,
+        )
     if comparison is None:
         return _(
             "kept {model}: too few labels to measure the new model on held-out ones (label 2 or more)", model=model

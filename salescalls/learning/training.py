@@ -30,7 +30,8 @@ from salescalls.db import store
 from salescalls.errors import InputError
 from salescalls.learning import corpus
 from salescalls.learning.review import use_stored_vectors
-from salescalls.script import outcomes, stage_versions, stages
+from salescalls.script import adapt, outcomes, stage_versions, stages
+from salescalls.script.classifier import Context
 from salescalls.script.spec import OFF_SCRIPT, Script
 
 MIN_OUTCOME_CALLS = 10  # stored calls with a CRM outcome needed to train the outcome model
@@ -92,18 +93,26 @@ def _folds(calls: list[stages.LabelledCall], seed: int):
 
 
 def held_out_comparison(
-    script: Script, calls: list[stages.LabelledCall], current_calls: set[str] | None, seed: int = 0
+    script: Script,
+    calls: list[stages.LabelledCall],
+    current_calls: set[str] | None,
+    seed: int = 0,
+    examples: list = (),
+    current_examples: list = (),
 ) -> dict | None:
-    """Held-out accuracy of the candidate (trained on every labelled call) and of the active model
-    (the cold start when `current_calls` is None, else trained on those calls), on the same labels."""
+    """Held-out accuracy of the candidate (trained on every labelled call, and on `examples`, the
+    stored calls' surest utterances when adapting) and of the active model (the cold start when
+    `current_calls` is None, else trained on those calls, and on `current_examples` if it was
+    adapted), on the same labels."""
     cold = stages.train_from_script(script)
+    adapted = stages.train(script, [], examples=list(current_examples)) if current_examples else cold
     right = {"candidate": 0, "current": 0}
     total = folds = 0
     for training, tests in _folds(calls, seed):
         folds += 1
-        candidate = stages.train(script, training)
+        candidate = stages.train(script, training, examples=list(examples))
         known = [c for c in training if current_calls is not None and c.call_id in current_calls]
-        current = stages.train(script, known) if known else cold
+        current = stages.train(script, known, examples=list(current_examples)) if known else adapted
         for call, scored in tests:
             right["candidate"] += _score(candidate, call, scored)
             right["current"] += _score(current, call, scored)
@@ -156,14 +165,17 @@ def cross_validate_outcomes(ends: list[outcomes.CallEnd], known: list[str], fold
     }
 
 
-def _current(models_dir: Path, script: Script) -> tuple[int, str, set[str] | None]:
-    """The active model's version, name and the labelled calls it was trained on (None: cold start)."""
+def _current(models_dir: Path, script: Script) -> tuple[int, str, set[str] | None, list]:
+    """The active model's version, name, the labelled calls it was trained on (None: cold start)
+    and the examples an adaptation gave it."""
     model = stage_versions.load_model(models_dir, script)
     version = next(row["version"] for row in stage_versions.versions(models_dir, script) if row["active"])
     if version == stage_versions.COLD_START:
-        return version, model.name, None
-    record = stage_versions.sidecar(models_dir, script.id, version)
-    return version, model.name, set(record.get("training", {}).get("call_ids", []))
+        return version, model.name, None, []
+    training = stage_versions.sidecar(models_dir, script.id, version).get("training", {})
+    adaptation = training.get("adaptation") or {}
+    examples = [(Context(text, role, language), stage) for text, role, language, stage in adaptation.get("taken", [])]
+    return version, model.name, set(training.get("call_ids", [])), examples
 
 
 def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path) -> tuple[Path, dict]:
@@ -181,21 +193,75 @@ def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir
             )
         )
     use_stored_vectors(con, stages.default_encoder(), [t for c in calls for t in c.texts], keep=False)
-    current_version, current_name, current_calls = _current(models_dir, script)
-    comparison = held_out_comparison(script, calls, current_calls)
-    model = stages.train(script, calls)
+    return _save_candidate(con, script, models_dir, calls)
+
+
+def adapt_to_stored_calls(con: duckdb.DuckDBPyConnection, script: Script, models_dir: Path) -> tuple[Path, dict]:
+    """A candidate from the script, the cold start's surest utterances of every stored call of the
+    script (salescalls.script.adapt) and any labels; saved as the next version.
+
+    With labels it is promoted only when it measures at least as well on held-out ones, as in
+    `train`. Without labels it cannot be measured, so it is saved but not used: a person labels a
+    review round (then `adapt` measures it) or chooses it with `salescalls models use`.
+    """
+    rows = con.execute(
+        "SELECT call_id, language FROM calls WHERE script_id = $script ORDER BY call_id", {"script": script.id}
+    ).fetchall()
+    if len(rows) < adapt.MIN_ADAPT_CALLS:
+        raise InputError(
+            i18n._(
+                "{n} stored calls of script {script}: adapting needs at least {minimum} (run a night first)",
+                n=len(rows),
+                script=script.id,
+                minimum=adapt.MIN_ADAPT_CALLS,
+            )
+        )
+    stored = store.stored_utterances_of(con, [call_id for call_id, _ in rows])
+    unlabelled = [
+        adapt.UnlabelledCall(
+            tuple(u.text for u in stored[call_id]),
+            tuple(u.role for u in stored[call_id]),
+            language,
+            tuple(not u.backchannel for u in stored[call_id]),
+        )
+        for call_id, language in rows
+    ]
+    calls = labelled_calls(con, script.id)
+    texts = [t for c in unlabelled for t in c.texts] + [t for c in calls for t in c.texts]
+    use_stored_vectors(con, stages.default_encoder(), texts, keep=False)
+    examples, adaptation = adapt.confident_examples(stages.train_from_script(script), unlabelled)
+    return _save_candidate(con, script, models_dir, calls, examples, adaptation)
+
+
+def _save_candidate(
+    con: duckdb.DuckDBPyConnection,
+    script: Script,
+    models_dir: Path,
+    calls: list[stages.LabelledCall],
+    examples: list = (),
+    adaptation: adapt.Adaptation | None = None,
+) -> tuple[Path, dict]:
+    """Train the candidate on the script, `examples` and the labelled calls; compare it with the
+    active model on held-out labels; save it; make it active only where that is safe."""
+    current_version, current_name, current_calls, current_examples = _current(models_dir, script)
+    comparison = (
+        held_out_comparison(script, calls, current_calls, examples=examples, current_examples=current_examples)
+        if calls
+        else None
+    )
+    model = stages.train(script, calls, examples=list(examples))
     ends, known_outcomes = calls_with_outcomes(con, script.id)
     outcome_metrics = None
     if len(ends) >= MIN_OUTCOME_CALLS and len(set(known_outcomes)) >= 2:
         outcome_metrics = cross_validate_outcomes(ends, known_outcomes)
         model.outcome_model = outcomes.OutcomeClassifier().fit(ends, known_outcomes)
     digest = hashlib.sha256(
-        json.dumps([[c.texts, c.roles, c.stages] for c in calls], ensure_ascii=False).encode("utf-8")
+        json.dumps(
+            [[c.texts, c.roles, c.stages] for c in calls] + [[e.text, e.role, stage] for e, stage in examples],
+            ensure_ascii=False,
+        ).encode("utf-8")
     ).hexdigest()
-    if comparison is None:
-        promoted = False
-        verdict = f"kept {current_name}: too few labels to measure the new model on held-out ones (label 2 or more)"
-    else:
+    if comparison is not None:
         promoted = comparison["candidate_accuracy"] >= comparison["current_accuracy"]
         numbers = (
             f"held-out accuracy {comparison['candidate_accuracy']:.1%} vs {comparison['current_accuracy']:.1%} "
@@ -204,6 +270,15 @@ def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir
         verdict = (
             f"promoted: {numbers}" if promoted else f"kept {current_name}: the new model measured worse, {numbers}"
         )
+    elif adaptation is not None:
+        promoted = False
+        verdict = (
+            f"kept {current_name}: no labels to measure the adapted model on (label a review round and adapt "
+            "again, or choose it with `salescalls models use`)"
+        )
+    else:
+        promoted = False
+        verdict = f"kept {current_name}: too few labels to measure the new model on held-out ones (label 2 or more)"
     training = {
         "labelled_calls": len(calls),
         "labelled_utterances": sum(s is not None for c in calls for s in c.stages),
@@ -211,6 +286,10 @@ def train_from_labels(con: duckdb.DuckDBPyConnection, script: Script, models_dir
         "script_sha256": script.sha256,
         "data_sha256": digest,
         "call_ids": sorted(c.call_id for c in calls),
+        # The examples themselves, so that a later comparison can rebuild this model fold by fold.
+        "adaptation": None
+        if adaptation is None
+        else {**adaptation.serialize(), "taken": [[e.text, e.role, e.language, stage] for e, stage in examples]},
         "comparison": comparison,
         "replaces": current_name,
         "promoted": promoted,

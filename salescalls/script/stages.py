@@ -219,8 +219,11 @@ def train_from_script(script: Script, random_state: int = 0, encoder: str | None
     return _cold_start_models[key]
 
 
-def training_rows(script: Script, calls: list[LabelledCall]) -> tuple[list[Context], list[str]]:
-    """The script's examples (no context) and every labelled utterance of the calls.
+def training_rows(
+    script: Script, calls: list[LabelledCall], examples: list[tuple[Context, str]] = ()
+) -> tuple[list[Context], list[str]]:
+    """The script's examples (no context), any further `examples` taken like them (the team's
+    own utterances, salescalls.script.adapt) and every labelled utterance of the calls.
 
     Labelled utterances come in context (neighbours, previous speaker, position) once there are
     enough of them to learn what context means (MIN_LABELS_TO_TUNE_DECODER in
@@ -231,6 +234,10 @@ def training_rows(script: Script, calls: list[LabelledCall]) -> tuple[list[Conte
     """
     X, y = script_training_data(script)
     rows = [_as_context(row) for row in X]
+    for context, stage in examples:
+        if stage in script.stage_names:
+            rows.append(Context(context.text, context.role, context.language))
+            y.append(stage)
     labelled = [(call, i) for call in calls for i, stage in enumerate(call.stages) if stage in script.stage_names]
     in_calls = len({id(call) for call, _ in labelled})
     with_context = len(labelled) >= MIN_LABELS_TO_TUNE_DECODER and in_calls >= MIN_CALLS_TO_TUNE_DECODER
@@ -257,24 +264,27 @@ def train(
     random_state: int = 0,
     name: str | None = None,
     encoder: str | None = "configured",
+    examples: list[tuple[Context, str]] = (),
     **classifier_params,
 ) -> StageModel:
     """A stage model from the script's examples plus labelled calls (none: cold start).
 
     `encoder` names the sentence encoder whose vectors are features ("configured": the one
-    SALESCALLS_ENCODER names, when installed; None: words only).
+    SALESCALLS_ENCODER names, when installed; None: words only). `examples` are more (context,
+    stage) examples weighed like the script's: the team's own utterances that the cold start is
+    surest of (salescalls.script.adapt), which keep the script's order for the transitions.
     """
     if encoder == "configured":
         encoder = default_encoder()
-    X, y = training_rows(script, calls)
+    X, y = training_rows(script, calls, examples)
     labelled_rows = sum(stage in script.stage_names for call in calls for stage in call.stages)
-    examples = len(X) - labelled_rows
+    example_rows = len(X) - labelled_rows
     # While the script's examples are most of the data they keep their say: equal weights (a stage
     # with one example is not blown up); once labelled calls dominate, stages are balanced.
-    classifier_params.setdefault("class_weight", "balanced" if labelled_rows > examples else None)
+    classifier_params.setdefault("class_weight", "balanced" if labelled_rows > example_rows else None)
     # A few examples per stage need stronger regularisation than thousands of labelled turns
     # (cold start on the dev dialogues: per-utterance macro-F1 0.597 at C=1, 0.521 at C=4).
-    classifier_params.setdefault("C", 4.0 if labelled_rows > examples else 1.0)
+    classifier_params.setdefault("C", 4.0 if labelled_rows > example_rows else 1.0)
     classifier = StageClassifier(random_state=random_state, encoder=encoder, **classifier_params).fit(X, y)
     prior = order_prior(len(script.stages), [stage.required for stage in script.stages])
     final = final_prior(len(script.stages))
@@ -283,7 +293,7 @@ def train(
         final = learn_final(calls, script.stage_names, final)
     else:
         transitions, initial = prior, initial_prior(len(script.stages))
-    kind = "trained" if calls else "cold-start"
+    kind = "trained" if calls else "adapted" if examples else "cold-start"
     features = "+meaning" if encoder else ""
     model = StageModel(
         script_id=script.id,
@@ -298,7 +308,7 @@ def train(
     )
     labelled_calls = sum(any(stage in script.stage_names for stage in call.stages) for call in calls)
     if labelled_calls >= MIN_CALLS_TO_TUNE_DECODER and labelled_rows >= MIN_LABELS_TO_TUNE_DECODER:
-        model.sequence_weight, model.decoding = _choose_decoder(model, calls, examples)
+        model.sequence_weight, model.decoding = _choose_decoder(model, calls, example_rows)
     return model
 
 
