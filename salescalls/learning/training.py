@@ -1,6 +1,7 @@
 """Training a new stage model from people's labels, promoted only when it measures at least as well.
 
     salescalls train        # candidate from script + labels, compared with the active model
+    salescalls adapt        # the same plus the stored calls' surest utterances as examples (no labels needed)
     salescalls models stages    # every version with what it measured; which one is active
     salescalls models use 2     # a person chooses (0: back to the cold start)
 
