@@ -211,7 +211,7 @@ def adapt_to_stored_calls(con: duckdb.DuckDBPyConnection, script: Script, models
     if len(rows) < adapt.MIN_ADAPT_CALLS:
         raise InputError(
             i18n._(
-                "{n} stored calls of script {script}: adapting needs at least {minimum} (run a night first)",
+                "{n} stored calls of script {script}: adapting needs at least {minimum} (store more calls first)",
                 n=len(rows),
                 script=script.id,
                 minimum=adapt.MIN_ADAPT_CALLS,
