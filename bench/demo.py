@@ -67,7 +67,7 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
     scored with the model `train` would leave active (the candidate only if promoted)."""
     from salescalls.learning import review, training
 
-    rows = label_from_truth(con, review.review_rows(con, labels), truth_dir)
+    rows = label_from_truth(con, review.review_rows(con, labels, script.id), truth_dir)
     by_call: dict[str, dict[int, str]] = {}
     for row in rows:
         if row["label"]:
