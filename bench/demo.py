@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from bench.report import stamp, write_json
 from salescalls.db import store
+from salescalls.insights import funnel
 from salescalls.insights.tables import format_table
-from salescalls.learning.evaluate import compare_call, compare_database, label_from_truth, load_truth, match_turns
+from salescalls.learning.evaluate import (
+    compare_call,
+    compare_database,
+    label_from_truth,
+    load_truth,
+    match_turns,
+    truth_record,
+)
+from salescalls.nightly.inbox import read_metadata
 from salescalls.pipeline import label_stages
 from salescalls.script import stages
 from salescalls.script.spec import load_script
@@ -26,6 +37,60 @@ def _truths(truth_dir: str):
         truth = load_truth(path)
         if isinstance(truth, dict) and "turns" in truth and "file" in truth:
             yield path, truth
+
+
+FUNNEL_COUNTS = ("got_here", "occurred", "dropped", "completed")
+
+
+def funnel_counts(con, script_id: str) -> dict[str, dict[str, int]]:
+    """The stored funnel of one script: per stage (in script order), its FUNNEL_COUNTS summed
+    over the script's versions."""
+    frame = funnel.dropoff(con, script_id)
+    counts: dict[str, dict[str, int]] = {}
+    for row in frame.sort_values("position").itertuples():
+        stage = counts.setdefault(row.stage, dict.fromkeys(FUNNEL_COUNTS, 0))
+        for name in FUNNEL_COUNTS:
+            stage[name] += int(getattr(row, name))
+    return counts
+
+
+def truth_funnel(con, truth_dir: str, script) -> dict[str, dict[str, int]]:
+    """The funnel the ground truth implies for the stored calls that have a truth file: each
+    built as if the pipeline had got every utterance right (evaluate.truth_record), with its
+    calls.csv row, in a scratch database, and counted by the same SQL as the stored one."""
+    metadata = read_metadata(Path(truth_dir) / "calls.csv").rows
+    stored = {row[0] for row in con.execute("SELECT file FROM calls WHERE script_id = ?", [script.id]).fetchall()}
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "truth.duckdb"
+        with store.writer(path) as truth_con:
+            store.save_script(truth_con, script)
+            for _, truth in _truths(truth_dir):
+                if truth["file"] in stored:
+                    store.save_call(truth_con, truth_record(truth, metadata.get(truth["file"], {}), script))
+        with store.reader(path) as truth_con:
+            return funnel_counts(truth_con, script.id)
+
+
+def rescored_funnel(db: str, script, rescored: list) -> dict[str, dict[str, int]]:
+    """The funnel after `salescalls rescore` with the review round's model: a scratch copy of
+    the database with the `rescored` (call_id, utterances, score) saved over the stored ones."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "rescored.duckdb"
+        shutil.copyfile(db, copy)
+        with store.writer(copy) as con:
+            store.save_rescored_many(con, rescored, "bench-review-round", script)
+        with store.reader(copy) as con:
+            return funnel_counts(con, script.id)
+
+
+def funnel_differences(found: dict, truth: dict) -> list[str]:
+    """'objection got_here 8 vs 9' for every stage count that is not the truth's."""
+    return [
+        f"{stage} {name} {found.get(stage, {}).get(name, 0)} vs {counts[name]}"
+        for stage, counts in truth.items()
+        for name in FUNNEL_COUNTS
+        if found.get(stage, {}).get(name, 0) != counts[name]
+    ]
 
 
 def leave_one_call_out(con, truth_dir: str, script) -> dict:
@@ -89,11 +154,13 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
     promoted = comparison is not None and comparison["candidate_accuracy"] >= comparison["current_accuracy"]
     model = stages.train(script, calls) if promoted else stages.train_from_script(script)
     right_end = right_stage = matched = 0
+    rescored = []
     for path, truth in _truths(truth_dir):
         row = con.execute("SELECT call_id, language FROM calls WHERE file = ?", [truth["file"]]).fetchone()
         if row is None:
             continue
         scored, score = label_stages(store.stored_utterances(con, row[0]), script, model, row[1])
+        rescored.append((row[0], scored, score))
         comparison_ = compare_call(path.stem, list(scored), score.end_stage, score.ended_by, truth)
         right_end += comparison_.end_stage_ok
         right_stage += comparison_.stage_correct
@@ -104,6 +171,7 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
         "promoted": promoted,
         "end_stage_correct": right_end,
         "stage_accuracy": round(right_stage / max(matched, 1), 4),
+        "rescored": rescored,
     }
 
 
@@ -121,11 +189,14 @@ def main(argv: list[str] | None = None) -> dict:
         texts = [row[0] for row in con.execute("SELECT text FROM utterances").fetchall()]
         use_stored_vectors(con, stages.default_encoder(), texts, keep=False)  # the run kept them
         comparisons = compare_database(con, args.truth)
-        trained = leave_one_call_out(con, args.truth, load_script(args.script)) if comparisons else None
-        reviewed = review_round(con, args.truth, load_script(args.script)) if comparisons else None
+        script = load_script(args.script)
+        trained = leave_one_call_out(con, args.truth, script) if comparisons else None
+        reviewed = review_round(con, args.truth, script) if comparisons else None
+        funnels = {"truth": truth_funnel(con, args.truth, script), "stored": funnel_counts(con, script.id)}
         calls = con.execute("SELECT file, duration, channels, sample_rate, timings FROM calls ORDER BY file").df()
     if not comparisons:
         raise SystemExit(f"no stored call has a ground-truth file in {args.truth}: run `make demo` first")
+    funnels["after_one_review_round"] = rescored_funnel(args.db, script, reviewed.pop("rescored"))
     import pandas as pd
 
     rows = pd.DataFrame(
@@ -154,6 +225,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     summary["trained_leave_one_call_out"] = trained
     summary["after_one_review_round"] = reviewed
+    summary["funnel"] = {
+        **funnels,
+        "differences": {k: funnel_differences(v, funnels["truth"]) for k, v in funnels.items() if k != "truth"},
+    }
     steps: dict[str, float] = {}
     for timings in calls["timings"]:
         for step, seconds in json.loads(timings).items():
@@ -186,6 +261,16 @@ def main(argv: list[str] | None = None) -> dict:
         f"{reviewed['end_stage_correct']}/{summary['calls']} calls, "
         f"utterance stage accuracy {reviewed['stage_accuracy']:.1%}"
     )
+    print("\nfunnel (got this far / stage occurred) against the ground truth:")
+    funnel_rows = pd.DataFrame(
+        [
+            {"stage": stage, **{f"{k} {n}": funnels[k][stage][n] for k in funnels for n in ("got_here", "occurred")}}
+            for stage in funnels["truth"]
+        ]
+    )
+    print(format_table(funnel_rows, {k: k for k in funnel_rows.columns}, {}))
+    for name, differences in summary["funnel"]["differences"].items():
+        print(f"{name}: " + ("every stage's counts equal the truth's" if not differences else "; ".join(differences)))
     print(
         f"{audio_seconds:.0f} s of audio; seconds per step: "
         + ", ".join(f"{k} {v:.1f}" for k, v in summary["timing"]["seconds_per_step"].items())

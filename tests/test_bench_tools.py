@@ -46,3 +46,32 @@ def test_every_report_says_when_and_where(tmp_path, capsys):
     report = json.loads(path.read_text(encoding="utf-8"))
     assert report["ratio"] == 1.5 and report["cpus"] >= 1 and report["date"][:2] == "20"
     assert "Szia" in path.read_text(encoding="utf-8") and f"written {path}" in capsys.readouterr().out
+
+
+def test_the_demo_funnel_is_compared_with_the_truth_stage_by_stage(truth_database, demo_script):
+    from dataclasses import replace
+
+    from bench import demo
+    from salescalls.db import store
+    from salescalls.script.score import score_call
+    from tests.conftest import DEMO
+
+    with store.reader(truth_database) as con:
+        truth = demo.truth_funnel(con, str(DEMO), demo_script)
+        stored = demo.funnel_counts(con, demo_script.id)
+        call_id = con.execute("SELECT call_id FROM calls ORDER BY file LIMIT 1").fetchone()[0]
+        utterances = store.stored_utterances(con, call_id)
+    assert list(truth) == [stage.name for stage in demo_script.stages]
+    assert truth[demo_script.stages[0].name]["got_here"] == 14
+    assert stored == truth and demo.funnel_differences(stored, truth) == []
+
+    # One call rescored as if it never left the greeting: the funnel says where it differs.
+    greeting = tuple(replace(u, stage=demo_script.stages[0].name) for u in utterances)
+    rescored = demo.rescored_funnel(
+        str(truth_database), demo_script, [(call_id, greeting, score_call(list(greeting), demo_script))]
+    )
+    differences = demo.funnel_differences(rescored, truth)
+    second = demo_script.stages[1].name
+    assert f"{second} got_here {truth[second]['got_here'] - 1} vs {truth[second]['got_here']}" in differences
+    with store.reader(truth_database) as con:  # the scratch copy was rescored, not the database
+        assert demo.funnel_counts(con, demo_script.id) == truth

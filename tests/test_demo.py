@@ -8,12 +8,14 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
+from bench import demo as demo_bench
 from salescalls.cli import app
 from salescalls.db import search, store
 from salescalls.insights import coaching, funnel, scorecard
 from salescalls.learning import review
 from salescalls.learning.evaluate import compare_database, label_from_truth
 from salescalls.nightly.flow import nightly
+from salescalls.script.spec import load_script
 from tests.conftest import DEMO
 
 
@@ -85,3 +87,11 @@ def test_demo_run_agrees_with_ground_truth(tmp_path, monkeypatch, model_settings
     with duckdb.connect(str(database), read_only=True) as con:
         after = compare_database(con, inbox)
     assert sum(c.end_stage_ok for c in after) >= ends_before, [(c.call, c.end_stage, c.end_stage_truth) for c in after]
+    # After that round the funnel a QA specialist reads is the truth's: as many calls got at least
+    # this far as the ground truth says, at every stage (bench.demo prints the same comparison).
+    script = load_script(model_settings.script)
+    with store.reader(database) as con:
+        truth, found = demo_bench.truth_funnel(con, str(inbox), script), demo_bench.funnel_counts(con, script.id)
+    assert {stage: n["got_here"] for stage, n in found.items()} == {
+        stage: n["got_here"] for stage, n in truth.items()
+    }, demo_bench.funnel_differences(found, truth)
