@@ -59,7 +59,10 @@ def truth_funnel(con, truth_dir: str, script) -> dict[str, dict[str, int]]:
     built as if the pipeline had got every utterance right (evaluate.truth_record), with its
     calls.csv row, in a scratch database, and counted by the same SQL as the stored one."""
     metadata = read_metadata(Path(truth_dir) / "calls.csv").rows
-    stored = {row[0] for row in con.execute("SELECT file FROM calls WHERE script_id = ?", [script.id]).fetchall()}
+    stored = {
+        row[0]
+        for row in con.execute("SELECT file FROM calls WHERE script_id = $script", {"script": script.id}).fetchall()
+    }
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "truth.duckdb"
         with store.writer(path) as truth_con:
