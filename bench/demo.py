@@ -21,23 +21,14 @@ from salescalls.learning.evaluate import (
     compare_call,
     compare_database,
     label_from_truth,
-    load_truth,
     match_turns,
-    truth_record,
+    truth_files,
+    write_truth_database,
 )
 from salescalls.nightly.inbox import read_metadata
 from salescalls.pipeline import label_stages
 from salescalls.script import stages
 from salescalls.script.spec import load_script
-
-
-def _truths(truth_dir: str):
-    """(path, truth) for every ground-truth call file in the folder (any name: c01, r01, h01 ...)."""
-    for path in sorted(Path(truth_dir).glob("*.json")):
-        truth = load_truth(path)
-        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
-            yield path, truth
-
 
 FUNNEL_COUNTS = ("got_here", "occurred", "dropped", "completed")
 
@@ -64,12 +55,8 @@ def truth_funnel(con, truth_dir: str, script) -> dict[str, dict[str, int]]:
         for row in con.execute("SELECT file FROM calls WHERE script_id = $script", {"script": script.id}).fetchall()
     }
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "truth.duckdb"
-        with store.writer(path) as truth_con:
-            store.save_script(truth_con, script)
-            for _, truth in _truths(truth_dir):
-                if truth["file"] in stored:
-                    store.save_call(truth_con, truth_record(truth, metadata.get(truth["file"], {}), script))
+        calls = [(t, metadata.get(t["file"], {}), "") for _, t in truth_files(truth_dir) if t["file"] in stored]
+        path = write_truth_database(Path(scratch) / "truth.duckdb", script, calls)
         with store.reader(path) as truth_con:
             return funnel_counts(truth_con, script.id)
 
@@ -104,7 +91,7 @@ def leave_one_call_out(con, truth_dir: str, script) -> dict:
     This is what `salescalls train` does with a team's labels, measured without seeing the call.
     """
     calls = []
-    for path, truth in _truths(truth_dir):
+    for path, truth in truth_files(truth_dir):
         row = con.execute("SELECT call_id, language FROM calls WHERE file = ?", [truth["file"]]).fetchone()
         if row is None:
             continue
@@ -129,10 +116,13 @@ def leave_one_call_out(con, truth_dir: str, script) -> dict:
     return {"calls": len(calls), "end_stage_correct": right_end, "stage_accuracy": round(right_stage / matched, 4)}
 
 
-def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
+def review_round(con, truth_dir: str, script, labels: int = 10) -> tuple[dict, list]:
     """One round of the QA loop, measured: the `labels` least confident utterances labelled from
     the truth, a candidate trained and compared as `salescalls train` does, then every call
-    scored with the model `train` would leave active (the candidate only if promoted)."""
+    scored with the model `train` would leave active (the candidate only if promoted).
+
+    Returns the summary and the rescored calls, (call_id, utterances, score) as `rescore` stores them.
+    """
     from salescalls.learning import review, training
 
     rows = label_from_truth(con, review.review_rows(con, labels, script.id), truth_dir)
@@ -158,7 +148,7 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
     model = stages.train(script, calls) if promoted else stages.train_from_script(script)
     right_end = right_stage = matched = 0
     rescored = []
-    for path, truth in _truths(truth_dir):
+    for path, truth in truth_files(truth_dir):
         row = con.execute("SELECT call_id, language FROM calls WHERE file = ?", [truth["file"]]).fetchone()
         if row is None:
             continue
@@ -168,14 +158,14 @@ def review_round(con, truth_dir: str, script, labels: int = 10) -> dict:
         right_end += comparison_.end_stage_ok
         right_stage += comparison_.stage_correct
         matched += comparison_.utterances
-    return {
+    summary = {
         "labels": sum(len(v) for v in by_call.values()),
         "comparison": comparison,
         "promoted": promoted,
         "end_stage_correct": right_end,
         "stage_accuracy": round(right_stage / max(matched, 1), 4),
-        "rescored": rescored,
     }
+    return summary, rescored
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -194,12 +184,12 @@ def main(argv: list[str] | None = None) -> dict:
         comparisons = compare_database(con, args.truth)
         script = load_script(args.script)
         trained = leave_one_call_out(con, args.truth, script) if comparisons else None
-        reviewed = review_round(con, args.truth, script) if comparisons else None
+        reviewed, rescored = review_round(con, args.truth, script) if comparisons else (None, [])
         funnels = {"truth": truth_funnel(con, args.truth, script), "stored": funnel_counts(con, script.id)}
         calls = con.execute("SELECT file, duration, channels, sample_rate, timings FROM calls ORDER BY file").df()
     if not comparisons:
         raise SystemExit(f"no stored call has a ground-truth file in {args.truth}: run `make demo` first")
-    funnels["after_one_review_round"] = rescored_funnel(args.db, script, reviewed.pop("rescored"))
+    funnels["after_one_review_round"] = rescored_funnel(args.db, script, rescored)
     import pandas as pd
 
     rows = pd.DataFrame(

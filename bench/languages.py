@@ -8,7 +8,9 @@ its calls (no recognition errors: this measures the stage model, `bench.demo` th
 scored cold, from a script alone:
 - own: the team's own script, in the calls' language;
 - cross-lingual: the same team's script written in English only (data/scripts/demo-<lang>-en.yaml,
-  the same stages in the same order; truth stages are mapped to it by position).
+  the same stages in the same order; truth stages are mapped to it by position);
+- the reverse for the English calls: the Russian and the Hungarian team's own scripts, which
+  hold examples in their language only (the same seven stages in the same order).
 Systems as in bench.stages: keywords, TF-IDF + LR, salescalls with words only, salescalls (words
 and the sentence encoder) and salescalls with the encoder only ("meaning"), each decoded as the
 product does. Reported: utterance accuracy, macro-F1 and end stages right.
@@ -27,10 +29,14 @@ from salescalls.script.stages import LabelledCall, train
 from salescalls.text import encoder as sentence_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
-TEAMS = {  # team: (demo folder, own script, the same script in English, or None)
-    "en": ("data/demo", "data/scripts/demo.yaml", None),
-    "ru": ("data/demo-ru", "data/scripts/demo-ru.yaml", "data/scripts/demo-ru-en.yaml"),
-    "hu": ("data/demo-hu", "data/scripts/demo-hu.yaml", "data/scripts/demo-hu-en.yaml"),
+TEAMS = {  # team: (demo folder, own script, {setting: a script in another language than the calls})
+    "en": (
+        "data/demo",
+        "data/scripts/demo.yaml",
+        {"ru script": "data/scripts/demo-ru.yaml", "hu script": "data/scripts/demo-hu.yaml"},
+    ),
+    "ru": ("data/demo-ru", "data/scripts/demo-ru.yaml", {"cross-lingual": "data/scripts/demo-ru-en.yaml"}),
+    "hu": ("data/demo-hu", "data/scripts/demo-hu.yaml", {"cross-lingual": "data/scripts/demo-hu-en.yaml"}),
 }
 
 
@@ -42,7 +48,8 @@ class Meaning(Salescalls):
         self.name = "salescalls-meaning"
 
     def fit(self, script: Script, dialogues: list[Dialogue]):
-        self.model_ = train(script, [d.call for d in dialogues], encoder=self.encoder, words_weight=0.0)
+        self.script_, self.training_ = script, [d.call for d in dialogues]
+        self.model_ = train(script, self.training_, encoder=self.encoder, words_weight=0.0)
         return self
 
 
@@ -80,9 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     report = {**stamp(), "results": []}
     rows = []
-    for team, (folder, own_path, english_path) in TEAMS.items():
+    for team, (folder, own_path, others) in TEAMS.items():
         own = load_script(ROOT / own_path)
-        settings = [("own", own)] + ([("cross-lingual", load_script(ROOT / english_path))] if english_path else [])
+        settings = [("own", own)] + [(setting, load_script(ROOT / path)) for setting, path in others.items()]
         for setting, script in settings:
             dialogues = typed_calls(ROOT / folder, own, script)
             sign_off = script.stage_names[-1]

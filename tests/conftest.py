@@ -11,8 +11,7 @@ import pytest
 import soundfile as sf
 
 from salescalls.config import Settings
-from salescalls.db import store
-from salescalls.learning.evaluate import truth_record
+from salescalls.learning import evaluate
 from salescalls.nightly.inbox import read_metadata
 from salescalls.script.spec import load_script
 from salescalls.speech.models import missing
@@ -99,11 +98,7 @@ def truth_database(tmp_path_factory, demo_truths, demo_script) -> Path:
 def write_truth_database(path: Path, script, truths: list[dict], folder: Path) -> Path:
     """A database of `truths` (ground-truth calls with their calls.csv row under "crm") scored
     against `script`, each pointing at its recording in `folder`."""
-    with store.writer(path) as con:
-        store.save_script(con, script)
-        for truth in truths:
-            store.save_call(con, truth_record(truth, truth["crm"], script, str(folder / truth["file"])))
-    return path
+    return evaluate.write_truth_database(path, script, [(t, t["crm"], str(folder / t["file"])) for t in truths])
 
 
 def write_tone(

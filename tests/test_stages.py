@@ -275,6 +275,54 @@ def test_a_script_in_one_language_maps_calls_in_another(language, cases, at_leas
     assert words_only < with_meaning  # TF-IDF cannot read another language; the sentence encoder can
 
 
+def _language(text: str) -> str:
+    if any("а" <= c <= "я" for c in text.lower()):
+        return "ru"
+    return "hu" if any(c in "őűáéíöüó" for c in text.lower()) else "en"
+
+
+def right_in_language(model, cases) -> int:
+    """Like `right`, with each utterance's language given, as a stored call has it."""
+    found = 0
+    for text, role, stage in cases:
+        (emission,) = model.emissions([text], [role], _language(text))
+        found += model.stages[int(np.argmax(emission))] == stage
+    return found
+
+
+@pytest.mark.parametrize(("language", "cases"), [("en", RU_HU_CALL), ("ru", EN_CALL), ("hu", EN_CALL)])
+def test_a_call_in_a_language_no_training_row_has_is_read_by_its_meaning(language, cases):
+    from salescalls.script.stages import train
+
+    model = train(script_in_one_language(language), [], encoder="e5-small")
+    assert model.languages == (language,) and model.meaning_classifier is not None
+    other = _language(cases[0][0])
+    assert model.reads_by_meaning(other) and model.reads_by_meaning(other.upper())
+    assert not model.reads_by_meaning(language) and not model.reads_by_meaning(None)
+    texts, roles = [c[0] for c in cases if _language(c[0]) == other], [c[1] for c in cases if _language(c[0]) == other]
+    read = model.emissions(texts, roles, other)
+    meaning = model.meaning_classifier
+    expected = model._order(meaning.predict_proba(in_context(texts, roles, other)), meaning)
+    assert np.allclose(read, expected)
+    rows = in_context(texts, roles, other)  # no word columns, and scored block by block all the same
+    assert np.allclose(meaning._decision(rows), meaning.model_.decision_function(meaning._features(rows)))
+    assert not np.allclose(read, model.emissions(texts, roles, None))  # unknown language: words and meaning
+    # By meaning alone the paraphrases come out at least as right as with the script's words too.
+    assert right_in_language(model, cases) >= right(model, cases)
+    # One batch of calls in different languages reads each call with its own classifier.
+    goodbye = {"en": "Thank you, goodbye.", "ru": "Спасибо, до свидания.", "hu": "Köszönöm, viszontlátásra."}
+    calls = [(texts, roles, None, other), ([goodbye[language]], ["customer"], None, language)]
+    batch = model.label_calls(calls)
+    assert batch == [model.label(*call[:2], language=call[3]) for call in calls]
+
+
+def test_a_words_only_model_reads_every_language_with_its_words(demo_script):
+    from salescalls.script.stages import train
+
+    model = train(script_in_one_language("en"), [], encoder=None)
+    assert model.meaning_classifier is None and not model.reads_by_meaning("ru")
+
+
 def test_marginal_decoding_reads_each_utterance_from_the_whole_call(demo_script):
     import dataclasses
 

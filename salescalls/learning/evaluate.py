@@ -8,6 +8,7 @@ in time, so the comparison does not depend on how either side splits sentences.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ class CallComparison:
 
 def load_truth(path: str | Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def truth_files(folder: str | Path) -> Iterator[tuple[Path, dict]]:
+    """(path, truth) for every ground-truth call file in the folder, by name (c01, r01, h01 ...);
+    other JSON files there are passed over."""
+    for path in sorted(Path(folder).glob("*.json")):
+        truth = load_truth(path)
+        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
+            yield path, truth
 
 
 def match_turns(utterances: list[ScoredUtterance], turns: list[dict]) -> list[int | None]:
@@ -73,11 +83,7 @@ def compare_call(
 
 def compare_database(con, truth_dir: str | Path) -> list[CallComparison]:
     """Every stored call that has a ground-truth file (matched by file name) in truth_dir."""
-    truths = {}
-    for path in sorted(Path(truth_dir).glob("*.json")):
-        truth = load_truth(path)
-        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
-            truths[truth["file"]] = (path.stem, truth)
+    truths = {truth["file"]: (path.stem, truth) for path, truth in truth_files(truth_dir)}
     comparisons = []
     calls = con.execute(
         "SELECT c.call_id, c.file, r.end_stage, r.ended_by FROM calls c JOIN call_results r "
@@ -124,15 +130,22 @@ def truth_record(truth: dict, metadata: dict[str, str], script: Script, source: 
     )
 
 
+def write_truth_database(path: str | Path, script: Script, calls: Iterable[tuple[dict, dict[str, str], str]]) -> Path:
+    """A new database of ground-truth calls, each given as (truth, its calls.csv row, where its
+    recording is) and stored as `truth_record` builds it: the numbers the truth implies, by the
+    product's own SQL."""
+    with store.writer(path) as con:
+        store.save_script(con, script)
+        for truth, metadata, source in calls:
+            store.save_call(con, truth_record(truth, metadata, script, source))
+    return Path(path)
+
+
 def label_from_truth(con, rows: list[dict], truth_dir: str | Path) -> list[dict]:
     """Review rows (salescalls.learning.review.review_rows) with `label` filled in from the ground truth, as
     a reviewer who knows the truth would: each utterance gets the stage of the truth turn it
     overlaps most (rows of calls without a truth file, or matching no turn, stay unlabelled)."""
-    truths = {}
-    for path in sorted(Path(truth_dir).glob("*.json")):
-        truth = load_truth(path)
-        if isinstance(truth, dict) and "turns" in truth and "file" in truth:
-            truths[truth["file"]] = truth
+    truths = {truth["file"]: truth for _, truth in truth_files(truth_dir)}
     labelled = []
     for row in rows:
         truth = truths.get(row["file"])

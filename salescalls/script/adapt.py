@@ -72,7 +72,7 @@ def confident_examples(
     per_stage = max(1, round(share * len(usable)))
     if not len(usable):
         return [], Adaptation(len(calls), 0, per_stage, {})
-    proba = model._order(model.classifier.predict_proba([contexts[i] for i in usable]))
+    proba = model._scores([contexts[i] for i in usable])
     best = proba.argmax(axis=1)
     examples: list[tuple[Context, str]] = []
     taken: Counter = Counter()

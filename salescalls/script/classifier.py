@@ -168,7 +168,8 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X, fit: bool = False):
         vectors, meaning, role, previous_role, position, where = self._parts(X, fit)
-        blocks = self._text_blocks(vectors, where, role, self.words_weight)
+        # words_weight 0 reads by meaning only: no word columns at all, rather than columns of zeros
+        blocks = self._text_blocks(vectors, where, role, self.words_weight) if self.words_weight else []
         if meaning is not None:
             blocks += self._text_blocks(meaning, where, role, self.embedding_weight)
         blocks += [
@@ -187,7 +188,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         coef, offset = self.model_.coef_, 0
         scores = np.tile(self.model_.intercept_, (len(where), 1)).astype(np.float64)
         for matrix, weight in ((vectors, self.words_weight), (meaning, self.embedding_weight)):
-            if matrix is None:
+            if matrix is None or not weight:
                 continue
             width, n_blocks = matrix.shape[1], 3 + len(ROLES)
             weights = coef[:, offset : offset + n_blocks * width].reshape(len(coef), n_blocks, width)

@@ -68,6 +68,9 @@ def save_model(model: StageModel, models_dir: Path, training: dict) -> Path:
         "script_version": model.script_version,
         "stages": list(model.stages),
         "encoder": getattr(model.classifier, "encoder", None),
+        # calls in another language than these are read by their meaning alone (StageModel.reads_by_meaning)
+        "languages": list(getattr(model, "languages", ())),
+        "meaning_only_for_other_languages": getattr(model, "meaning_classifier", None) is not None,
         "decoder": {"sequence_weight": model.sequence_weight, "decoding": model.decoding},
         "created_at": datetime.now().isoformat(timespec="seconds"),
         "libraries": {"scikit-learn": sklearn.__version__, "spacy": spacy.__version__, "numpy": np.__version__},
