@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -81,11 +80,7 @@ def demo_script():
 def demo_truths() -> list[dict]:
     """The demo calls' ground-truth files, each with its calls.csv row under "crm"."""
     csv = read_metadata(DEMO / "calls.csv").rows
-    calls = []
-    for path in sorted(DEMO.glob("c*.json")):
-        truth = json.loads(path.read_text(encoding="utf-8"))
-        calls.append({**truth, "crm": csv[truth["file"]]})
-    return calls
+    return [{**truth, "crm": csv[truth["file"]]} for _, truth in evaluate.truth_files(DEMO)]
 
 
 @pytest.fixture(scope="session")

@@ -150,11 +150,13 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
             for key in keys:
                 index.setdefault(key, len(index))
             row_keys.append(keys)
-        normalised = [nlp.normalise(text, language) if text else "" for text, language in index]
-        if fit:
-            self.features_ = text_features(self.char_ngrams, self.word_ngrams, preprocessor=None)
-            self.features_.fit([n for n in normalised if n] or ["_"])
-        vectors = self.features_.transform(normalised).tocsr()
+        vectors = None  # words_weight 0 reads by meaning only: no words normalised or vectorised
+        if self.words_weight:
+            normalised = [nlp.normalise(text, language) if text else "" for text, language in index]
+            if fit:
+                self.features_ = text_features(self.char_ngrams, self.word_ngrams, preprocessor=None)
+                self.features_.fit([n for n in normalised if n] or ["_"])
+            vectors = self.features_.transform(normalised).tocsr()
         meaning = self._sentence_vectors([text for text, _ in index]) if self.encoder else None
         role = np.array([[r.role == name for name in ROLES] for r in rows], dtype=np.float64).reshape(-1, len(ROLES))
         previous_role = np.array([[r.previous_role == name for name in ROLES] for r in rows], dtype=np.float64)
@@ -168,8 +170,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
 
     def _features(self, X, fit: bool = False):
         vectors, meaning, role, previous_role, position, where = self._parts(X, fit)
-        # words_weight 0 reads by meaning only: no word columns at all, rather than columns of zeros
-        blocks = self._text_blocks(vectors, where, role, self.words_weight) if self.words_weight else []
+        blocks = [] if vectors is None else self._text_blocks(vectors, where, role, self.words_weight)
         if meaning is not None:
             blocks += self._text_blocks(meaning, where, role, self.embedding_weight)
         blocks += [
@@ -188,7 +189,7 @@ class StageClassifier(ClassifierMixin, BaseEstimator):
         coef, offset = self.model_.coef_, 0
         scores = np.tile(self.model_.intercept_, (len(where), 1)).astype(np.float64)
         for matrix, weight in ((vectors, self.words_weight), (meaning, self.embedding_weight)):
-            if matrix is None or not weight:
+            if matrix is None:
                 continue
             width, n_blocks = matrix.shape[1], 3 + len(ROLES)
             weights = coef[:, offset : offset + n_blocks * width].reshape(len(coef), n_blocks, width)
