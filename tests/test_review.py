@@ -104,6 +104,8 @@ def test_a_correction_changes_the_prediction_after_retraining(database, tmp_path
     sidecar = json.loads((tmp_path / "models" / "stages" / "demo-broadband" / "v1" / "model.json").read_text())
     assert sidecar["training"]["labelled_calls"] == 1 and sidecar["training"]["labelled_utterances"] == len(CALL)
     assert set(sidecar["libraries"]) >= {"scikit-learn", "spacy"} and len(sidecar["training"]["data_sha256"]) == 64
+    by_meaning = sidecar["meaning_only_for_other_languages"]
+    assert sidecar["decoder"]["for_other_languages"] == ("marginal" if by_meaning else None)
 
     assert stage_of(database, JARGON) == (before, model_before)  # nothing changes until rescoring
     result = runner.invoke(app, ["rescore", "--db", str(database)])

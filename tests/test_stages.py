@@ -347,3 +347,29 @@ def test_marginal_decoding_reads_each_utterance_from_the_whole_call(demo_script)
             assert names.index(label.stage) == int(np.argmax(marginals[t]))
             assert label.confidence == pytest.approx(marginals[t].max())
     assert [label.stage for label in by_marginal] != [label.stage for label in by_path]  # the choice matters here
+
+
+def test_a_call_read_by_its_meaning_is_decoded_utterance_by_utterance(demo_script):
+    import dataclasses
+
+    from salescalls.script.stages import MEANING_DECODING, train
+
+    assert MEANING_DECODING == "marginal"
+    # Per call: one batch decodes each call its own way (random emissions where the two differ).
+    path_model = train_from_script(demo_script)
+    marginal_model = dataclasses.replace(path_model, decoding="marginal")
+    emission = np.random.default_rng(3).dirichlet(np.ones(len(path_model.stages)) * 0.7, size=12)
+    calls = [(emission, None, None), (emission, None, None)]
+    mixed = path_model._decode_many(calls, ["marginal", "path"])
+    assert mixed == [marginal_model._decode(emission, None), path_model._decode(emission, None)]
+    assert mixed[0] != mixed[1]
+    # An English script on a Russian call reads it by meaning and by marginals; an English call
+    # of the same batch keeps the model's path.
+    model = train(script_in_one_language("en"), [], encoder="e5-small")
+    assert model.decoding == "path"
+    russian = [c for c in RU_HU_CALL if _language(c[0]) == "ru"]
+    ru_call = ([c[0] for c in russian], [c[1] for c in russian], None, "ru")
+    en_call = ([c[0] for c in EN_CALL], [c[1] for c in EN_CALL], None, "en")
+    batch = model.label_calls([ru_call, en_call])
+    assert batch[0] == dataclasses.replace(model, decoding="marginal").label_calls([ru_call])[0]
+    assert batch[1] == model._decode(model.emissions(*en_call[:2], "en"), None, en_call[1])

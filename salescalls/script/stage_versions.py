@@ -22,7 +22,7 @@ import numpy as np
 from salescalls import i18n
 from salescalls.errors import InputError
 from salescalls.script.spec import Script
-from salescalls.script.stages import StageModel, train_from_script
+from salescalls.script.stages import MEANING_DECODING, StageModel, train_from_script
 
 COLD_START = 0  # the version number of the cold-start model (the script's own examples)
 
@@ -71,7 +71,12 @@ def save_model(model: StageModel, models_dir: Path, training: dict) -> Path:
         # calls in another language than these are read by their meaning alone (StageModel.reads_by_meaning)
         "languages": list(getattr(model, "languages", ())),
         "meaning_only_for_other_languages": getattr(model, "meaning_classifier", None) is not None,
-        "decoder": {"sequence_weight": model.sequence_weight, "decoding": model.decoding},
+        # calls read by meaning are decoded as `for_other_languages` says, whatever `decoding` is
+        "decoder": {
+            "sequence_weight": model.sequence_weight,
+            "decoding": model.decoding,
+            "for_other_languages": MEANING_DECODING if getattr(model, "meaning_classifier", None) else None,
+        },
         "created_at": datetime.now().isoformat(timespec="seconds"),
         "libraries": {"scikit-learn": sklearn.__version__, "spacy": spacy.__version__, "numpy": np.__version__},
         "training": training,
