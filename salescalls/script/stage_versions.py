@@ -61,6 +61,7 @@ def save_model(model: StageModel, models_dir: Path, training: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model = copy.copy(model)
     model.name = f"{model.script_id}@{model.script_version}:stages-v{version}"
+    by_meaning = getattr(model, "meaning_classifier", None) is not None
     record = {
         "name": model.name,
         "version": version,
@@ -70,12 +71,12 @@ def save_model(model: StageModel, models_dir: Path, training: dict) -> Path:
         "encoder": getattr(model.classifier, "encoder", None),
         # calls in another language than these are read by their meaning alone (StageModel.reads_by_meaning)
         "languages": list(getattr(model, "languages", ())),
-        "meaning_only_for_other_languages": getattr(model, "meaning_classifier", None) is not None,
+        "meaning_only_for_other_languages": by_meaning,
         # calls read by meaning are decoded as `for_other_languages` says, whatever `decoding` is
         "decoder": {
             "sequence_weight": model.sequence_weight,
             "decoding": model.decoding,
-            "for_other_languages": MEANING_DECODING if getattr(model, "meaning_classifier", None) else None,
+            "for_other_languages": MEANING_DECODING if by_meaning else None,
         },
         "created_at": datetime.now().isoformat(timespec="seconds"),
         "libraries": {"scikit-learn": sklearn.__version__, "spacy": spacy.__version__, "numpy": np.__version__},

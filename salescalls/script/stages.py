@@ -57,7 +57,7 @@ DECODE_BATCH = 256  # calls decoded together (numpy steps over the batch instead
 # emissions come from another language's examples and are flatter, and one most likely path lets
 # a few unsure utterances carry the whole call. Measured with bench.languages on the three
 # teams' typed demo calls, against the path, in all four cross-language settings more utterances
-# and more end stages right (README, "Scripts in one language, calls in another").
+# and more end stages right (README, "A script in another language than the calls").
 MEANING_DECODING = "marginal"
 
 
