@@ -52,7 +52,7 @@ from bench.report import stamp, write_json
 from salescalls.script.adapt import UnlabelledCall, adapt
 from salescalls.script.outcomes import CallEnd, OutcomeClassifier
 from salescalls.script.score import call_path
-from salescalls.script.spec import OFF_SCRIPT, Script, load_script
+from salescalls.script.spec import OFF_SCRIPT, STAGE_ORDERS, Script, load_script
 from salescalls.script.stages import LabelledCall, script_training_data, train
 from salescalls.text import encoder as sentence_encoder
 from salescalls.text import nlp
@@ -388,6 +388,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--min-domain-calls", type=int, default=10, help="calls a domain needs to be left out")
     parser.add_argument("--json", default="bench/results/stages.json")
     parser.add_argument("--vectors", type=Path, default=Path("bench/results/vectors.npz"), help="sentence-vector cache")
+    parser.add_argument(
+        "--stage-order", choices=STAGE_ORDERS, help="read the calls with this stage_order (default: the script's)"
+    )
     args = parser.parse_args(argv)
     files = args.dialogues or [_shared_dialogues()]
     cache = sentence_encoder.shared_cache(sentence_encoder.configured() or sentence_encoder.DEFAULT_ENCODER)
@@ -400,6 +403,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for path in files:
         script = load_script(args.script or path.parent / "script.yaml")
+        if args.stage_order:
+            script = dataclasses.replace(script, stage_order=args.stage_order)
         dialogues = load_dialogues(path)
         print(f"{path}: {len(dialogues)} calls, script {script.id} v{script.version}", flush=True)
         results = {}

@@ -14,6 +14,7 @@ runner = CliRunner()
 def test_script_check_reports_stages_or_the_failing_line(tmp_path):
     ok = runner.invoke(app, ["script", "check", str(DEMO_SCRIPT)])
     assert ok.exit_code == 0 and "script demo-broadband v1" in ok.output and "objection (optional)" in ok.output
+    assert "stage order: strict" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(DEMO_SCRIPT.read_text().replace("speaker: rep", "speaker: robot", 1))
     result = runner.invoke(app, ["script", "check", str(bad)])

@@ -163,3 +163,12 @@ def test_success_outcomes_are_the_scripts_own_or_the_default_it_has():
     assert parse_script(own, "mini.yaml").success == ("demo_booked", "sale")
     with pytest.raises(ScriptError, match=r"mini.yaml:2\d: success outcome 'won' is not one of the script's outcomes"):
         parse_script(VALID + "success: [won]\n", "mini.yaml")
+
+
+def test_stage_order_is_read_from_either_format_and_a_bad_one_names_its_line():
+    assert parse_script(VALID, "mini.yaml").stage_order == "strict"  # without the key
+    assert parse_script(VALID + "stage_order: free\n", "mini.yaml").stage_order == "free"
+    assert parse_script(LABELLED_SET + "stage_order: loose\n", "set.yaml").stage_order == "loose"
+    bad = r"^mini.yaml:2\d: stage_order must be one of strict, loose, free, not 'any'$"
+    with pytest.raises(ScriptError, match=bad):
+        parse_script(VALID + "stage_order: any\n", "mini.yaml")

@@ -373,3 +373,31 @@ def test_a_call_read_by_its_meaning_is_decoded_utterance_by_utterance(demo_scrip
     batch = model.label_calls([ru_call, en_call])
     assert batch[0] == dataclasses.replace(model, decoding="marginal").label_calls([ru_call])[0]
     assert batch[1] == model._decode(model.emissions(*en_call[:2], "en"), None, en_call[1])
+
+
+def test_the_scripts_stage_order_sets_how_the_cold_start_reads_a_call(demo_script):
+    from salescalls.script.spec import parse_script
+    from tests.conftest import DEMO_SCRIPT
+
+    text = DEMO_SCRIPT.read_text(encoding="utf-8")
+    models = {order: train_from_script(parse_script(text + f"\nstage_order: {order}\n")) for order in ("loose", "free")}
+    strict = train_from_script(demo_script)
+    assert (strict.sequence_weight, strict.decoding) == (1.0, "path")
+    assert (models["loose"].sequence_weight, models["loose"].decoding) == (0.3, "marginal")
+    assert models["free"].sequence_weight == 0.0
+    names = list(strict.stages)
+    emission = np.random.default_rng(5).dirichlet(np.ones(len(names)) * 0.7, size=15)
+    free = models["free"]._decode(emission, None)
+    # free: each utterance on its own, whatever the script's order says
+    assert [names.index(label.stage) for label in free if label.stage in names] == [
+        int(np.argmax(row)) for row, label in zip(emission, free, strict=True) if label.stage in names
+    ]
+    loose = models["loose"]
+    log_e = np.log(emission)
+    log_e[-1] += 0.3 * np.log(loose.final)
+    marginals = posteriors(log_e, 0.3 * np.log(loose.transitions), 0.3 * np.log(loose.initial))
+    for t, label in enumerate(loose._decode(emission, None)):
+        if label.stage in names:
+            assert names.index(label.stage) == int(np.argmax(marginals[t]))
+    by_order = [[label.stage for label in m._decode(emission, None)] for m in (strict, loose, models["free"])]
+    assert by_order[0] != by_order[1] and by_order[1] != by_order[2]  # the choice matters here

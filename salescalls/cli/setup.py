@@ -125,6 +125,7 @@ def script_check(file: Path) -> None:
     typer.echo(_("stages: {stages}", stages=required))
     success = ", ".join(script.success) or _("none (add `success:` naming the outcomes that make a call a success)")
     typer.echo(_("success outcomes: {outcomes}", outcomes=success))
+    typer.echo(_("stage order: {order} (stage_order: strict, loose or free)", order=script.stage_order))
 
 
 @command(app, "config")

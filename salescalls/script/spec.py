@@ -35,7 +35,11 @@ _TOP_KEYS = {
     "trackers",
     "reasons",
     "success",
+    "stage_order",
 }
+# How closely a team's calls follow the order of its stages (`stage_order:`), which decides how
+# the stage model reads a call until labels decide it (salescalls.script.stages.STAGE_ORDER_DECODING).
+STAGE_ORDERS = ("strict", "loose", "free")
 _STAGE_KEYS = {"name", "required", "speaker", "description", "examples"}
 _RULE_KEYS = {"name", "description", "phrases"}
 
@@ -77,6 +81,7 @@ class Script:
     trackers: dict[str, Phrases] = field(default_factory=dict)  # concept -> language -> phrases to find in calls
     reasons: dict[str, Phrases] = field(default_factory=dict)  # why customers leave -> language -> examples
     success: tuple[str, ...] = DEFAULT_SUCCESS  # outcomes that make a call a success wherever it ended
+    stage_order: str = "strict"  # how closely calls follow the stages' order: one of STAGE_ORDERS
 
     @functools.cached_property  # asked for per utterance when 100,000 calls are rescored
     def stage_names(self) -> tuple[str, ...]:
@@ -197,6 +202,7 @@ def parse_script(text: str, source: str = "<script>") -> Script:
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         trackers=named["trackers"],
         reasons=named["reasons"],
+        stage_order=parser.stage_order(top.get("stage_order")),
     )
 
 
@@ -248,6 +254,7 @@ def _labelled_set_script(root: yaml.MappingNode, text: str, source: str) -> Scri
         forbidden=(),
         vocabulary=(),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        stage_order=parser.stage_order(top.get("stage_order")),
     )
 
 
@@ -298,6 +305,20 @@ class _Parser:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
             self.fail(node, i18n._("{where} must be non-empty text", where=where))
         return str(value).strip()
+
+    def stage_order(self, node: yaml.Node | None) -> str:
+        """The script's `stage_order:`, one of STAGE_ORDERS; without the key, strict."""
+        if node is None:
+            return "strict"
+        value = self.text(node, "stage_order")
+        if value not in STAGE_ORDERS:
+            self.fail(
+                node,
+                i18n._(
+                    "stage_order must be one of {choices}, not '{value}'", choices=", ".join(STAGE_ORDERS), value=value
+                ),
+            )
+        return value
 
     def success(self, node: yaml.Node | None, outcomes: dict) -> tuple[str, ...]:
         """The script's `success:` outcomes, each one the script names; without the key, the
